@@ -1,0 +1,241 @@
+"""Settings: a TOML file plus `INGESTD_*` environment overrides, validated by pydantic.
+
+Precedence, highest first: values the CLI sets (for `run --sandbox`), the environment
+(`INGESTD_WISTIA__API_TOKEN`), the TOML file, the defaults below. The API token may also come
+from `wistia.api_token_file` or the systemd credential `wistia-token`.
+
+Every problem becomes one `ConfigError` that names the key; the token's value never appears in
+an error (pydantic's own messages would echo the input, so we build ours from its locations).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from ingestd.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = (Path("ingestd.toml"), Path("/etc/ingestd/config.toml"))
+CREDENTIAL_NAME = "wistia-token"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WistiaSettings(_Section):
+    api_token: SecretStr = SecretStr("")
+    api_token_file: Path | None = None
+    upload_url: str = "https://upload.wistia.com/"
+    api_url: str = "https://api.wistia.com/v1/"
+    project_id: str = ""
+    requests_per_minute: int = Field(600, ge=1, le=100_000)
+    # Connect/write/pool timeout and the read timeout of Data API calls.
+    timeout_seconds: float = Field(30.0, gt=0)
+    # How long to wait for Wistia's answer once an upload's last byte is sent.
+    upload_timeout_seconds: float = Field(600.0, gt=0)
+
+    @field_validator("upload_url", "api_url")
+    @classmethod
+    def _https_unless_loopback(cls, url: str) -> str:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError(
+                "plain http:// is refused for a non-loopback host (the token would travel "
+                "unencrypted); use https://"
+            )
+        return url.strip().rstrip("/") + "/"
+
+
+class IngestSettings(_Section):
+    workers: int = Field(3, ge=1, le=64)
+    settle_seconds: float = Field(5.0, ge=0)
+    rescan_seconds: float = Field(300.0, gt=0)
+    observer: Literal["auto", "native", "polling"] = "auto"
+    extensions: list[str] = Field(
+        default_factory=lambda: [
+            "mp4", "mov", "m4v", "avi", "mkv", "webm", "wmv", "flv", "mpg", "mpeg", "3gp",
+            "mp3", "m4a", "wav",
+        ]
+    )  # fmt: skip
+    ignore: list[str] = Field(
+        default_factory=lambda: [".*", "*.part", "*.tmp", "*.crdownload", "~*"]
+    )
+    max_attempts: int = Field(10, ge=1)
+    after_upload: Literal["keep", "move", "delete"] = "keep"
+    archive_dir: str = ""
+    # Growing interval between status polls of a media Wistia is processing.
+    poll_min_seconds: float = Field(5.0, gt=0)
+    poll_max_seconds: float = Field(60.0, gt=0)
+    # Backoff between attempts after a transient error (jittered, doubling).
+    retry_min_seconds: float = Field(5.0, gt=0)
+    retry_max_seconds: float = Field(600.0, gt=0)
+    # A media still processing after this long fails.
+    processing_timeout_seconds: float = Field(6 * 3600.0, gt=0)
+    # Growing interval between probes while uploading is on hold (video limit, auth).
+    probe_min_seconds: float = Field(60.0, gt=0)
+    probe_max_seconds: float = Field(3600.0, gt=0)
+
+    @field_validator("extensions")
+    @classmethod
+    def _normalise_extensions(cls, values: list[str]) -> list[str]:
+        cleaned = [v.strip().lower().lstrip(".") for v in values]
+        if not all(cleaned):
+            raise ValueError("an extension is empty")
+        return cleaned
+
+
+class CaptionsSettings(_Section):
+    default_language: str = Field("eng", min_length=2, max_length=3)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INGESTD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    watch_dir: Path
+    ledger: Path = Path("/var/lib/ingestd/ledger.db")
+    wistia: WistiaSettings = Field(default_factory=WistiaSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    captions: CaptionsSettings = Field(default_factory=CaptionsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _archive_needed_for_move(self) -> Settings:
+        if self.ingest.after_upload == "move" and not self.ingest.archive_dir:
+            raise ValueError('ingest.archive_dir: required when ingest.after_upload = "move"')
+        return self
+
+
+def _settings_class(toml_path: Path | None) -> type[Settings]:
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(  # type: ignore[override]
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
+            sources = [init_settings, env_settings]
+            if toml_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            return tuple(sources)
+
+    return _Loaded
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """The config file to read: --config, $INGESTD_CONFIG, ./ingestd.toml, /etc/ingestd/..."""
+    chosen = explicit or os.environ.get("INGESTD_CONFIG")
+    if chosen:
+        path = Path(chosen)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist",
+                "pass --config with the right path, or unset INGESTD_CONFIG",
+            )
+        return path
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if not key:
+        return message  # a check across keys; its message names them
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling and section)"
+    return f"{key}: {message}"
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Read and validate the settings; relative paths are taken from the config file's folder."""
+    try:
+        settings = _settings_class(path)(**overrides)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid config{where}: {problems}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    base = path.resolve().parent if path else Path.cwd()
+    return _resolve_paths(settings, base)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    settings.watch_dir = (base / settings.watch_dir.expanduser()).resolve()
+    settings.ledger = (base / settings.ledger.expanduser()).absolute()
+    if settings.ingest.archive_dir:
+        settings.ingest.archive_dir = str((base / settings.ingest.archive_dir).resolve())
+    if settings.wistia.api_token_file:
+        settings.wistia.api_token_file = (base / settings.wistia.api_token_file).absolute()
+    return settings
+
+
+def resolve_token(settings: Settings) -> str:
+    """The API token from the config, the token file, or the systemd credential."""
+    token = settings.wistia.api_token.get_secret_value().strip()
+    source = "wistia.api_token"
+    if not token and settings.wistia.api_token_file:
+        source = "wistia.api_token_file"
+        token = _read_secret(settings.wistia.api_token_file, source)
+    if not token and os.environ.get("CREDENTIALS_DIRECTORY"):
+        credential = Path(os.environ["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
+        if credential.exists():
+            source = f"credential {CREDENTIAL_NAME}"
+            token = _read_secret(credential, source)
+    if not token:
+        raise ConfigError(
+            "wistia.api_token: no API token configured",
+            "set wistia.api_token or wistia.api_token_file, the environment variable "
+            "INGESTD_WISTIA__API_TOKEN, or a systemd credential named wistia-token",
+        )
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise ConfigError(f"{source}: the token contains spaces or control characters")
+    return token
+
+
+def _read_secret(path: Path, key: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: cannot read {path}: {exc.strerror}",
+            "check the path and that the ingestd user may read it",
+        ) from None

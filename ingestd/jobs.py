@@ -1,0 +1,105 @@
+"""The job: its states, the transitions allowed between them, and the job record.
+
+One job is one version of one media file (or `.url` import). The ledger (ledger.py) is the
+only code that changes a job's state, and it refuses any move not listed in TRANSITIONS.
+
+    settling -> queued -> uploading -> processing -> finishing -> done
+        |          |          |             |            |
+        +----------+----------+-------------+------------+--> failed (terminal; retry -> queued)
+        +----------+----------+--------------------------+--> held (its own problem; resumes)
+
+`held` is a job waiting on its own problem (a malformed sidecar, an unreadable file). Where it
+resumes is derived from how far it got (see `resume_state`), so no extra column can disagree.
+An account-wide stop (video limit, auth) is the ledger's `hold`, not a job state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    SETTLING = "settling"
+    QUEUED = "queued"
+    UPLOADING = "uploading"
+    PROCESSING = "processing"
+    FINISHING = "finishing"
+    DONE = "done"
+    FAILED = "failed"
+    HELD = "held"
+
+
+TERMINAL = frozenset({JobState.DONE, JobState.FAILED})
+
+S = JobState
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    S.SETTLING: frozenset({S.QUEUED, S.FAILED, S.HELD}),
+    S.QUEUED: frozenset({S.UPLOADING, S.HELD, S.FAILED}),
+    # uploading -> settling: the file changed while it was being sent.
+    S.UPLOADING: frozenset({S.PROCESSING, S.QUEUED, S.FAILED, S.HELD, S.SETTLING}),
+    S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),
+    S.FINISHING: frozenset({S.DONE, S.HELD, S.FAILED}),
+    S.HELD: frozenset({S.SETTLING, S.QUEUED, S.FINISHING, S.FAILED}),
+    S.FAILED: frozenset({S.QUEUED, S.FINISHING}),
+    S.DONE: frozenset(),
+}
+del S
+
+
+def can_move(from_state: JobState, to_state: JobState) -> bool:
+    return to_state in TRANSITIONS[from_state]
+
+
+class JobKind(StrEnum):
+    FILE = "file"  # a media file, uploaded as multipart
+    URL = "url"  # a `.url` file, imported by Wistia from the web
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the ledger's jobs table."""
+
+    id: int
+    path: str
+    kind: str
+    state: JobState
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    settle_since: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    reason: str | None = None
+    next_attempt_at: float | None = None
+    upload_started_at: float | None = None
+    bytes_sent: int | None = None
+    media_name: str | None = None
+    media_id: int | None = None
+    hashed_id: str | None = None
+    processing_since: float | None = None
+    next_poll_at: float | None = None
+    poll_interval: float | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in row.items() if k in known}
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+
+def resume_state(job: Job) -> JobState:
+    """Where a held or retried job goes back to, judged by how far it got."""
+    if job.sha256 is None:
+        return JobState.SETTLING  # never read completely: settle and hash again
+    if job.hashed_id is None:
+        return JobState.QUEUED  # not in Wistia yet
+    return JobState.FINISHING  # in Wistia and processed: only the sidecars are left

@@ -1,0 +1,543 @@
+"""The job ledger: SQLite in WAL mode, the only module that writes SQL.
+
+Tables: `jobs` (one row per version of a media file), `events` (append-only, one row per state
+change with its time and reason), `hold` (at most one row: the account-wide stop) and
+`sidecars` (what the finisher applied, with a digest of what it sent).
+
+Every state change goes through `move()` (or one of the named operations built on it), which
+checks the move against `jobs.TRANSITIONS`, updates the row only if it is still in the state the
+caller saw (`WHERE id=? AND state=?`) and adds the event row, all in one `BEGIN IMMEDIATE`
+transaction: a crash between any two lines leaves either the old state or the new one.
+
+A `sqlite3` connection belongs to the thread that opened it: every thread opens its own Ledger.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ingestd.errors import LedgerBusy
+from ingestd.jobs import TERMINAL, Job, JobState, can_move
+
+BUSY_TIMEOUT_MS = 15_000
+ACTIVE_STATES = tuple(s.value for s in JobState if s not in TERMINAL)
+TERMINAL_STATES = tuple(s.value for s in TERMINAL)
+
+
+class StaleTransition(RuntimeError):
+    """The job was not in the state the caller expected: someone else moved it first."""
+
+
+class InvalidTransition(ValueError):
+    """A move that jobs.TRANSITIONS does not allow: a bug, never a user error."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """The account-wide stop: nothing is uploaded until a probe succeeds."""
+
+    kind: str  # video_limit | auth
+    reason: str
+    since: float
+    next_probe_at: float
+    probe_interval: float
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    job_id: int
+    at: float
+    from_state: str | None
+    to_state: str
+    note: str | None
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    states = ", ".join(f"'{s.value}'" for s in JobState)
+    db.executescript(f"""
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'file' CHECK (kind IN ('file', 'url')),
+            state TEXT NOT NULL CHECK (state IN ({states})),
+            size INTEGER,
+            mtime_ns INTEGER,
+            sha256 TEXT,
+            settle_since REAL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            reason TEXT,
+            next_attempt_at REAL,
+            upload_started_at REAL,
+            bytes_sent INTEGER,
+            media_name TEXT,
+            media_id INTEGER,
+            hashed_id TEXT,
+            processing_since REAL,
+            next_poll_at REAL,
+            poll_interval REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX jobs_by_path ON jobs (path, id);
+        CREATE INDEX jobs_by_state ON jobs (state, next_attempt_at);
+        CREATE INDEX jobs_by_hashed_id ON jobs (hashed_id) WHERE hashed_id IS NOT NULL;
+        CREATE INDEX jobs_by_updated ON jobs (updated_at);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX events_by_job ON events (job_id, id);
+        CREATE TABLE hold (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            kind TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL,
+            next_probe_at REAL NOT NULL,
+            probe_interval REAL NOT NULL
+        );
+        CREATE TABLE sidecars (
+            job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            applied_at REAL NOT NULL,
+            PRIMARY KEY (job_id, name)
+        );
+    """)
+
+
+# Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Ledger:
+    """One thread's connection to the ledger."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute("PRAGMA foreign_keys = ON")
+        # FULL: a commit survives power loss too; the ledger writes little, so it costs nothing.
+        self.db.execute("PRAGMA synchronous = FULL")
+        if self.db.journal_mode != "wal":
+            self.db.enable_wal()
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """A write transaction that takes the write lock up front (see NOTES: WAL upgrades)."""
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"ledger {self.path} has schema {version}, newer than this ingestd "
+                f"({SCHEMA_VERSION}): upgrade ingestd"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self._write():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
+        return next(iter(self.db.query(sql, params)), None)
+
+    def _event(self, job_id: int, from_state: str | None, to_state: str, note: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO events (job_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
+            (job_id, _now(), from_state, to_state, note),
+        )
+
+    # --- moving jobs --------------------------------------------------------------------------
+
+    def move(self, job: Job, to_state: JobState, note: str | None = None, **changes: Any) -> Job:
+        """Move `job` from the state it was read in to `to_state`, with column changes.
+
+        `reason` (why the job waits) is cleared unless given: it describes the old state.
+        """
+        if not can_move(job.state, to_state):
+            raise InvalidTransition(f"job {job.id}: {job.state} -> {to_state} is not allowed")
+        with self._write():
+            return self._move_in_transaction(job.id, job.state, to_state, note, changes)
+
+    def _move_in_transaction(
+        self,
+        job_id: int,
+        from_state: JobState,
+        to_state: JobState,
+        note: str | None,
+        changes: dict[str, Any],
+    ) -> Job:
+        values = {"reason": None, **changes, "state": to_state.value, "updated_at": _now()}
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        row = self._one(
+            f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_from RETURNING *",
+            {**values, "_id": job_id, "_from": from_state.value},
+        )
+        if row is None:
+            raise StaleTransition(f"job {job_id} is no longer {from_state}")
+        self._event(job_id, from_state.value, to_state.value, note)
+        return Job.from_row(row)
+
+    def update(self, job: Job, **changes: Any) -> Job:
+        """Change columns of a job that stays in its state (no event)."""
+        values = {**changes, "updated_at": _now()}
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        with self._write():
+            row = self._one(
+                f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_state RETURNING *",
+                {**values, "_id": job.id, "_state": job.state.value},
+            )
+        if row is None:
+            raise StaleTransition(f"job {job.id} is no longer {job.state}")
+        return Job.from_row(row)
+
+    def record_progress(self, job_id: int, bytes_sent: int) -> None:
+        """Upload progress for `status`; not an event, and harmless if the job moved on."""
+        with self._write():
+            self.db.execute(
+                "UPDATE jobs SET bytes_sent = ? WHERE id = ? AND state = 'uploading'",
+                (bytes_sent, job_id),
+            )
+
+    # --- the watcher's operations -------------------------------------------------------------
+
+    def add_settling(self, path: str, kind: str, size: int, mtime_ns: int) -> Job:
+        """A new candidate version of a file: it settles before it becomes a job to upload."""
+        now = _now()
+        with self._write():
+            row = self._one(
+                """INSERT INTO jobs (path, kind, state, size, mtime_ns, settle_since,
+                                     created_at, updated_at)
+                   VALUES (?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING *""",
+                (path, kind, size, mtime_ns, now, now, now),
+            )
+            assert row is not None
+            self._event(row["id"], None, JobState.SETTLING.value, "found")
+        return Job.from_row(row)
+
+    def settle(self, job: Job, sha256: str) -> Job | None:
+        """The settling file is complete and hashed: queue it, unless its content is known.
+
+        Same path and same bytes as an earlier job (a restart, a touch) is the same version:
+        the earlier job takes the new size and mtime, and the candidate row goes away. Returns
+        the queued job, or None when the content was already known.
+        """
+        with self._write():
+            earlier = self._one(
+                """SELECT id FROM jobs WHERE path = ? AND sha256 = ? AND id != ?
+                   ORDER BY id DESC LIMIT 1""",
+                (job.path, sha256, job.id),
+            )
+            if earlier is not None:
+                self.db.execute(
+                    "UPDATE jobs SET size = ?, mtime_ns = ? WHERE id = ?",
+                    (job.size, job.mtime_ns, earlier["id"]),
+                )
+                self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
+                return None
+            return self._move_in_transaction(
+                job.id, JobState.SETTLING, JobState.QUEUED, "settled", {"sha256": sha256}
+            )
+
+    def drop_candidate(self, job: Job) -> None:
+        """Forget a settling candidate whose file went away before it settled."""
+        with self._write():
+            self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
+
+    def latest_by_path(self) -> dict[str, Job]:
+        """The newest job of every path, for reconciling a scan of the tree."""
+        rows = self.db.query(
+            "SELECT * FROM jobs WHERE id IN (SELECT max(id) FROM jobs GROUP BY path)"
+        )
+        return {row["path"]: Job.from_row(row) for row in rows}
+
+    def latest_for_path(self, path: str) -> Job | None:
+        row = self._one("SELECT * FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", (path,))
+        return Job.from_row(row) if row else None
+
+    # --- the uploader's operations ------------------------------------------------------------
+
+    def claim_upload(self) -> Job | None:
+        """Atomically take the oldest queued job that is due: queued -> uploading."""
+        now = _now()
+        with self._write():
+            row = self._one(
+                """UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
+                                  updated_at = :now
+                   WHERE id = (SELECT id FROM jobs
+                               WHERE state = 'queued'
+                                 AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+                               ORDER BY id LIMIT 1)
+                   RETURNING *""",
+                {"now": now},
+            )
+            if row is None:
+                return None
+            self._event(row["id"], JobState.QUEUED.value, JobState.UPLOADING.value, "claimed")
+        return Job.from_row(row)
+
+    def next_due_at(self) -> float | None:
+        """When the next queued job becomes due (None: nothing queued)."""
+        row = self._one(
+            """SELECT min(coalesce(next_attempt_at, 0)) AS due FROM jobs
+               WHERE state = 'queued'"""
+        )
+        return row["due"] if row else None
+
+    def requeue_interrupted(self, note: str) -> list[Job]:
+        """Jobs left `uploading` by a crash or stop go back to the queue, attempts unchanged.
+
+        `upload_started_at` stays, so the next claim reconciles with Wistia before sending.
+        """
+        with self._write():
+            rows = list(
+                self.db.query(
+                    """UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
+                                      updated_at = ?
+                       WHERE state = 'uploading' RETURNING *""",
+                    (note, _now()),
+                )
+            )
+            for row in rows:
+                self._event(row["id"], JobState.UPLOADING.value, JobState.QUEUED.value, note)
+        return [Job.from_row(r) for r in rows]
+
+    def hashed_id_taken(self, hashed_id: str, except_job: int) -> bool:
+        row = self._one(
+            "SELECT 1 AS x FROM jobs WHERE hashed_id = ? AND id != ? LIMIT 1",
+            (hashed_id, except_job),
+        )
+        return row is not None
+
+    # --- queries by state ---------------------------------------------------------------------
+
+    def jobs_in(self, state: JobState, limit: int = 1000) -> list[Job]:
+        rows = self.db.query(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT ?", (state.value, limit)
+        )
+        return [Job.from_row(r) for r in rows]
+
+    def due_polls(self, limit: int = 100) -> list[Job]:
+        rows = self.db.query(
+            """SELECT * FROM jobs WHERE state = 'processing'
+               AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at LIMIT ?""",
+            (_now(), limit),
+        )
+        return [Job.from_row(r) for r in rows]
+
+    def get(self, job_id: int) -> Job | None:
+        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return Job.from_row(row) if row else None
+
+    def find(self, ref: str) -> Job | None:
+        """A job by id, hashed id, or path (the newest job of that path)."""
+        if ref.isdigit() and (job := self.get(int(ref))):
+            return job
+        row = self._one("SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (ref,))
+        if row is None:
+            path = str(Path(ref).expanduser().absolute())
+            row = self._one(
+                "SELECT * FROM jobs WHERE path IN (?, ?) ORDER BY id DESC LIMIT 1", (ref, path)
+            )
+        return Job.from_row(row) if row else None
+
+    # --- retry --------------------------------------------------------------------------------
+
+    def retry(self, job: Job, note: str = "retry requested") -> Job:
+        """A failed job goes again: from finishing if only its sidecars failed, else upload."""
+        last = self._one(
+            """SELECT from_state FROM events WHERE job_id = ? AND to_state = 'failed'
+               ORDER BY id DESC LIMIT 1""",
+            (job.id,),
+        )
+        if last and last["from_state"] == JobState.FINISHING.value and job.hashed_id:
+            return self.move(job, JobState.FINISHING, note, error=None)
+        return self.move(
+            job,
+            JobState.QUEUED,
+            note,
+            attempts=0,
+            error=None,
+            next_attempt_at=None,
+            media_id=None,
+            hashed_id=None,
+            processing_since=None,
+            next_poll_at=None,
+            poll_interval=None,
+        )
+
+    # --- the account-wide hold ----------------------------------------------------------------
+
+    def hold(self) -> Hold | None:
+        row = self._one("SELECT kind, reason, since, next_probe_at, probe_interval FROM hold")
+        return Hold(**row) if row else None
+
+    def set_hold(self, kind: str, reason: str, probe_interval: float) -> Hold:
+        """Start (or extend) the hold; keeps `since` of a hold of the same kind."""
+        now = _now()
+        with self._write():
+            current = self._one("SELECT kind, since FROM hold")
+            since = current["since"] if current and current["kind"] == kind else now
+            self.db.execute(
+                """INSERT OR REPLACE INTO hold (id, kind, reason, since, next_probe_at,
+                                                probe_interval)
+                   VALUES (1, ?, ?, ?, ?, ?)""",
+                (kind, reason, since, now + probe_interval, probe_interval),
+            )
+        hold = self.hold()
+        assert hold is not None
+        return hold
+
+    def take_probe(self, kind: str, next_interval: float) -> bool:
+        """True for the one caller that may probe now; pushes the next probe further out."""
+        now = _now()
+        with self._write():
+            cursor = self.db.execute(
+                """UPDATE hold SET next_probe_at = ?, probe_interval = ?
+                   WHERE kind = ? AND next_probe_at <= ?""",
+                (now + next_interval, next_interval, kind, now),
+            )
+            return cursor.rowcount == 1
+
+    def clear_hold(self, kind: str | None = None) -> bool:
+        with self._write():
+            if kind is None:
+                cursor = self.db.execute("DELETE FROM hold")
+            else:
+                cursor = self.db.execute("DELETE FROM hold WHERE kind = ?", (kind,))
+            return cursor.rowcount > 0
+
+    # --- sidecars -----------------------------------------------------------------------------
+
+    def applied_sidecars(self, job_id: int) -> dict[str, str]:
+        rows = self.db.query("SELECT name, digest FROM sidecars WHERE job_id = ?", (job_id,))
+        return {row["name"]: row["digest"] for row in rows}
+
+    def record_sidecar(self, job_id: int, name: str, digest: str) -> None:
+        with self._write():
+            self.db.execute(
+                """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
+                   VALUES (?, ?, ?, ?)""",
+                (job_id, name, digest, _now()),
+            )
+
+    # --- status views -------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+        return {row["state"]: row["n"] for row in rows}
+
+    def active_and_recent(self, recent: int | None = 100) -> list[Job]:
+        """Every job not yet terminal, then the `recent` newest terminal ones (None: all)."""
+        marks = ", ".join("?" for _ in ACTIVE_STATES)
+        active = self.db.query(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", ACTIVE_STATES
+        )
+        tmarks = ", ".join("?" for _ in TERMINAL_STATES)
+        limit = -1 if recent is None else recent
+        terminal = self.db.query(
+            f"""SELECT * FROM jobs WHERE state IN ({tmarks})
+                ORDER BY updated_at DESC, id DESC LIMIT ?""",
+            (*TERMINAL_STATES, limit),
+        )
+        return [Job.from_row(r) for r in active] + [Job.from_row(r) for r in terminal]
+
+    def events(self, job_id: int) -> list[Event]:
+        rows = self.db.query("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
+        return [Event(**row) for row in rows]
+
+
+class LedgerLock:
+    """An exclusive lock beside the ledger: one daemon per ledger.
+
+    The lock file also says who holds it and since when, for `status`.
+    """
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.path = Path(str(ledger_path) + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = self.holder()
+            who = f" (pid {holder['pid']})" if holder else ""
+            raise LedgerBusy(
+                f"another ingestd daemon is already running on this ledger{who}",
+                f"stop it first, or give this one its own ledger; lock file {self.path}",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "since": _now()}).encode())
+        os.fsync(fd)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+    def holder(self) -> dict[str, Any] | None:
+        """Who runs the daemon, or None when no daemon holds the lock."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 4096).decode(errors="replace")
+                try:
+                    return dict(json.loads(text))
+                except ValueError:
+                    return {"pid": None, "since": None}
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)

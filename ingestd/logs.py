@@ -1,0 +1,110 @@
+"""Logging: structlog, JSON lines off a TTY (journald), console lines on one.
+
+Every line about a job carries `job_id`, `path` and `hashed_id` (bound with `job_context`).
+The token is never logged on purpose; as a second line of defence every rendered value is
+scrubbed of the secrets registered with `add_secret`, keys such as `authorization` are
+redacted, and tracebacks are rendered without local variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+from ingestd.jobs import Job
+
+_SECRETS: set[str] = set()
+_REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_password"}
+REDACTED = "[redacted]"
+
+
+def add_secret(secret: str) -> None:
+    if secret:
+        _SECRETS.add(secret)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _SECRETS:
+            value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if str(k).lower() in _REDACTED_KEYS else _scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return _scrub(event)  # type: ignore[no-any-return]
+
+
+def _journald_friendly(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # journald stamps every line itself; when it is our reader, a second timestamp is noise.
+    event.pop("timestamp", None)
+    return event
+
+
+def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = False) -> None:
+    """Set up structlog and route the stdlib loggers (httpx, watchdog) through it."""
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if under_journald and not console:
+        shared.append(_journald_friendly)
+    if console:
+        renderer: Any = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
+        tail: list[Any] = [_redact, renderer]
+    else:
+        tail = [
+            structlog.processors.dict_tracebacks,
+            _redact,
+            structlog.processors.JSONRenderer(),
+        ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # httpx logs every request at INFO; watchdog is chatty at DEBUG.
+    for noisy in ("httpx", "httpcore", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get(name: str = "ingestd") -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]
+
+
+@contextmanager
+def job_context(job: Job) -> Iterator[None]:
+    """Bind the job's identity to every log line in this thread for the block."""
+    with structlog.contextvars.bound_contextvars(
+        job_id=job.id, path=job.path, hashed_id=job.hashed_id
+    ):
+        yield
+
+
+def bind_hashed_id(hashed_id: str) -> None:
+    structlog.contextvars.bind_contextvars(hashed_id=hashed_id)

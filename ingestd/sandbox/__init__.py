@@ -1,0 +1,6 @@
+"""A Wistia stand-in that ships with ingestd: for trying it without an account, and for tests."""
+
+from ingestd.sandbox.faults import Faults
+from ingestd.sandbox.server import Record, Sandbox
+
+__all__ = ["Faults", "Record", "Sandbox"]

@@ -1,0 +1,104 @@
+"""Faults the sandbox can inject, switchable at run time (from tests, the CLI or HTTP).
+
+Each switch imitates something Wistia or the network really does: the rate limit (429, or
+the older 503, with Retry-After in seconds or as an HTTP date), the account's video limit,
+server errors, dropped connections, latency, answers slow enough to trip a client timeout,
+and a token that stops working.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+from email.utils import formatdate
+from typing import Any
+
+
+@dataclass
+class Faults:
+    # Rate limit: at most this many requests per 60 s, answered with `rate_limit_status`.
+    rate_limit_per_minute: int | None = None
+    rate_limit_status: int = 429
+    retry_after_as_date: bool = False
+    # Video limit: uploads beyond this many medias in the account get Wistia's 400.
+    video_limit: int | None = None
+    # Random failures: a fraction of requests answered with one of `error_statuses`.
+    error_rate: float = 0.0
+    error_statuses: tuple[int, ...] = (500, 502, 503)
+    # A fraction of requests whose connection is dropped (uploads: halfway through the body).
+    drop_rate: float = 0.0
+    # Seconds added before every answer.
+    latency: float = 0.0
+    # Seconds the answer to an upload is held back after its body was read (trips timeouts).
+    slow_upload_seconds: float = 0.0
+    # Every request is answered 401.
+    auth_fail: bool = False
+    # Deterministic switches for tests: the next N uploads fail with `fail_status`, or are
+    # dropped halfway through their body.
+    fail_uploads: int = 0
+    fail_status: int = 500
+    drop_uploads: int = 0
+    seed: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.error_statuses = tuple(self.error_statuses)
+        self._random = random.Random(self.seed)
+
+    def update(self, **changes: Any) -> None:
+        known = {f.name for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown fault option(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, tuple(value) if name == "error_statuses" else value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+
+    def take(self, counter: str) -> bool:
+        """Consume one of the deterministic `fail_uploads` / `drop_uploads`."""
+        with self._lock:
+            left = getattr(self, counter)
+            if left > 0:
+                setattr(self, counter, left - 1)
+                return True
+            return False
+
+    def roll(self, rate: float) -> bool:
+        with self._lock:
+            return rate > 0 and self._random.random() < rate
+
+    def random_error_status(self) -> int:
+        with self._lock:
+            return self._random.choice(self.error_statuses)
+
+    def retry_after_header(self, seconds: float) -> str:
+        whole = max(1, int(seconds + 0.999))
+        if self.retry_after_as_date:
+            return formatdate(time.time() + whole, usegmt=True)
+        return str(whole)
+
+
+class RateWindow:
+    """Counts the requests the sandbox served in the last 60 s, as Wistia's limit does."""
+
+    def __init__(self, window: float = 60.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self, limit: int) -> float | None:
+        """None when the request may pass (and counts); else seconds until one may."""
+        with self._lock:
+            now = time.monotonic()
+            while self._times and self._times[0] <= now - self.window:
+                self._times.popleft()
+            if len(self._times) < limit:
+                self._times.append(now)
+                return None
+            return self._times[0] + self.window - now

@@ -1,0 +1,477 @@
+"""The one HTTP client for Wistia: every request to either host goes through here.
+
+Decided here, once:
+- auth: `Authorization: Bearer <token>`, added only for the configured upload and API origins;
+- rate: one limiter shared by every thread, so that in any 60-second window at most
+  `wistia.requests_per_minute` requests leave; a 429 or 503 pauses it for the whole account
+  until its `Retry-After` (seconds or an HTTP date) has passed;
+- classification: every failure becomes a TransientError, HoldError (VideoLimitError,
+  AuthError) or PermanentError (NotFoundError) from ingestd.errors;
+- retries: idempotent Data API calls are retried in-process with tenacity (`_retrying`);
+  uploads are not, since the upload POST is not idempotent: their attempts are the ledger's.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Generator
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import tenacity
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ingestd import __version__
+from ingestd.config import WistiaSettings
+from ingestd.errors import (
+    AuthError,
+    Cancelled,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    VideoLimitError,
+    WistiaError,
+)
+
+# Wistia's answer when the account may not hold more videos (Upload API page).
+VIDEO_LIMIT_MARKER = "video limit"
+# When a 429/503 carries no Retry-After, the whole account still pauses this long.
+DEFAULT_PAUSE_SECONDS = 5.0
+# A little more than a minute, so that requests spaced by the limiter cannot arrive at
+# Wistia closer together than its window because of network jitter.
+RATE_WINDOW_SECONDS = 60.5
+
+
+# The Upload API's older numeric statuses.
+NUMERIC_STATUSES = {-1: "failed", 0: "queued", 1: "processing", 2: "ready", 3: "failed"}
+
+
+# --- media as Wistia describes it ------------------------------------------------------------
+
+
+class Media(BaseModel):
+    """A media as the Upload and Data APIs return it; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    hashed_id: str
+    name: str = ""
+    status: str | int | None = None
+    progress: float | None = None
+    created: str | None = None
+    created_at: str | None = None  # the Upload API's older spelling
+    assets: list[dict[str, Any]] = []
+
+    @property
+    def state(self) -> str:
+        if isinstance(self.status, int):
+            return NUMERIC_STATUSES.get(self.status, "processing")
+        return (self.status or "queued").lower()
+
+    @property
+    def created_epoch(self) -> float | None:
+        text = self.created or self.created_at
+        if not text:
+            return None
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+
+    @property
+    def original_size(self) -> int | None:
+        for asset in self.assets:
+            if asset.get("type") == "OriginalFile" and isinstance(asset.get("fileSize"), int):
+                return int(asset["fileSize"])
+        return None
+
+
+# --- Retry-After and backoff -----------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class wait_retry_after(tenacity.wait.wait_base):
+    """Wait what the server's Retry-After said; otherwise fall back to another strategy."""
+
+    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        return float(self.fallback(retry_state))
+
+
+def backoff_wait(min_seconds: float, max_seconds: float) -> wait_retry_after:
+    """Retry-After if given, else exponential backoff with jitter, capped."""
+    return wait_retry_after(
+        tenacity.wait_exponential_jitter(initial=min_seconds, max=max_seconds, jitter=min_seconds)
+    )
+
+
+def backoff_seconds(
+    attempt: int, error: BaseException, min_seconds: float, max_seconds: float
+) -> float:
+    """The wait before attempt `attempt + 1` of a job, for the ledger's `next_attempt_at`."""
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    state.set_exception((type(error), error, None))
+    return backoff_wait(min_seconds, max_seconds)(state)
+
+
+# --- the shared rate limiter -----------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most `per_minute` requests in any sliding window, and account-wide pauses.
+
+    A sliding log rather than a token bucket: a bucket allows up to twice its size in a
+    window, and Wistia counts per minute.
+    """
+
+    def __init__(self, per_minute: int, window: float = RATE_WINDOW_SECONDS) -> None:
+        self.per_minute = per_minute
+        self.window = window
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0  # monotonic
+        self._lock = threading.Lock()
+
+    def set_rate(self, per_minute: int) -> None:
+        with self._lock:
+            self.per_minute = per_minute
+
+    def pause_for(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    @property
+    def paused_for(self) -> float:
+        with self._lock:
+            return max(0.0, self._paused_until - time.monotonic())
+
+    def acquire(self, stop: threading.Event) -> None:
+        """Block until a request may be sent; raise Cancelled if `stop` is set meanwhile."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = self._paused_until - now
+                if wait <= 0:
+                    while self._sent and self._sent[0] <= now - self.window:
+                        self._sent.popleft()
+                    if len(self._sent) < self.per_minute:
+                        self._sent.append(now)
+                        return
+                    wait = self._sent[0] + self.window - now
+            if stop.wait(min(max(wait, 0.001), 1.0)):
+                raise Cancelled()
+
+
+# --- streaming the file ----------------------------------------------------------------------
+
+
+class ProgressReader:
+    """A file object that reports bytes read and aborts the upload when the daemon stops.
+
+    httpx reads it in 64 KiB chunks and takes the Content-Length from `fileno()`, so memory
+    stays flat whatever the file size.
+    """
+
+    def __init__(
+        self, raw: IO[bytes], on_progress: Callable[[int], None], stop: threading.Event
+    ) -> None:
+        self._raw = raw
+        self._on_progress = on_progress
+        self._stop = stop
+        self.sent = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self._stop.is_set():
+            raise Cancelled()
+        chunk = self._raw.read(size)
+        self.sent += len(chunk)
+        self._on_progress(self.sent)
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.sent = 0 if (offset == 0 and whence == 0) else self.sent
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+
+# --- auth --------------------------------------------------------------------------------------
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return (parts.scheme, parts.hostname or "", parts.port)
+
+
+class BearerAuth(httpx.Auth):
+    """Adds the token only to requests for Wistia's configured origins."""
+
+    def __init__(self, token: str, origins: set[tuple[str, str, int | None]]) -> None:
+        self._token = token
+        self._origins = origins
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if _origin(str(request.url)) in self._origins:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class WistiaClient:
+    """Wistia's Upload and Data APIs, as ingestd uses them. Safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: WistiaSettings,
+        token: str,
+        limiter: RateLimiter,
+        stop: threading.Event,
+        *,
+        api_retries: int = 4,
+    ) -> None:
+        self.settings = settings
+        self.upload_url = settings.upload_url
+        self.api_url = settings.api_url
+        self._limiter = limiter
+        self._stop = stop
+        self._api_retries = api_retries
+        self._http = httpx.Client(
+            auth=self._auth(token),
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            headers={"User-Agent": f"ingestd/{__version__}", "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            follow_redirects=False,
+        )
+
+    def _auth(self, token: str) -> BearerAuth:
+        return BearerAuth(token, {_origin(self.upload_url), _origin(self.api_url)})
+
+    def set_token(self, token: str) -> None:
+        """A new token (config reload) applies to the next request."""
+        self._http.auth = self._auth(token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- Upload API ------------------------------------------------------------------------
+
+    def upload_file(
+        self, path: Path, fields: dict[str, str], on_progress: Callable[[int], None]
+    ) -> Media:
+        """Stream one file as multipart/form-data. One attempt: the caller handles retries."""
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        timeout = httpx.Timeout(
+            self.settings.timeout_seconds, read=self.settings.upload_timeout_seconds
+        )
+        with open(path, "rb") as raw:
+            reader = ProgressReader(raw, on_progress, self._stop)
+            response = self._send(
+                "POST",
+                self.upload_url,
+                data=fields,
+                files={"file": (path.name, reader, content_type)},
+                timeout=timeout,
+            )
+        return self._media(response)
+
+    def import_url(self, url: str, fields: dict[str, str]) -> Media:
+        """Ask Wistia to fetch a media from the web (form-encoded, like `curl -d`)."""
+        response = self._send("POST", self.upload_url, data={"url": url, **fields})
+        return self._media(response)
+
+    # --- Data API --------------------------------------------------------------------------
+
+    def media(self, hashed_id: str) -> Media:
+        return self._media(self._api("GET", f"medias/{hashed_id}.json"))
+
+    def medias_named(self, name: str) -> list[Media]:
+        """Medias whose name is exactly `name`, newest first (for reconciling a crash)."""
+        response = self._api(
+            "GET",
+            "medias.json",
+            params={"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "100"},
+        )
+        payload = self._json(response)
+        if not isinstance(payload, list):
+            raise TransientError("Wistia's medias list was not a JSON array")
+        medias = []
+        for item in payload:
+            try:
+                medias.append(Media.model_validate(item))
+            except ValidationError:
+                continue
+        return medias
+
+    def update_media(self, hashed_id: str, fields: dict[str, str]) -> Media:
+        return self._media(self._api("PUT", f"medias/{hashed_id}.json", data=fields))
+
+    def account(self) -> dict[str, Any]:
+        payload = self._json(self._api("GET", "account.json"))
+        if not isinstance(payload, dict):
+            raise TransientError("Wistia's account answer was not a JSON object")
+        return payload
+
+    def create_captions(self, hashed_id: str, language: str, srt_text: str) -> None:
+        self._api(
+            "POST",
+            f"medias/{hashed_id}/captions.json",
+            data={"language": language},
+            files={"caption_file": (f"{language}.srt", srt_text.encode(), "application/x-subrip")},
+        )
+
+    def replace_captions(self, hashed_id: str, language: str, srt_text: str) -> None:
+        self._api(
+            "PUT",
+            f"medias/{hashed_id}/captions/{language}.json",
+            files={"caption_file": (f"{language}.srt", srt_text.encode(), "application/x-subrip")},
+        )
+
+    def set_customizations(self, hashed_id: str, customizations: dict[str, Any]) -> None:
+        self._api("POST", f"medias/{hashed_id}/customizations.json", json=customizations)
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A Data API call, retried in-process on transient errors (each try rate-limited)."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientError),
+            wait=backoff_wait(1.0, 30.0),
+            stop=tenacity.stop_after_attempt(self._api_retries)
+            | tenacity.stop.stop_when_event_set(self._stop),
+            sleep=tenacity.nap.sleep_using_event(self._stop),
+            reraise=True,
+        )
+        return retrying(self._send, method, self.api_url + path, **kwargs)
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        self._limiter.acquire(self._stop)
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except Cancelled:
+            raise
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timed out talking to Wistia ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"network error talking to Wistia: {_describe(exc)}") from None
+        error = self._classify(response)
+        if error is not None:
+            raise error
+        return response
+
+    def _classify(self, response: httpx.Response) -> WistiaError | None:
+        status = response.status_code
+        if status < 400:
+            return None
+        message = _error_message(response)
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            # The limit is per account: every worker and the poller wait, not just this one.
+            self._limiter.pause_for(DEFAULT_PAUSE_SECONDS if retry_after is None else retry_after)
+            return TransientError(
+                f"Wistia rate limit (HTTP {status})" + (f": {message}" if message else ""),
+                status_code=status,
+                retry_after=retry_after,
+            )
+        if status >= 500:
+            return TransientError(
+                f"Wistia server error (HTTP {status})" + (f": {message}" if message else ""),
+                status_code=status,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        if status in (401, 403):
+            return AuthError(
+                f"Wistia refused the API token (HTTP {status})",
+                "check the token in Wistia's account settings (it needs upload and read "
+                "permissions), update the config, then reload with SIGHUP",
+                status_code=status,
+            )
+        if status == 400 and VIDEO_LIMIT_MARKER in message.lower():
+            return VideoLimitError(
+                f"Wistia: {message}",
+                "upgrade the plan or delete media in Wistia; uploads resume by themselves",
+                status_code=status,
+            )
+        if status == 404:
+            return NotFoundError(
+                f"Wistia: not found (HTTP 404){': ' + message if message else ''}",
+                status_code=status,
+            )
+        return PermanentError(
+            f"Wistia refused the request (HTTP {status}){': ' + message if message else ''}",
+            status_code=status,
+        )
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise TransientError(
+                f"Wistia answered HTTP {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _media(self, response: httpx.Response) -> Media:
+        payload = self._json(response)
+        try:
+            return Media.model_validate(payload)
+        except ValidationError:
+            raise TransientError(
+                "Wistia's answer did not describe a media (no id or hashed_id)"
+            ) from None
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _error_message(response: httpx.Response) -> str:
+    """Wistia's own words: the JSON `error` (or `errors`), else a short text body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        text = response.text.strip()
+        return "" if text.startswith("<") else text[:300]
+    if isinstance(payload, dict):
+        for key in ("error", "errors", "message"):
+            if payload.get(key):
+                value = payload[key]
+                return value if isinstance(value, str) else str(value)[:300]
+    return ""
