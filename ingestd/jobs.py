@@ -36,7 +36,8 @@ TERMINAL = frozenset({JobState.DONE, JobState.FAILED})
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SETTLING: frozenset({S.QUEUED, S.FAILED, S.HELD}),
-    S.QUEUED: frozenset({S.UPLOADING, S.HELD, S.FAILED}),
+    # queued -> settling: the file changed before anything of it was sent.
+    S.QUEUED: frozenset({S.UPLOADING, S.HELD, S.FAILED, S.SETTLING}),
     # uploading -> settling: the file changed while it was being sent.
     S.UPLOADING: frozenset({S.PROCESSING, S.QUEUED, S.FAILED, S.HELD, S.SETTLING}),
     S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),

@@ -255,12 +255,12 @@ class Ledger:
             self._event(row["id"], None, JobState.SETTLING.value, "found")
         return Job.from_row(row)
 
-    def settle(self, job: Job, sha256: str) -> Job | None:
+    def settle(self, job: Job, sha256: str, failure: str | None = None) -> Job | None:
         """The settling file is complete and hashed: queue it, unless its content is known.
 
         Same path and same bytes as an earlier job (a restart, a touch) is the same version:
         the earlier job takes the new size and mtime, and the candidate row goes away. Returns
-        the queued job, or None when the content was already known.
+        the queued (or, given a `failure`, failed) job, or None when the content was known.
         """
         with self._write():
             earlier = self._one(
@@ -275,6 +275,11 @@ class Ledger:
                 )
                 self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
                 return None
+            if failure is not None:
+                return self._move_in_transaction(
+                    job.id, JobState.SETTLING, JobState.FAILED, failure,
+                    {"sha256": sha256, "error": failure},
+                )  # fmt: skip
             return self._move_in_transaction(
                 job.id, JobState.SETTLING, JobState.QUEUED, "settled", {"sha256": sha256}
             )

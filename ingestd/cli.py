@@ -1,0 +1,433 @@
+"""The command line: parses arguments, calls the library, prints, returns exit codes.
+
+    ingestd [--config PATH] run [--sandbox] [--log-format auto|json|console]
+    ingestd [--config PATH] status [--json] [--all] [JOB]
+    ingestd [--config PATH] retry (JOB... | --failed)
+    ingestd [--config PATH] check
+    ingestd sandbox [--port N] [fault options]
+
+Errors the user can fix end as one line on stderr ("ingestd: ..."), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ingestd import __version__, logs
+from ingestd.config import Settings, find_config, load_settings, resolve_token
+from ingestd.errors import IngestdError, WistiaError
+from ingestd.jobs import JobState
+from ingestd.ledger import Ledger
+from ingestd.status import history, render, render_history, snapshot
+
+SANDBOX_WATCH_DIR = Path("inbox")
+SANDBOX_LEDGER = Path(".ingestd/ledger.db")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.command(args))
+    except IngestdError as exc:
+        print(f"ingestd: {exc}", file=sys.stderr)
+        return EXIT_USAGE if args.command is not cmd_sandbox else EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+# --- argument parsing ----------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingestd", description="A watch folder that uploads finished videos to Wistia."
+    )
+    parser.add_argument("--version", action="version", version=f"ingestd {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $INGESTD_CONFIG, ./ingestd.toml, /etc/ingestd/config.toml)",
+    )
+    commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="upload to the built-in Wistia sandbox on loopback (no account needed)",
+    )
+    run.add_argument(
+        "--processing-seconds",
+        type=float,
+        default=5.0,
+        help="with --sandbox: how long the sandbox takes to process a media",
+    )
+    run.add_argument("--log-format", choices=["auto", "json", "console"], default=None)
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    run.set_defaults(command=cmd_run)
+
+    status = commands.add_parser("status", help="what the daemon has done and is doing")
+    status.add_argument("job", nargs="?", metavar="JOB", help="a job id, path or hashed id")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    status.add_argument("--all", action="store_true", help="every job, not just the recent")
+    status.set_defaults(command=cmd_status)
+
+    retry = commands.add_parser("retry", help="move failed jobs back to the queue")
+    retry.add_argument("jobs", nargs="*", metavar="JOB", help="job ids, paths or hashed ids")
+    retry.add_argument("--failed", action="store_true", help="every failed job")
+    retry.set_defaults(command=cmd_retry)
+
+    check = commands.add_parser("check", help="check the config, folders, ledger and token")
+    check.set_defaults(command=cmd_check)
+
+    sandbox = commands.add_parser("sandbox", help="run the built-in Wistia sandbox alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--token", default=None, help="the token to accept (default: random)")
+    sandbox.add_argument("--processing-seconds", type=float, default=5.0)
+    faults = sandbox.add_argument_group("fault options")
+    faults.add_argument(
+        "--rate-limit", type=int, metavar="N", help="answer 429 beyond N requests per minute"
+    )
+    faults.add_argument(
+        "--rate-limit-status",
+        type=int,
+        choices=[429, 503],
+        default=429,
+        help="the status for the rate limit (503 is Wistia's older answer)",
+    )
+    faults.add_argument(
+        "--retry-after-date",
+        action="store_true",
+        help="send Retry-After as an HTTP date instead of seconds",
+    )
+    faults.add_argument(
+        "--video-limit",
+        type=int,
+        metavar="N",
+        help="refuse uploads once the account holds N medias",
+    )
+    faults.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="answer this fraction of requests with 500/502/503",
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="drop this fraction of connections mid-request",
+    )
+    faults.add_argument(
+        "--latency", type=float, default=0.0, metavar="S", help="seconds added before every answer"
+    )
+    faults.add_argument(
+        "--slow-upload",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds an upload's answer is held back (trips client timeouts)",
+    )
+    faults.add_argument("--auth-fail", action="store_true", help="answer every request 401")
+    faults.add_argument("--seed", type=int, default=None, help="seed for the random faults")
+    sandbox.set_defaults(command=cmd_sandbox)
+    return parser
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> tuple[Settings, Path | None]:
+    path = find_config(args.config)
+    return load_settings(path, **overrides), path
+
+
+def _ledger_path(args: argparse.Namespace) -> tuple[Path, Settings | None]:
+    """The ledger `status` and `retry` read: the config's, or the sandbox run's default."""
+    path = find_config(args.config)
+    if path is None and SANDBOX_LEDGER.exists():
+        return SANDBOX_LEDGER.absolute(), None
+    if path is None:
+        raise IngestdError(
+            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
+            "/etc/ingestd/config.toml)",
+            "pass --config PATH",
+        )
+    settings = load_settings(path)
+    return settings.ledger, settings
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ingestd.daemon import Daemon
+
+    if args.sandbox:
+        return _run_with_sandbox(args)
+    settings, path = _settings(args)
+    if path is None:
+        raise IngestdError(
+            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
+            "/etc/ingestd/config.toml)",
+            "pass --config PATH, or try `ingestd run --sandbox`",
+        )
+    _configure_logs(args, settings)
+    token = resolve_token(settings)
+    _require_watch_dir(settings)
+
+    def reload() -> tuple[Settings, str]:
+        fresh = load_settings(path)
+        return fresh, resolve_token(fresh)
+
+    return Daemon(settings, token, reload=reload).run()
+
+
+def _run_with_sandbox(args: argparse.Namespace) -> int:
+    from ingestd.daemon import Daemon
+    from ingestd.sandbox import Sandbox
+
+    path = find_config(args.config)
+    defaults: dict[str, Any] = {}
+    if path is None:
+        defaults = {"watch_dir": SANDBOX_WATCH_DIR, "ledger": SANDBOX_LEDGER}
+    settings = load_settings(path, **defaults)
+    _configure_logs(args, settings)
+    settings.watch_dir.mkdir(parents=True, exist_ok=True)
+    sandbox = Sandbox(processing_seconds=args.processing_seconds).start()
+    settings.wistia.upload_url = sandbox.upload_url
+    settings.wistia.api_url = sandbox.api_url
+    settings.wistia.project_id = ""
+    logs.get().info("sandbox started: nothing leaves this machine", url=sandbox.url,
+                    watch_dir=str(settings.watch_dir))  # fmt: skip
+    try:
+        return Daemon(settings, sandbox.token).run()
+    finally:
+        sandbox.stop()
+
+
+def _configure_logs(args: argparse.Namespace, settings: Settings) -> None:
+    logs.configure(
+        level=args.log_level or settings.log.level,
+        fmt=args.log_format or settings.log.format,
+        under_journald=bool(os.environ.get("JOURNAL_STREAM")),
+    )
+
+
+def _require_watch_dir(settings: Settings) -> None:
+    if not settings.watch_dir.is_dir():
+        raise IngestdError(
+            f"watch_dir: {settings.watch_dir} is not a folder",
+            "create it, or set watch_dir to an existing folder",
+        )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    ledger_path, settings = _ledger_path(args)
+    settle = settings.ingest.settle_seconds if settings else None
+    if not ledger_path.exists():
+        if args.job:
+            raise IngestdError(f"no job {args.job!r}: the ledger {ledger_path} does not exist yet")
+        view = _empty_view(ledger_path)
+    else:
+        ledger = Ledger(ledger_path)
+        try:
+            if args.job:
+                job = ledger.find(args.job)
+                if job is None:
+                    raise IngestdError(f"no job matches {args.job!r}",
+                                       "give a job id, a path or a hashed id")  # fmt: skip
+                one = history(ledger, job, settle)
+                print(json.dumps(one, indent=2) if args.json else render_history(one))
+                return EXIT_OK
+            view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle)
+        finally:
+            ledger.close()
+    print(json.dumps(view, indent=2) if args.json else render(view))
+    return EXIT_OK
+
+
+def _empty_view(ledger_path: Path) -> dict[str, Any]:
+    return {
+        "counts": {state.value: 0 for state in JobState},
+        "hold": None,
+        "daemon": {"running": False, "pid": None, "since": None},
+        "ledger": str(ledger_path),
+        "jobs": [],
+    }
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if not args.jobs and not args.failed:
+        raise IngestdError("say which jobs: `ingestd retry JOB...` or `ingestd retry --failed`")
+    ledger_path, _ = _ledger_path(args)
+    ledger = Ledger(ledger_path)
+    problems = 0
+    try:
+        if args.failed:
+            targets = ledger.jobs_in(JobState.FAILED, limit=1_000_000)
+        else:
+            targets = []
+            for ref in args.jobs:
+                job = ledger.find(ref)
+                if job is None:
+                    print(f"ingestd: no job matches {ref!r}", file=sys.stderr)
+                    problems += 1
+                elif job.state != JobState.FAILED:
+                    print(f"ingestd: job {job.id} is {job.state}, not failed", file=sys.stderr)
+                    problems += 1
+                else:
+                    targets.append(job)
+        for job in targets:
+            moved = ledger.retry(job)
+            print(f"job {moved.id}: {moved.state} ({moved.path})")
+        if args.failed and not targets:
+            print("no failed jobs")
+    finally:
+        ledger.close()
+    return EXIT_FAILURE if problems else EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    results: list[tuple[bool, str, str | None]] = []
+
+    def line(ok: bool, what: str, fix: str | None = None) -> None:
+        results.append((ok, what, fix))
+        mark = "ok  " if ok else "FAIL"
+        print(f"{mark}  {what}" + (f"\n      fix: {fix}" if fix and not ok else ""))
+
+    try:
+        settings, path = _settings(args)
+    except IngestdError as exc:
+        line(False, f"config: {exc.reason}", exc.hint)
+        return EXIT_FAILURE
+    if path is None:
+        line(False, "config: no config file found", "pass --config PATH")
+        return EXIT_FAILURE
+    line(True, f"config: {path} is valid")
+    _check_config_permissions(path, line)
+    _check_folders(settings, line)
+    _check_ledger(settings, line)
+    _check_token(settings, line)
+    return EXIT_OK if all(ok for ok, _, _ in results) else EXIT_FAILURE
+
+
+def _check_config_permissions(path: Path, line: Callable[..., None]) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return
+    holds_token = any(
+        raw.strip().startswith("api_token")
+        and "=" in raw
+        and raw.split("=", 1)[1].strip() not in ('""', "''")
+        for raw in text.splitlines()
+        if not raw.strip().startswith("api_token_file")
+    )
+    mode = path.stat().st_mode
+    if holds_token and mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(f"warn  config: {path} holds the API token and is readable by others"
+              f"\n      fix: chmod 600 {path}, or move the token to a credential file")  # fmt: skip
+
+
+def _check_folders(settings: Settings, line: Callable[..., None]) -> None:
+    watch = settings.watch_dir
+    needs_write = settings.ingest.after_upload != "keep"
+    if not watch.is_dir():
+        line(False, f"watch folder: {watch} does not exist", f"mkdir -p {watch}")
+    elif not os.access(watch, os.R_OK | os.X_OK):
+        line(False, f"watch folder: {watch} is not readable", "give the ingestd user read access")
+    elif needs_write and not os.access(watch, os.W_OK):
+        line(
+            False,
+            f"watch folder: {watch} is not writable (after_upload = "
+            f"{settings.ingest.after_upload})",
+            "give the ingestd user write access",
+        )
+    else:
+        line(True, f"watch folder: {watch} is readable" + (" and writable" if needs_write else ""))
+    if settings.ingest.after_upload == "move":
+        archive = Path(settings.ingest.archive_dir)
+        if archive.is_dir() and os.access(archive, os.W_OK | os.X_OK):
+            line(True, f"archive folder: {archive} is writable")
+        else:
+            line(False, f"archive folder: {archive} is missing or not writable",
+                 f"mkdir -p {archive} and give the ingestd user write access")  # fmt: skip
+
+
+def _check_ledger(settings: Settings, line: Callable[..., None]) -> None:
+    try:
+        ledger = Ledger(settings.ledger)
+        counts = ledger.counts()
+        ledger.close()
+    except Exception as exc:
+        line(False, f"ledger: cannot open {settings.ledger}: {exc}",
+             "check that its folder exists and is writable by the ingestd user")  # fmt: skip
+        return
+    line(True, f"ledger: {settings.ledger} opens ({sum(counts.values())} jobs)")
+
+
+def _check_token(settings: Settings, line: Callable[..., None]) -> None:
+    from ingestd.wistia import RateLimiter, WistiaClient
+
+    try:
+        token = resolve_token(settings)
+    except IngestdError as exc:
+        line(False, f"token: {exc.reason}", exc.hint)
+        return
+    logs.add_secret(token)
+    stop = threading.Event()
+    client = WistiaClient(settings.wistia, token, RateLimiter(10), stop, api_retries=2)
+    try:
+        account = client.account()
+    except WistiaError as exc:
+        line(False, f"token: {exc.reason}", exc.hint or "check the network and the api_url")
+        return
+    finally:
+        client.close()
+    line(True, f"token: accepted by Wistia (account: {account.get('name', '?')})")
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from ingestd.sandbox import Faults, Sandbox
+
+    faults = Faults(
+        rate_limit_per_minute=args.rate_limit,
+        rate_limit_status=args.rate_limit_status,
+        retry_after_as_date=args.retry_after_date,
+        video_limit=args.video_limit,
+        error_rate=args.error_rate,
+        drop_rate=args.drop_rate,
+        latency=args.latency,
+        slow_upload_seconds=args.slow_upload,
+        auth_fail=args.auth_fail,
+        seed=args.seed,
+    )
+    sandbox = Sandbox(host=args.host, port=args.port, token=args.token,
+                      processing_seconds=args.processing_seconds, faults=faults)  # fmt: skip
+    print(f"ingestd sandbox listening on {sandbox.url}", flush=True)
+    print(f'  upload_url = "{sandbox.upload_url}"\n  api_url = "{sandbox.api_url}"', flush=True)
+    print(f"  token: {sandbox.token}", flush=True)
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    return EXIT_OK

@@ -1,0 +1,210 @@
+"""Read-only views of the ledger for `ingestd status`: a table for people, JSON for programs.
+
+The JSON shape is a contract (SPEC, "Command line"): `counts`, `hold`, `jobs` with at least
+`id`, `path`, `state`, `attempts`, `error`, `reason`, `media_id`, `hashed_id`; and for one job
+`{"job": {...}, "events": [...]}`. Keys are only ever added.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ingestd.jobs import Job, JobState
+from ingestd.ledger import Event, Ledger, LedgerLock
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def waiting_reason(job: Job, settle_seconds: float | None, now: float) -> str | None:
+    """Why the job waits: the ledger's reason, or for a settling file how long it has been still."""
+    if job.reason:
+        return job.reason
+    if job.state == JobState.SETTLING and job.settle_since is not None:
+        still = max(0.0, now - job.settle_since)
+        target = f" of {settle_seconds:g}" if settle_seconds is not None else ""
+        return f"waiting for the file to stop changing (unchanged for {still:.1f}{target} s)"
+    return None
+
+
+def job_view(job: Job, settle_seconds: float | None = None, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    progress = None
+    if job.state == JobState.UPLOADING and job.size and job.bytes_sent is not None:
+        progress = round(min(1.0, job.bytes_sent / job.size), 4)
+    return {
+        "id": job.id,
+        "path": job.path,
+        "kind": job.kind,
+        "state": job.state.value,
+        "attempts": job.attempts,
+        "error": job.error,
+        "reason": waiting_reason(job, settle_seconds, now),
+        "media_id": job.media_id,
+        "hashed_id": job.hashed_id,
+        "size": job.size,
+        "sha256": job.sha256,
+        "bytes_sent": job.bytes_sent,
+        "progress": progress,
+        "next_retry_at": iso(job.next_attempt_at) if job.state == JobState.QUEUED else None,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+    }
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "from": event.from_state,
+        "to": event.to_state,
+        "note": event.note,
+    }
+
+
+def daemon_view(ledger: Ledger) -> dict[str, Any]:
+    holder = LedgerLock(ledger.path).holder()
+    if holder is None:
+        return {"running": False, "pid": None, "since": None}
+    return {"running": True, "pid": holder.get("pid"), "since": iso(holder.get("since"))}
+
+
+def snapshot(ledger: Ledger, *, all_jobs: bool = False, settle_seconds: float | None = None):
+    """Everything `status --json` prints."""
+    now = time.time()
+    counts = {state.value: 0 for state in JobState}
+    counts.update(ledger.counts())
+    hold = ledger.hold()
+    jobs = ledger.active_and_recent(None if all_jobs else 100)
+    return {
+        "counts": counts,
+        "hold": None
+        if hold is None
+        else {
+            "kind": hold.kind,
+            "reason": hold.reason,
+            "since": iso(hold.since),
+            "next_probe_at": iso(hold.next_probe_at),
+        },
+        "daemon": daemon_view(ledger),
+        "ledger": str(ledger.path),
+        "jobs": [job_view(job, settle_seconds, now) for job in jobs],
+    }
+
+
+def history(ledger: Ledger, job: Job, settle_seconds: float | None = None) -> dict[str, Any]:
+    return {
+        "job": job_view(job, settle_seconds),
+        "events": [event_view(e) for e in ledger.events(job.id)],
+    }
+
+
+# --- for people ---------------------------------------------------------------------------------
+
+
+def _shown(path: str) -> str:
+    """A path on one line, whatever it contains."""
+    return path.encode("unicode_escape").decode("ascii") if not path.isprintable() else path
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def _clock(text: str | None) -> str:
+    return text.replace("T", " ").replace("Z", " UTC") if text else ""
+
+
+def render(view: dict[str, Any]) -> str:
+    lines: list[str] = []
+    daemon = view["daemon"]
+    if daemon["running"]:
+        lines.append(f"daemon: running (pid {daemon['pid']}, since {_clock(daemon['since'])})")
+    else:
+        lines.append("daemon: not running")
+    lines.append(f"ledger: {view['ledger']}")
+    counts = view["counts"]
+    lines.append("jobs:   " + "   ".join(f"{state} {counts[state]}" for state in counts))
+    hold = view["hold"]
+    if hold:
+        lines.append("")
+        lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {hold['reason']}")
+        lines.append(f"        since {_clock(hold['since'])}; "
+                     f"next probe {_clock(hold['next_probe_at'])}")  # fmt: skip
+    active = [j for j in view["jobs"] if j["state"] not in ("done", "failed")]
+    recent = [j for j in view["jobs"] if j["state"] in ("done", "failed")]
+    if active:
+        lines += [
+            "",
+            "ACTIVE",
+            f"  {'ID':>6}  {'STATE':<10}  {'ATTEMPTS':>8}  {'PROGRESS':<20}  PATH",
+        ]
+        for job in active:
+            lines.append(
+                f"  {job['id']:>6}  {job['state']:<10}  {job['attempts']:>8}  "
+                f"{_progress(job):<20}  {_shown(job['path'])}"
+            )
+            if job["next_retry_at"]:
+                lines.append(f"  {'':>6}  next retry {_clock(job['next_retry_at'])}")
+            if job["reason"]:
+                lines.append(f"  {'':>6}  why: {job['reason']}")
+            if job["error"]:
+                lines.append(f"  {'':>6}  last error: {job['error']}")
+    if recent:
+        lines += [
+            "",
+            "RECENT",
+            f"  {'ID':>6}  {'STATE':<10}  {'HASHED ID':<12}  {'WHEN':<23}  PATH",
+        ]
+        for job in recent:
+            lines.append(
+                f"  {job['id']:>6}  {job['state']:<10}  {job['hashed_id'] or '-':<12}  "
+                f"{_clock(job['updated_at']):<23}  {_shown(job['path'])}"
+            )
+            if job["state"] == "failed" and job["error"]:
+                lines.append(f"  {'':>6}  error: {job['error']}")
+    if not view["jobs"]:
+        lines += ["", "no jobs yet: drop a video in the watch folder"]
+    return "\n".join(lines)
+
+
+def _progress(job: dict[str, Any]) -> str:
+    if job["state"] == "uploading" and job["progress"] is not None:
+        return f"{job['progress'] * 100:.0f}% of {_size(job['size'])}"
+    if job["size"] is not None:
+        return _size(job["size"])
+    return ""
+
+
+def render_history(view: dict[str, Any]) -> str:
+    job = view["job"]
+    lines = [
+        f"job {job['id']}: {job['state']}",
+        f"  path:      {_shown(job['path'])}",
+        f"  size:      {_size(job['size'])}",
+        f"  sha256:    {job['sha256'] or '-'}",
+        f"  media:     {job['hashed_id'] or '-'} (id {job['media_id'] or '-'})",
+        f"  attempts:  {job['attempts']}",
+    ]
+    if job["reason"]:
+        lines.append(f"  why:       {job['reason']}")
+    if job["error"]:
+        lines.append(f"  error:     {job['error']}")
+    if job["next_retry_at"]:
+        lines.append(f"  next try:  {_clock(job['next_retry_at'])}")
+    lines += ["", "history:"]
+    for event in view["events"]:
+        arrow = f"{event['from'] or 'new'} -> {event['to']}"
+        lines.append(f"  {_clock(event['at'])}  {arrow:<26}  {event['note'] or ''}")
+    return "\n".join(lines)

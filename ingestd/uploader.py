@@ -1,0 +1,300 @@
+"""Upload: `ingest.workers` threads each claim a queued job and send it to Wistia.
+
+A worker's one job, start to finish:
+1. claim (queued -> uploading, atomic in the ledger);
+2. if an earlier attempt began (`upload_started_at` is set: a crash, a stop, a timeout after
+   the body was sent), ask Wistia for a media of that name created since then: found, the
+   job moves on without sending the file again;
+3. record that this attempt begins (committed before the first byte leaves);
+4. stream the file (or ask Wistia to import the URL), recording progress for `status`;
+5. uploading -> processing with the media's ids, or back to queued / held / failed, by the
+   error class wistia.py decided.
+
+While the account is on hold (video limit), workers only wait, except the one that wins the
+probe: it tries one upload, and its success lifts the hold for all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from ingestd import logs
+from ingestd.config import Settings
+from ingestd.errors import (
+    Cancelled,
+    HoldError,
+    JobInputError,
+    PermanentError,
+    TransientError,
+)
+from ingestd.jobs import Job, JobKind, JobState
+from ingestd.ledger import Ledger
+from ingestd.wistia import Media, WistiaClient, backoff_seconds
+
+log = logs.get("ingestd.uploader")
+
+IDLE_WAIT_SECONDS = 0.25
+PROGRESS_EVERY_SECONDS = 1.0
+MAX_NAME_LENGTH = 255  # Wistia's limit for `name`
+# Wistia's clock and ours may differ a little: look this much further back when reconciling.
+RECONCILE_MARGIN_SECONDS = 300.0
+
+
+def media_name(path: Path) -> str:
+    """The name Wistia itself would choose: the file name with its extension, max 255."""
+    name = path.name
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    keep = MAX_NAME_LENGTH - len(path.suffix)
+    return name[:keep] + path.suffix if keep > 0 else name[:MAX_NAME_LENGTH]
+
+
+class Uploader:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        client: WistiaClient,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.ledger_path = ledger_path
+        self.client = client
+        self.stop = stop
+
+    # --- the worker thread --------------------------------------------------------------
+
+    def run_worker(self) -> None:
+        ledger = Ledger(self.ledger_path)
+        try:
+            while not self.stop.is_set():
+                job = self._next_job(ledger)
+                if job is None:
+                    self.stop.wait(IDLE_WAIT_SECONDS)
+                    continue
+                with logs.job_context(job):
+                    self._process(ledger, job)
+        finally:
+            ledger.close()
+
+    def _next_job(self, ledger: Ledger) -> Job | None:
+        hold = ledger.hold()
+        if hold is None:
+            return ledger.claim_upload()
+        if hold.kind != "video_limit":
+            return None  # auth: the daemon probes with a cheap account call
+        interval = min(hold.probe_interval * 2, self.settings.ingest.probe_max_seconds)
+        if not ledger.take_probe(hold.kind, interval):
+            return None
+        job = ledger.claim_upload()
+        if job is not None:
+            log.info("probing whether uploads are possible again", job_id=job.id)
+        return job
+
+    # --- one job ------------------------------------------------------------------------
+
+    def _process(self, ledger: Ledger, job: Job) -> None:
+        try:
+            media = self._reconcile(ledger, job) if job.upload_started_at else None
+            if media is None:
+                job, media = self._send(ledger, job)
+                if media is None:
+                    return
+            self._uploaded(ledger, job, media)
+        except Cancelled:
+            ledger.move(job, JobState.QUEUED, "daemon stopping; the upload starts again later",
+                        reason="interrupted by a stop; waiting to start again")  # fmt: skip
+        except HoldError as exc:
+            self._hold(ledger, job, exc)
+        except TransientError as exc:
+            self._retry_later(ledger, job, exc)
+        except PermanentError as exc:
+            log.error("upload refused", error=exc.reason)
+            ledger.move(job, JobState.FAILED, exc.reason, error=exc.reason)
+        except JobInputError as exc:
+            self._bad_input(ledger, job, exc)
+        except Exception as exc:
+            log.exception("unexpected error while uploading")
+            self._retry_later(ledger, job, TransientError(f"internal error: {exc!r}"))
+
+    def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media | None]:
+        path = Path(job.path)
+        fields = self.upload_fields(job)
+        if job.kind == JobKind.URL:
+            url = read_url_file(path)
+            job = ledger.update(
+                job, upload_started_at=job.upload_started_at or time.time(),
+                media_name=fields["name"],
+            )  # fmt: skip
+            log.info("importing from URL")
+            return job, self.client.import_url(url, fields)
+        if not self._unchanged(ledger, job):
+            return job, None
+        # Committed before the first byte leaves: a crash from here on is reconciled.
+        job = ledger.update(
+            job, upload_started_at=job.upload_started_at or time.time(),
+            media_name=fields["name"], bytes_sent=0,
+        )  # fmt: skip
+        log.info("uploading", size=job.size)
+        progress = _Progress(ledger, job.id)
+        try:
+            media = self.client.upload_file(path, fields, progress)
+        except FileNotFoundError:
+            raise JobInputError("the file vanished before it could be uploaded",
+                                fatal=True) from None  # fmt: skip
+        except PermissionError as exc:
+            raise JobInputError(f"cannot read the file: {exc.strerror}") from None
+        progress.flush()
+        if not self._unchanged(ledger, job, after_upload=True):
+            return job, None
+        return job, media
+
+    def upload_fields(self, job: Job) -> dict[str, str]:
+        fields = {"name": job.media_name or media_name(Path(job.path))}
+        if self.settings.wistia.project_id:
+            fields["project_id"] = self.settings.wistia.project_id
+        return fields
+
+    def _unchanged(self, ledger: Ledger, job: Job, *, after_upload: bool = False) -> bool:
+        """Is the file still the version that settled? If not, it settles again."""
+        try:
+            stat = Path(job.path).stat()
+        except FileNotFoundError:
+            if after_upload:
+                return True  # we read it to the end through our open handle: it was complete
+            raise JobInputError(
+                "the file vanished before it could be uploaded",
+                "put the file back (it is then found again) or ignore this job",
+                fatal=True,
+            ) from None
+        if (stat.st_size, stat.st_mtime_ns) == (job.size, job.mtime_ns):
+            return True
+        note = "file changed during upload" if after_upload else "file changed before upload"
+        log.warning(note + "; waiting for it to settle again")
+        ledger.move(
+            job, JobState.SETTLING, note, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+            sha256=None, settle_since=time.time(), bytes_sent=None,
+        )  # fmt: skip
+        return False
+
+    def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
+        """Did an earlier, interrupted attempt create the media after all?"""
+        name = job.media_name or media_name(Path(job.path))
+        since = (job.upload_started_at or 0) - RECONCILE_MARGIN_SECONDS
+        for media in self.client.medias_named(name):
+            created = media.created_epoch
+            if created is None or created < since:
+                continue
+            if ledger.hashed_id_taken(media.hashed_id, except_job=job.id):
+                continue
+            if (
+                media.original_size is not None
+                and job.kind == JobKind.FILE
+                and (media.original_size != job.size)
+            ):
+                continue
+            log.info("an earlier attempt reached Wistia; not uploading again",
+                     hashed_id=media.hashed_id)  # fmt: skip
+            return media
+        return None
+
+    def _uploaded(self, ledger: Ledger, job: Job, media: Media) -> None:
+        logs.bind_hashed_id(media.hashed_id)
+        now = time.time()
+        poll = self.settings.ingest.poll_min_seconds
+        ledger.move(
+            job, JobState.PROCESSING, f"uploaded as media {media.hashed_id}",
+            media_id=media.id, hashed_id=media.hashed_id, processing_since=now,
+            next_poll_at=now + poll, poll_interval=poll, bytes_sent=job.size,
+            error=None, next_attempt_at=None,
+        )  # fmt: skip
+        if ledger.clear_hold("video_limit"):
+            log.info("upload succeeded: the video limit hold is lifted")
+        log.info("uploaded", media_id=media.id)
+
+    # --- failures -----------------------------------------------------------------------
+
+    def _hold(self, ledger: Ledger, job: Job, exc: HoldError) -> None:
+        """An account-wide stop: the job waits in the queue, no attempt is counted."""
+        current = ledger.hold()
+        interval = (
+            current.probe_interval
+            if current is not None and current.kind == exc.kind
+            else self.settings.ingest.probe_min_seconds
+        )
+        hold = ledger.set_hold(exc.kind, str(exc), interval)
+        log.error("uploads on hold for the whole account", reason=exc.reason, hint=exc.hint,
+                  next_probe_in=round(hold.next_probe_at - time.time()))  # fmt: skip
+        ledger.move(job, JobState.QUEUED, f"on hold: {exc.reason}", reason=f"hold: {exc.reason}")
+
+    def _retry_later(self, ledger: Ledger, job: Job, exc: TransientError) -> None:
+        attempts = job.attempts + 1
+        limit = self.settings.ingest.max_attempts
+        if attempts >= limit:
+            message = f"gave up after {attempts} attempts; last error: {exc.reason}"
+            log.error("upload failed", error=exc.reason, attempts=attempts)
+            ledger.move(job, JobState.FAILED, message, attempts=attempts, error=exc.reason)
+            return
+        ingest = self.settings.ingest
+        wait = backoff_seconds(attempts, exc, ingest.retry_min_seconds, ingest.retry_max_seconds)
+        when = time.time() + wait
+        log.warning("upload attempt failed; will retry", error=exc.reason, attempts=attempts,
+                    retry_in=round(wait, 1))  # fmt: skip
+        ledger.move(
+            job, JobState.QUEUED, f"attempt {attempts} of {limit} failed: {exc.reason}",
+            attempts=attempts, error=exc.reason, next_attempt_at=when,
+            reason=f"retry {attempts + 1} of {limit} after: {exc.reason}",
+        )  # fmt: skip
+
+    def _bad_input(self, ledger: Ledger, job: Job, exc: JobInputError) -> None:
+        current = ledger.get(job.id)
+        if current is None or current.state != JobState.UPLOADING:
+            return
+        log.warning("cannot upload this file", reason=exc.reason)
+        if exc.fatal:
+            ledger.move(current, JobState.FAILED, exc.reason, error=exc.reason)
+        else:
+            ledger.move(current, JobState.HELD, exc.reason, reason=str(exc))
+
+
+class _Progress:
+    """Upload progress into the ledger, at most once a second (it is only for `status`)."""
+
+    def __init__(self, ledger: Ledger, job_id: int) -> None:
+        self._ledger = ledger
+        self._job_id = job_id
+        self._last = 0.0
+        self._sent = 0
+
+    def __call__(self, sent: int) -> None:
+        self._sent = sent
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_SECONDS:
+            self._last = now
+            self._ledger.record_progress(self._job_id, sent)
+
+    def flush(self) -> None:
+        self._ledger.record_progress(self._job_id, self._sent)
+
+
+def read_url_file(path: Path) -> str:
+    """The URL in a `.url` file: one line, or `URL=` in the [InternetShortcut] format."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise JobInputError("the .url file vanished before it could be imported",
+                            fatal=True) from None  # fmt: skip
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JobInputError(f"cannot read the .url file: {exc}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.lower().startswith("url="):
+            return line[4:].strip()
+    if len(lines) == 1 and not lines[0].startswith("["):
+        return lines[0]
+    raise JobInputError(
+        "the .url file holds no URL",
+        "write one URL on a line, or an [InternetShortcut] section with URL=...",
+    )
