@@ -261,7 +261,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self.files: dict[str, UploadedFile] = {}
         try:
-            is_upload = method == "POST" and path == "/"
+            self._serve(method, path, query, record)
+        finally:
+            record.finished = time.time()
+            for upload in self.files.values():
+                if record.hashed_id is None:
+                    upload.path.unlink(missing_ok=True)  # refused: keep nothing of it
+
+    def _serve(self, method: str, path: str, query: dict[str, str], record: Record) -> None:
+        faults = self.server.sandbox.faults
+        is_upload = method == "POST" and path == "/"
+        try:
             drop = faults.roll(faults.drop_rate) or (is_upload and faults.take("drop_uploads"))
             form = self._read_body(record, drop_halfway=drop)
             params = {**query, **form}
@@ -274,15 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except HttpAnswer as answer:
             status, body, headers = answer.status, answer.body, answer.headers
-        except (ConnectionError, OSError):
+        except OSError:
             record.dropped = True  # the client went away mid-request
             self.close_connection = True
             return
-        finally:
-            record.finished = time.time()
-            for upload in getattr(self, "files", {}).values():
-                if record.hashed_id is None:
-                    upload.path.unlink(missing_ok=True)
         record.status = status
         if is_upload and status == 200 and faults.slow_upload_seconds:
             time.sleep(faults.slow_upload_seconds)
