@@ -214,8 +214,11 @@ def _run_with_sandbox(args: argparse.Namespace) -> int:
     settings.wistia.upload_url = sandbox.upload_url
     settings.wistia.api_url = sandbox.api_url
     settings.wistia.project_id = ""
-    logs.get().info("sandbox started: nothing leaves this machine", url=sandbox.url,
-                    watch_dir=str(settings.watch_dir))  # fmt: skip
+    logs.get().info(
+        "sandbox started: nothing leaves this machine",
+        url=sandbox.url,
+        watch_dir=str(settings.watch_dir),
+    )
     try:
         return Daemon(settings, sandbox.token).run()
     finally:
@@ -251,8 +254,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if args.job:
                 job = ledger.find(args.job)
                 if job is None:
-                    raise IngestdError(f"no job matches {args.job!r}",
-                                       "give a job id, a path or a hashed id")  # fmt: skip
+                    raise IngestdError(
+                        f"no job matches {args.job!r}", "give a job id, a path or a hashed id"
+                    )
                 one = history(ledger, job, settle)
                 print(json.dumps(one, indent=2) if args.json else render_history(one))
                 return EXIT_OK
@@ -342,8 +346,10 @@ def _check_config_permissions(path: Path, line: Callable[..., None]) -> None:
     )
     mode = path.stat().st_mode
     if holds_token and mode & (stat.S_IRGRP | stat.S_IROTH):
-        print(f"warn  config: {path} holds the API token and is readable by others"
-              f"\n      fix: chmod 600 {path}, or move the token to a credential file")  # fmt: skip
+        print(
+            f"warn  config: {path} holds the API token and is readable by others"
+            f"\n      fix: chmod 600 {path}, or move the token to a credential file"
+        )
 
 
 def _check_folders(settings: Settings, line: Callable[..., None]) -> None:
@@ -367,8 +373,11 @@ def _check_folders(settings: Settings, line: Callable[..., None]) -> None:
         if archive.is_dir() and os.access(archive, os.W_OK | os.X_OK):
             line(True, f"archive folder: {archive} is writable")
         else:
-            line(False, f"archive folder: {archive} is missing or not writable",
-                 f"mkdir -p {archive} and give the ingestd user write access")  # fmt: skip
+            line(
+                False,
+                f"archive folder: {archive} is missing or not writable",
+                f"mkdir -p {archive} and give the ingestd user write access",
+            )
 
 
 def _check_ledger(settings: Settings, line: Callable[..., None]) -> None:
@@ -377,8 +386,11 @@ def _check_ledger(settings: Settings, line: Callable[..., None]) -> None:
         counts = ledger.counts()
         ledger.close()
     except Exception as exc:
-        line(False, f"ledger: cannot open {settings.ledger}: {exc}",
-             "check that its folder exists and is writable by the ingestd user")  # fmt: skip
+        line(
+            False,
+            f"ledger: cannot open {settings.ledger}: {exc}",
+            "check that its folder exists and is writable by the ingestd user",
+        )
         return
     line(True, f"ledger: {settings.ledger} opens ({sum(counts.values())} jobs)")
 
@@ -419,8 +431,13 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         auth_fail=args.auth_fail,
         seed=args.seed,
     )
-    sandbox = Sandbox(host=args.host, port=args.port, token=args.token,
-                      processing_seconds=args.processing_seconds, faults=faults)  # fmt: skip
+    sandbox = Sandbox(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        processing_seconds=args.processing_seconds,
+        faults=faults,
+    )
     print(f"ingestd sandbox listening on {sandbox.url}", flush=True)
     print(f'  upload_url = "{sandbox.upload_url}"\n  api_url = "{sandbox.api_url}"', flush=True)
     print(f"  token: {sandbox.token}", flush=True)

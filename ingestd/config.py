@@ -59,6 +59,11 @@ class WistiaSettings(_Section):
     # How long to wait for Wistia's answer once an upload's last byte is sent.
     upload_timeout_seconds: float = Field(600.0, gt=0)
 
+    @field_validator("api_token_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("upload_url", "api_url")
     @classmethod
     def _https_unless_loopback(cls, url: str) -> str:
@@ -80,10 +85,22 @@ class IngestSettings(_Section):
     observer: Literal["auto", "native", "polling"] = "auto"
     extensions: list[str] = Field(
         default_factory=lambda: [
-            "mp4", "mov", "m4v", "avi", "mkv", "webm", "wmv", "flv", "mpg", "mpeg", "3gp",
-            "mp3", "m4a", "wav",
+            "mp4",
+            "mov",
+            "m4v",
+            "avi",
+            "mkv",
+            "webm",
+            "wmv",
+            "flv",
+            "mpg",
+            "mpeg",
+            "3gp",
+            "mp3",
+            "m4a",
+            "wav",
         ]
-    )  # fmt: skip
+    )
     ignore: list[str] = Field(
         default_factory=lambda: [".*", "*.part", "*.tmp", "*.crdownload", "~*"]
     )

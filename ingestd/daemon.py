@@ -83,11 +83,13 @@ class Daemon:
         self.finisher = Finisher(settings, path, self.client, self.stop)
         self.stages = [
             _Stage("watcher", self.watcher.run),
-            *[_Stage(f"upload-{n + 1}", self.uploader.run_worker)
-              for n in range(settings.ingest.workers)],
+            *[
+                _Stage(f"upload-{n + 1}", self.uploader.run_worker)
+                for n in range(settings.ingest.workers)
+            ],
             _Stage("poller", self.poller.run),
             _Stage("finisher", self.finisher.run),
-        ]  # fmt: skip
+        ]
 
     # --- life -----------------------------------------------------------------------------
 
@@ -101,9 +103,13 @@ class Daemon:
             interrupted = self.ledger.requeue_interrupted(
                 "found uploading at start-up; Wistia is checked before sending again"
             )
-            log.info("ingestd starting", watch_dir=str(self.settings.watch_dir),
-                     ledger=str(self.settings.ledger), interrupted_uploads=len(interrupted),
-                     workers=self.settings.ingest.workers)  # fmt: skip
+            log.info(
+                "ingestd starting",
+                watch_dir=str(self.settings.watch_dir),
+                ledger=str(self.settings.ledger),
+                interrupted_uploads=len(interrupted),
+                workers=self.settings.ingest.workers,
+            )
             for stage in self.stages:
                 stage.start()
             self._main_loop()

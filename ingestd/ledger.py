@@ -277,9 +277,12 @@ class Ledger:
                 return None
             if failure is not None:
                 return self._move_in_transaction(
-                    job.id, JobState.SETTLING, JobState.FAILED, failure,
+                    job.id,
+                    JobState.SETTLING,
+                    JobState.FAILED,
+                    failure,
                     {"sha256": sha256, "error": failure},
-                )  # fmt: skip
+                )
             return self._move_in_transaction(
                 job.id, JobState.SETTLING, JobState.QUEUED, "settled", {"sha256": sha256}
             )

@@ -92,8 +92,10 @@ class Poller:
 
     def _again(self, ledger: Ledger, job: Job, status: str | None = None) -> None:
         ingest = self.settings.ingest
-        interval = min((job.poll_interval or ingest.poll_min_seconds) * GROWTH,
-                       ingest.poll_max_seconds)  # fmt: skip
+        interval = min(
+            (job.poll_interval or ingest.poll_min_seconds) * GROWTH, ingest.poll_max_seconds
+        )
         reason = f"Wistia is processing it ({status})" if status else job.reason
-        ledger.update(job, next_poll_at=time.time() + interval, poll_interval=interval,
-                      reason=reason)  # fmt: skip
+        ledger.update(
+            job, next_poll_at=time.time() + interval, poll_interval=interval, reason=reason
+        )

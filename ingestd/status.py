@@ -140,8 +140,9 @@ def render(view: dict[str, Any]) -> str:
     if hold:
         lines.append("")
         lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {hold['reason']}")
-        lines.append(f"        since {_clock(hold['since'])}; "
-                     f"next probe {_clock(hold['next_probe_at'])}")  # fmt: skip
+        lines.append(
+            f"        since {_clock(hold['since'])}; next probe {_clock(hold['next_probe_at'])}"
+        )
     active = [j for j in view["jobs"] if j["state"] not in ("done", "failed")]
     recent = [j for j in view["jobs"] if j["state"] in ("done", "failed")]
     if active:

@@ -104,8 +104,12 @@ class Uploader:
                     return
             self._uploaded(ledger, job, media)
         except Cancelled:
-            ledger.move(job, JobState.QUEUED, "daemon stopping; the upload starts again later",
-                        reason="interrupted by a stop; waiting to start again")  # fmt: skip
+            ledger.move(
+                job,
+                JobState.QUEUED,
+                "daemon stopping; the upload starts again later",
+                reason="interrupted by a stop; waiting to start again",
+            )
         except HoldError as exc:
             self._hold(ledger, job, exc)
         except TransientError as exc:
@@ -125,25 +129,29 @@ class Uploader:
         if job.kind == JobKind.URL:
             url = read_url_file(path)
             job = ledger.update(
-                job, upload_started_at=job.upload_started_at or time.time(),
+                job,
+                upload_started_at=job.upload_started_at or time.time(),
                 media_name=fields["name"],
-            )  # fmt: skip
+            )
             log.info("importing from URL")
             return job, self.client.import_url(url, fields)
         if not self._unchanged(ledger, job):
             return job, None
         # Committed before the first byte leaves: a crash from here on is reconciled.
         job = ledger.update(
-            job, upload_started_at=job.upload_started_at or time.time(),
-            media_name=fields["name"], bytes_sent=0,
-        )  # fmt: skip
+            job,
+            upload_started_at=job.upload_started_at or time.time(),
+            media_name=fields["name"],
+            bytes_sent=0,
+        )
         log.info("uploading", size=job.size)
         progress = _Progress(ledger, job.id)
         try:
             media = self.client.upload_file(path, fields, progress)
         except FileNotFoundError:
-            raise JobInputError("the file vanished before it could be uploaded",
-                                fatal=True) from None  # fmt: skip
+            raise JobInputError(
+                "the file vanished before it could be uploaded", fatal=True
+            ) from None
         except PermissionError as exc:
             raise JobInputError(f"cannot read the file: {exc.strerror}") from None
         progress.flush()
@@ -174,9 +182,15 @@ class Uploader:
         note = "file changed during upload" if after_upload else "file changed before upload"
         log.warning(note + "; waiting for it to settle again")
         ledger.move(
-            job, JobState.SETTLING, note, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-            sha256=None, settle_since=time.time(), bytes_sent=None,
-        )  # fmt: skip
+            job,
+            JobState.SETTLING,
+            note,
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            sha256=None,
+            settle_since=time.time(),
+            bytes_sent=None,
+        )
         return False
 
     def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
@@ -195,8 +209,9 @@ class Uploader:
                 and (media.original_size != job.size)
             ):
                 continue
-            log.info("an earlier attempt reached Wistia; not uploading again",
-                     hashed_id=media.hashed_id)  # fmt: skip
+            log.info(
+                "an earlier attempt reached Wistia; not uploading again", hashed_id=media.hashed_id
+            )
             return media
         return None
 
@@ -205,11 +220,18 @@ class Uploader:
         now = time.time()
         poll = self.settings.ingest.poll_min_seconds
         ledger.move(
-            job, JobState.PROCESSING, f"uploaded as media {media.hashed_id}",
-            media_id=media.id, hashed_id=media.hashed_id, processing_since=now,
-            next_poll_at=now + poll, poll_interval=poll, bytes_sent=job.size,
-            error=None, next_attempt_at=None,
-        )  # fmt: skip
+            job,
+            JobState.PROCESSING,
+            f"uploaded as media {media.hashed_id}",
+            media_id=media.id,
+            hashed_id=media.hashed_id,
+            processing_since=now,
+            next_poll_at=now + poll,
+            poll_interval=poll,
+            bytes_sent=job.size,
+            error=None,
+            next_attempt_at=None,
+        )
         if ledger.clear_hold("video_limit"):
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)
@@ -225,8 +247,12 @@ class Uploader:
             else self.settings.ingest.probe_min_seconds
         )
         hold = ledger.set_hold(exc.kind, str(exc), interval)
-        log.error("uploads on hold for the whole account", reason=exc.reason, hint=exc.hint,
-                  next_probe_in=round(hold.next_probe_at - time.time()))  # fmt: skip
+        log.error(
+            "uploads on hold for the whole account",
+            reason=exc.reason,
+            hint=exc.hint,
+            next_probe_in=round(hold.next_probe_at - time.time()),
+        )
         ledger.move(job, JobState.QUEUED, f"on hold: {exc.reason}", reason=f"hold: {exc.reason}")
 
     def _retry_later(self, ledger: Ledger, job: Job, exc: TransientError) -> None:
@@ -240,13 +266,21 @@ class Uploader:
         ingest = self.settings.ingest
         wait = backoff_seconds(attempts, exc, ingest.retry_min_seconds, ingest.retry_max_seconds)
         when = time.time() + wait
-        log.warning("upload attempt failed; will retry", error=exc.reason, attempts=attempts,
-                    retry_in=round(wait, 1))  # fmt: skip
+        log.warning(
+            "upload attempt failed; will retry",
+            error=exc.reason,
+            attempts=attempts,
+            retry_in=round(wait, 1),
+        )
         ledger.move(
-            job, JobState.QUEUED, f"attempt {attempts} of {limit} failed: {exc.reason}",
-            attempts=attempts, error=exc.reason, next_attempt_at=when,
+            job,
+            JobState.QUEUED,
+            f"attempt {attempts} of {limit} failed: {exc.reason}",
+            attempts=attempts,
+            error=exc.reason,
+            next_attempt_at=when,
             reason=f"retry {attempts + 1} of {limit} after: {exc.reason}",
-        )  # fmt: skip
+        )
 
     def _bad_input(self, ledger: Ledger, job: Job, exc: JobInputError) -> None:
         current = ledger.get(job.id)
@@ -284,8 +318,9 @@ def read_url_file(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise JobInputError("the .url file vanished before it could be imported",
-                            fatal=True) from None  # fmt: skip
+        raise JobInputError(
+            "the .url file vanished before it could be imported", fatal=True
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise JobInputError(f"cannot read the .url file: {exc}") from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]

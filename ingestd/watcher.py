@@ -177,9 +177,14 @@ class Watcher:
         mode = self.settings.ingest.observer
         observer: BaseObserver = PollingObserver(timeout=1.0) if mode == "polling" else Observer()
         events = [
-            FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
-            FileAttribEvent, DirCreatedEvent, DirMovedEvent,
-        ]  # fmt: skip
+            FileCreatedEvent,
+            FileClosedEvent,
+            FileMovedEvent,
+            FileDeletedEvent,
+            FileAttribEvent,
+            DirCreatedEvent,
+            DirMovedEvent,
+        ]
         if mode == "polling":
             events.append(FileModifiedEvent)  # polling reports no close events
         observer.schedule(
@@ -271,9 +276,14 @@ class Watcher:
         ):
             # Changed before anything was sent: the same job settles again on the new bytes.
             self.ledger.move(
-                latest, JobState.SETTLING, "file changed before upload",
-                size=size, mtime_ns=mtime_ns, sha256=None, settle_since=time.time(),
-            )  # fmt: skip
+                latest,
+                JobState.SETTLING,
+                "file changed before upload",
+                size=size,
+                mtime_ns=mtime_ns,
+                sha256=None,
+                settle_since=time.time(),
+            )
         elif latest is not None and latest.state == JobState.UPLOADING:
             return  # the uploader checks the file after sending it
         else:

@@ -114,12 +114,18 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ingestd", "--config", str(self.config_path), "run"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.tmp,
+        )
         log.close()
         if wait_ready:
-            wait_until(lambda: "ready: watching" in self.logs() or self.proc.poll() is not None,
-                       timeout=15, what="daemon ready")  # fmt: skip
+            wait_until(
+                lambda: "ready: watching" in self.logs() or self.proc.poll() is not None,
+                timeout=15,
+                what="daemon ready",
+            )
             assert self.proc.poll() is None, f"daemon exited early:\n{self.logs()}"
         return self
 
@@ -145,8 +151,12 @@ class DaemonProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
         return subprocess.run(
             [sys.executable, "-m", "ingestd", "--config", str(self.config_path), *args],
-            capture_output=True, text=True, timeout=30, env=env, cwd=self.tmp,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            cwd=self.tmp,
+        )
 
     def status_json(self, *args: str) -> dict[str, Any]:
         result = self.cli("status", "--json", *args)

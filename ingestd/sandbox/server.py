@@ -416,9 +416,13 @@ class _Handler(BaseHTTPRequestHandler):
                 name, stored, sha, md5, size = part["file"]
                 content_type = part["headers"].get("content-type", b"").decode("latin-1")
                 self.files[part["field"]] = UploadedFile(
-                    name, content_type or "application/octet-stream", stored, size[0],
-                    sha.hexdigest(), md5.hexdigest(),
-                )  # fmt: skip
+                    name,
+                    content_type or "application/octet-stream",
+                    stored,
+                    size[0],
+                    sha.hexdigest(),
+                    md5.hexdigest(),
+                )
                 part["sink"] = None
             else:
                 fields[part["field"]] = part["data"].decode("utf-8", "replace")
@@ -691,12 +695,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(200, sandbox.faults.as_dict(), {})
         elif method == "GET" and path == "/_sandbox/medias":
             store = sandbox.store
-            self._respond(200, [
-                {**m.to_json(store.processing_seconds), "sha256": m.sha256,
-                 "captions": m.captions, "customizations": m.customizations,
-                 "source_url": m.source_url}
-                for m in store.medias.values()
-            ], {})  # fmt: skip
+            self._respond(
+                200,
+                [
+                    {
+                        **m.to_json(store.processing_seconds),
+                        "sha256": m.sha256,
+                        "captions": m.captions,
+                        "customizations": m.customizations,
+                        "source_url": m.source_url,
+                    }
+                    for m in store.medias.values()
+                ],
+                {},
+            )
         else:
             self._respond(404, {"error": "unknown sandbox control"}, {})
 

@@ -19,10 +19,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 MEDIA_EXTENSIONS = {
-    "mp4": "Video", "mov": "Video", "m4v": "Video", "avi": "Video", "mkv": "Video",
-    "webm": "Video", "wmv": "Video", "flv": "Video", "mpg": "Video", "mpeg": "Video",
-    "3gp": "Video", "mp3": "Audio", "m4a": "Audio", "wav": "Audio",
-}  # fmt: skip
+    "mp4": "Video",
+    "mov": "Video",
+    "m4v": "Video",
+    "avi": "Video",
+    "mkv": "Video",
+    "webm": "Video",
+    "wmv": "Video",
+    "flv": "Video",
+    "mpg": "Video",
+    "mpeg": "Video",
+    "3gp": "Video",
+    "mp3": "Audio",
+    "m4a": "Audio",
+    "wav": "Audio",
+}
 VIDEO_LIMIT_ERROR = (
     "This account has exceeded its video limit. Please upgrade to upload more videos."
 )

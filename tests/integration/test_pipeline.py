@@ -42,9 +42,13 @@ def test_one_video_ends_done_with_its_exact_bytes(daemon: DaemonProcess) -> None
         assert one["job"]["id"] == job.id
         steps = [(e["from"], e["to"]) for e in one["events"]]
         assert steps == [
-            (None, "settling"), ("settling", "queued"), ("queued", "uploading"),
-            ("uploading", "processing"), ("processing", "finishing"), ("finishing", "done"),
-        ]  # fmt: skip
+            (None, "settling"),
+            ("settling", "queued"),
+            ("queued", "uploading"),
+            ("uploading", "processing"),
+            ("processing", "finishing"),
+            ("finishing", "done"),
+        ]
 
 
 def test_status_table_is_readable(daemon: DaemonProcess) -> None:
@@ -239,8 +243,13 @@ def test_token_never_appears_in_logs_status_or_ledger(daemon: DaemonProcess) -> 
     daemon.sandbox.faults.update(auth_fail=True)  # errors that mention auth must not echo it
     write_media(daemon.watch / "second.mp4", seed=41)
     wait_until(lambda: daemon.status_json()["hold"] is not None, what="auth hold")
-    outputs = [daemon.logs(), daemon.cli("status").stdout, daemon.cli("status", "--all").stdout,
-               daemon.cli("status", "--json").stdout, daemon.cli("status", "1").stdout]  # fmt: skip
+    outputs = [
+        daemon.logs(),
+        daemon.cli("status").stdout,
+        daemon.cli("status", "--all").stdout,
+        daemon.cli("status", "--json").stdout,
+        daemon.cli("status", "1").stdout,
+    ]
     daemon.stop()
     for text in outputs:
         assert TOKEN not in text

@@ -1,0 +1,174 @@
+"""The state machine and the ledger's writes (real SQLite in a temporary folder)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from ingestd.jobs import TERMINAL, TRANSITIONS, JobState, can_move, resume_state
+from ingestd.ledger import SCHEMA_VERSION, InvalidTransition, Ledger, StaleTransition
+
+S = JobState
+
+
+def test_terminal_states_have_no_way_out_but_retry() -> None:
+    assert TRANSITIONS[S.DONE] == frozenset()
+    assert TRANSITIONS[S.FAILED] == {S.QUEUED, S.FINISHING}
+    assert {S.DONE, S.FAILED} == set(TERMINAL)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "allowed"),
+    [
+        (S.SETTLING, S.QUEUED, True),
+        (S.SETTLING, S.UPLOADING, False),
+        (S.QUEUED, S.UPLOADING, True),
+        (S.QUEUED, S.PROCESSING, False),
+        (S.UPLOADING, S.PROCESSING, True),
+        (S.UPLOADING, S.QUEUED, True),
+        (S.UPLOADING, S.DONE, False),
+        (S.PROCESSING, S.FINISHING, True),
+        (S.PROCESSING, S.QUEUED, False),
+        (S.FINISHING, S.DONE, True),
+        (S.HELD, S.FINISHING, True),
+        (S.DONE, S.QUEUED, False),
+        (S.FAILED, S.QUEUED, True),
+    ],
+)
+def test_transition_table(source: JobState, target: JobState, allowed: bool) -> None:
+    assert can_move(source, target) is allowed
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    opened = Ledger(tmp_path / "ledger.db")
+    yield opened
+    opened.close()
+
+
+def queued(ledger: Ledger, name: str = "/w/a.mp4", sha: str = "aa"):
+    job = ledger.add_settling(name, "file", 10, 1)
+    return ledger.settle(job, sha)
+
+
+def test_schema_is_versioned_and_in_wal_mode(ledger: Ledger) -> None:
+    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert ledger.db.journal_mode == "wal"
+    reopened = Ledger(ledger.path)  # a second open migrates nothing and fails nothing
+    assert reopened.counts() == {}
+    reopened.close()
+
+
+def test_every_move_is_an_event_and_a_wrong_move_is_refused(ledger: Ledger) -> None:
+    job = queued(ledger)
+    claimed = ledger.claim_upload()
+    assert claimed is not None and claimed.id == job.id and claimed.state == S.UPLOADING
+    with pytest.raises(InvalidTransition):
+        ledger.move(claimed, S.DONE, "skipping ahead")
+    moved = ledger.move(claimed, S.PROCESSING, "uploaded", hashed_id="abc", media_id=7)
+    assert (moved.hashed_id, moved.media_id) == ("abc", 7)
+    with pytest.raises(StaleTransition):
+        ledger.move(claimed, S.QUEUED, "someone else's stale view")  # it is processing now
+    assert [(e.from_state, e.to_state) for e in ledger.events(job.id)] == [
+        (None, "settling"),
+        ("settling", "queued"),
+        ("queued", "uploading"),
+        ("uploading", "processing"),
+    ]
+
+
+def test_claim_is_atomic_across_connections(tmp_path: Path) -> None:
+    first = Ledger(tmp_path / "l.db")
+    for n in range(40):
+        queued(first, f"/w/{n}.mp4", sha=str(n))
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        mine = Ledger(tmp_path / "l.db")
+        while (job := mine.claim_upload()) is not None:
+            with lock:
+                claimed.append(job.id)
+        mine.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(claimed) == list(range(1, 41))  # each exactly once
+    first.close()
+
+
+def test_same_content_at_the_same_path_is_the_same_version(ledger: Ledger) -> None:
+    job = queued(ledger, sha="same")
+    assert job is not None
+    touched = ledger.add_settling(job.path, "file", 10, 2)  # new mtime
+    assert ledger.settle(touched, "same") is None
+    assert [j.id for j in ledger.active_and_recent(None)] == [job.id]
+    assert ledger.get(job.id).mtime_ns == 2  # the known version takes the new mtime
+    replaced = ledger.add_settling(job.path, "file", 11, 3)
+    assert ledger.settle(replaced, "different").state == S.QUEUED  # new content: new job
+
+
+def test_due_jobs_are_claimed_oldest_first_and_backoff_is_respected(ledger: Ledger) -> None:
+    first = queued(ledger, "/w/1.mp4", "1")
+    second = queued(ledger, "/w/2.mp4", "2")
+    ledger.update(first, next_attempt_at=9e12)  # far in the future
+    assert ledger.claim_upload().id == second.id
+    assert ledger.claim_upload() is None
+
+
+def test_interrupted_uploads_are_requeued_without_an_attempt(ledger: Ledger) -> None:
+    job = queued(ledger)
+    claimed = ledger.claim_upload()
+    ledger.update(claimed, upload_started_at=123.0)
+    (requeued,) = ledger.requeue_interrupted("crash")
+    assert requeued.state == S.QUEUED and requeued.attempts == 0
+    assert requeued.upload_started_at == 123.0  # so the next claim reconciles first
+    assert job.id == requeued.id
+
+
+def test_retry_goes_back_to_the_queue_or_to_finishing(ledger: Ledger) -> None:
+    job = queued(ledger)
+    job = ledger.claim_upload()
+    failed = ledger.move(job, S.FAILED, "refused", error="HTTP 422", attempts=3)
+    again = ledger.retry(failed)
+    assert again.state == S.QUEUED and again.attempts == 0 and again.error is None
+
+    job = ledger.claim_upload()
+    job = ledger.move(job, S.PROCESSING, "up", hashed_id="h1", media_id=1)
+    job = ledger.move(job, S.FINISHING, "ready")
+    failed = ledger.move(job, S.FAILED, "captions refused", error="HTTP 400")
+    assert ledger.retry(failed).state == S.FINISHING
+
+
+def test_hold_has_one_probe_at_a_time(ledger: Ledger) -> None:
+    assert ledger.hold() is None
+    ledger.set_hold("video_limit", "limit reached", probe_interval=0.0)
+    assert ledger.take_probe("video_limit", next_interval=60.0) is True
+    assert ledger.take_probe("video_limit", next_interval=60.0) is False  # not due again yet
+    hold = ledger.hold()
+    assert hold.kind == "video_limit" and hold.probe_interval == 60.0
+    assert ledger.clear_hold("auth") is False
+    assert ledger.clear_hold("video_limit") is True and ledger.hold() is None
+
+
+def test_resume_state_follows_how_far_the_job_got(ledger: Ledger) -> None:
+    job = ledger.add_settling("/w/x.mp4", "file", 1, 1)
+    assert resume_state(job) == S.SETTLING
+    job = ledger.settle(job, "sha")
+    assert resume_state(job) == S.QUEUED
+    job = ledger.update(job, hashed_id="h")
+    assert resume_state(job) == S.FINISHING
+
+
+def test_find_by_id_path_or_hashed_id(ledger: Ledger) -> None:
+    job = queued(ledger, "/w/find me.mp4")
+    job = ledger.update(job, hashed_id="hid123")
+    assert ledger.find(str(job.id)).id == job.id
+    assert ledger.find("/w/find me.mp4").id == job.id
+    assert ledger.find("hid123").id == job.id
+    assert ledger.find("nothing") is None
