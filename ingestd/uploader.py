@@ -145,7 +145,7 @@ class Uploader:
             bytes_sent=0,
         )
         log.info("uploading", size=job.size)
-        progress = _Progress(ledger, job.id)
+        progress = _Progress(ledger, job.id, job.size)
         try:
             media = self.client.upload_file(path, fields, progress)
         except FileNotFoundError:
@@ -296,16 +296,18 @@ class Uploader:
 class _Progress:
     """Upload progress into the ledger, at most once a second (it is only for `status`)."""
 
-    def __init__(self, ledger: Ledger, job_id: int) -> None:
+    def __init__(self, ledger: Ledger, job_id: int, total: int | None) -> None:
         self._ledger = ledger
         self._job_id = job_id
+        self._total = total
         self._last = 0.0
         self._sent = 0
 
     def __call__(self, sent: int) -> None:
         self._sent = sent
         now = time.monotonic()
-        if now - self._last >= PROGRESS_EVERY_SECONDS:
+        # Also when the last byte is read: the wait for Wistia's answer shows as 100%.
+        if now - self._last >= PROGRESS_EVERY_SECONDS or sent == self._total:
             self._last = now
             self._ledger.record_progress(self._job_id, sent)
 

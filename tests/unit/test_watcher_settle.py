@@ -130,3 +130,22 @@ def test_url_files(tmp_path: Path) -> None:
     empty.write_text("[InternetShortcut]\n")
     with pytest.raises(JobInputError, match="no URL"):
         read_url_file(empty)
+
+
+def test_rescan_finds_what_no_event_announced(watcher: Watcher) -> None:
+    clip = watcher.settings.watch_dir / "quiet" / "missed.mp4"
+    clip.parent.mkdir()
+    clip.write_bytes(b"never announced")
+    watcher.tick()  # no observer, no hints: only the rescan can find it
+    assert state_of(watcher, clip) == JobState.SETTLING
+
+
+def test_dead_observer_is_replaced(watcher: Watcher) -> None:
+    watcher.start_observer()
+    first = watcher.observer
+    first.stop()
+    first.join(timeout=5)
+    assert not first.is_alive()
+    watcher.check_observer()
+    assert watcher.observer is not first and watcher.observer.is_alive()
+    watcher.stop_observer()
