@@ -373,6 +373,14 @@ class Ledger:
         )
         return [Job.from_row(r) for r in rows]
 
+    def due_finishing(self, limit: int = 50) -> list[Job]:
+        rows = self.db.query(
+            """SELECT * FROM jobs WHERE state = 'finishing'
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?""",
+            (_now(), limit),
+        )
+        return [Job.from_row(r) for r in rows]
+
     def get(self, job_id: int) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return Job.from_row(row) if row else None

@@ -31,6 +31,8 @@ from ingestd.errors import (
 )
 from ingestd.jobs import Job, JobKind, JobState
 from ingestd.ledger import Ledger
+from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
+from ingestd.urlimport import media_name_of, read_url_file
 from ingestd.wistia import Media, WistiaClient, backoff_seconds
 
 log = logs.get("ingestd.uploader")
@@ -125,16 +127,19 @@ class Uploader:
 
     def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media | None]:
         path = Path(job.path)
-        fields = self.upload_fields(job)
         if job.kind == JobKind.URL:
             url = read_url_file(path)
+            fields = self.upload_fields(job, default_name=media_name_of(url))
             job = ledger.update(
                 job,
                 upload_started_at=job.upload_started_at or time.time(),
                 media_name=fields["name"],
             )
-            log.info("importing from URL")
-            return job, self.client.import_url(url, fields)
+            log.info("importing from URL", url=url)
+            media = self.client.import_url(url, fields)
+            self._record_metadata_sent(ledger, job, fields)
+            return job, media
+        fields = self.upload_fields(job, default_name=media_name(path))
         if not self._unchanged(ledger, job):
             return job, None
         # Committed before the first byte leaves: a crash from here on is reconciled.
@@ -157,12 +162,29 @@ class Uploader:
         progress.flush()
         if not self._unchanged(ledger, job, after_upload=True):
             return job, None
+        self._record_metadata_sent(ledger, job, fields)
         return job, media
 
-    def upload_fields(self, job: Job) -> dict[str, str]:
-        fields = {"name": job.media_name or media_name(Path(job.path))}
-        if self.settings.wistia.project_id:
-            fields["project_id"] = self.settings.wistia.project_id
+    def _record_metadata_sent(self, ledger: Ledger, job: Job, fields: dict[str, str]) -> None:
+        """What name and description Wistia has, so finishing sends only a later change."""
+        ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(fields))
+
+    def upload_fields(self, job: Job, default_name: str) -> dict[str, str]:
+        """Form fields: from clip.json and _defaults.json, else the config and the file name.
+
+        `name` is always sent, so that an interrupted upload can be found again by name.
+        """
+        metadata = read_metadata(Path(job.path), self.settings.watch_dir)
+        for problem in metadata.unknown:
+            log.warning("unknown key in a sidecar, ignored", key=problem, known=KNOWN_KEYS)
+        fields = {"name": metadata.name or default_name}
+        if metadata.description is not None:
+            fields["description"] = metadata.description
+        project_id = metadata.project_id or self.settings.wistia.project_id
+        if project_id:
+            fields["project_id"] = project_id
+        if metadata.contact_id is not None:
+            fields["contact_id"] = metadata.contact_id
         return fields
 
     def _unchanged(self, ledger: Ledger, job: Job, *, after_upload: bool = False) -> bool:
@@ -195,7 +217,9 @@ class Uploader:
 
     def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
         """Did an earlier, interrupted attempt create the media after all?"""
-        name = job.media_name or media_name(Path(job.path))
+        name = job.media_name
+        if name is None:
+            return None  # no attempt recorded what it sent
         since = (job.upload_started_at or 0) - RECONCILE_MARGIN_SECONDS
         for media in self.client.medias_named(name):
             created = media.created_epoch
@@ -313,25 +337,3 @@ class _Progress:
 
     def flush(self) -> None:
         self._ledger.record_progress(self._job_id, self._sent)
-
-
-def read_url_file(path: Path) -> str:
-    """The URL in a `.url` file: one line, or `URL=` in the [InternetShortcut] format."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise JobInputError(
-            "the .url file vanished before it could be imported", fatal=True
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobInputError(f"cannot read the .url file: {exc}") from None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if line.lower().startswith("url="):
-            return line[4:].strip()
-    if len(lines) == 1 and not lines[0].startswith("["):
-        return lines[0]
-    raise JobInputError(
-        "the .url file holds no URL",
-        "write one URL on a line, or an [InternetShortcut] section with URL=...",
-    )

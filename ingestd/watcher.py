@@ -25,7 +25,6 @@ from pathlib import Path
 from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
-    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -176,12 +175,14 @@ class Watcher:
     def start_observer(self) -> None:
         mode = self.settings.ingest.observer
         observer: BaseObserver = PollingObserver(timeout=1.0) if mode == "polling" else Observer()
+        # No modify events: one per write is a storm, and settling files are looked at on
+        # every tick anyway. (watchdog 7.1 asks inotify for IN_ATTRIB only with modify events,
+        # so a bare `touch` shows up at the next rescan: it changes no bytes, so nothing waits.)
         events = [
             FileCreatedEvent,
             FileClosedEvent,
             FileMovedEvent,
             FileDeletedEvent,
-            FileAttribEvent,
             DirCreatedEvent,
             DirMovedEvent,
         ]

@@ -12,7 +12,8 @@ from ingestd.config import Settings
 from ingestd.errors import JobInputError
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
-from ingestd.uploader import media_name, read_url_file
+from ingestd.uploader import media_name
+from ingestd.urlimport import read_url_file
 from ingestd.watcher import MediaFilter, Watcher
 from tests.conftest import wait_until
 

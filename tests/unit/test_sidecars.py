@@ -1,0 +1,225 @@
+"""Reading, validating and merging sidecar files; URL import rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingestd.errors import JobInputError
+from ingestd.finisher import move_without_overwriting
+from ingestd.sidecars import (
+    SidecarError,
+    caption_files,
+    language_code,
+    merge,
+    own_sidecar_paths,
+    read_captions,
+    read_metadata,
+)
+from ingestd.urlimport import for_wistia, media_name_of
+
+SRT = "1\n00:00:00,000 --> 00:00:01,000\nhi\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("en", "eng"),
+        ("eng", "eng"),
+        ("fr", "fra"),
+        ("fre", "fra"),
+        ("fra", "fra"),
+        ("de", "deu"),
+        ("ger", "deu"),
+        ("DEU", "deu"),
+        ("nl", "nld"),
+        ("dut", "nld"),
+        ("tlh", "tlh"),
+        ("xx", None),
+        ("zzz", None),
+        ("e", None),
+        ("engl", None),
+    ],
+)
+def test_language_codes_become_iso_639_2_t(given: str, expected: str | None) -> None:
+    assert language_code(given) == expected
+
+
+def test_merge_is_key_by_key_and_nested() -> None:
+    base = {"a": 1, "c": {"x": 1, "y": 2}, "d": [1]}
+    assert merge(base, {"a": 2, "c": {"y": 3}, "d": [2]}) == {
+        "a": 2,
+        "c": {"x": 1, "y": 3},
+        "d": [2],
+    }
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_nearest_defaults_win_and_own_sidecar_overrides(tmp_path: Path) -> None:
+    write(
+        tmp_path / "_defaults.json",
+        json.dumps(
+            {"project_id": "root", "description": "root", "customizations": {"a": 1, "b": 1}}
+        ),
+    )
+    write(
+        tmp_path / "x" / "_defaults.json",
+        json.dumps({"project_id": "x", "customizations": {"b": 2, "c": 2}}),
+    )
+    write(
+        tmp_path / "x" / "y" / "clip.json",
+        json.dumps({"name": "Own", "customizations": {"c": 3}, "extra": True}),
+    )
+    metadata = read_metadata(tmp_path / "x" / "y" / "clip.mp4", tmp_path)
+    assert metadata.name == "Own"
+    assert metadata.project_id == "x" and metadata.description == "root"
+    assert metadata.customizations == {"a": 1, "b": 2, "c": 3}
+    assert metadata.unknown == ("clip.json: extra",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"name": "x",\n "description": }', r"clip\.json, line 2 column 17"),
+        ('["not", "an object"]', "must hold a JSON object"),
+        ('{"name": 5}', '"name" must be a string'),
+        ('{"name": ""}', '"name" is empty'),
+        ('{"name": "' + "n" * 256 + '"}', "longer than Wistia's 255"),
+        ('{"contact_id": "abc"}', '"contact_id" must be an integer'),
+        ('{"project_id": true}', '"project_id" must be'),
+        ('{"customizations": [1]}', '"customizations" must be an object'),
+    ],
+)
+def test_bad_metadata_names_file_and_problem(tmp_path: Path, text: str, message: str) -> None:
+    write(tmp_path / "clip.json", text)
+    with pytest.raises(SidecarError, match=message):
+        read_metadata(tmp_path / "clip.mp4", tmp_path)
+
+
+def test_numeric_ids_are_accepted(tmp_path: Path) -> None:
+    write(tmp_path / "clip.json", '{"contact_id": 42, "project_id": 1234}')
+    metadata = read_metadata(tmp_path / "clip.mp4", tmp_path)
+    assert (metadata.contact_id, metadata.project_id) == ("42", "1234")
+
+
+def test_caption_files_by_language(tmp_path: Path) -> None:
+    for name in ("clip.srt", "clip.fr.srt", "clip.ger.srt", "clip.final.srt", "other.en.srt"):
+        write(tmp_path / name, SRT)
+    found = caption_files(tmp_path / "clip.mp4", "en")
+    assert [(lang, path.name) for lang, path in found] == [
+        ("deu", "clip.ger.srt"),
+        ("eng", "clip.srt"),
+        ("fra", "clip.fr.srt"),
+    ]
+
+
+def test_unknown_language_and_duplicates_are_problems(tmp_path: Path) -> None:
+    write(tmp_path / "clip.xx.srt", SRT)
+    with pytest.raises(SidecarError, match="'xx' is not an ISO 639 language code"):
+        caption_files(tmp_path / "clip.mp4", "eng")
+    (tmp_path / "clip.xx.srt").unlink()
+    write(tmp_path / "clip.fr.srt", SRT)
+    write(tmp_path / "clip.fre.srt", SRT)
+    with pytest.raises(SidecarError, match="both captions in fra"):
+        caption_files(tmp_path / "clip.mp4", "eng")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "1\n00:00:00,000 --> 00:00:01,000\nok\n\n2\n00:00:0x,000 --> 00:00:02,000\nbad\n",
+            r"clip\.srt, line 5: not a valid subtitle block",
+        ),
+        ("just some text\n", r"clip\.srt, line 1"),
+        ("", "holds no subtitles"),
+        ("1\n00:00:05,000 --> 00:00:01,000\nbackwards\n", "line 1: subtitle 1 ends before"),
+        ("\ufeff".encode("utf-16-le") + SRT.encode("utf-16-le"), "UTF-16, not UTF-8"),
+        (SRT.encode() + "caf\xe9\n".encode("latin-1"), r"line 4: not UTF-8"),
+    ],
+)
+def test_broken_captions_say_file_line_and_what(
+    tmp_path: Path, content: str | bytes, message: str
+) -> None:
+    write(tmp_path / "clip.srt", content)
+    with pytest.raises(SidecarError, match=message):
+        read_captions(tmp_path / "clip.mp4", "eng")
+
+
+def test_caption_text_keeps_the_file_without_its_bom(tmp_path: Path) -> None:
+    write(tmp_path / "clip.srt", "\ufeff" + SRT)
+    (caption,) = read_captions(tmp_path / "clip.mp4", "eng")
+    assert caption.text == SRT and caption.language == "eng"
+
+
+def test_own_sidecars_follow_the_media_but_defaults_stay(tmp_path: Path) -> None:
+    for name in (
+        "clip.json",
+        "clip.srt",
+        "clip.en.srt",
+        "clip.final.srt",
+        "_defaults.json",
+        "clipper.srt",
+    ):
+        write(tmp_path / name, SRT)
+    assert [p.name for p in own_sidecar_paths(tmp_path / "clip.mp4")] == [
+        "clip.json",
+        "clip.srt",
+        "clip.en.srt",
+    ]
+
+
+def test_move_never_overwrites_and_can_be_repeated(tmp_path: Path) -> None:
+    source = write(tmp_path / "a.mp4", "new")
+    taken = write(tmp_path / "archive" / "a.mp4", "old")
+    with pytest.raises(FileExistsError):
+        move_without_overwriting(source, taken)
+    assert taken.read_text() == "old" and source.exists()
+    target = tmp_path / "archive" / "deep" / "b.mp4"
+    move_without_overwriting(source, target)
+    move_without_overwriting(source, target)  # repeated after a crash: nothing to do
+    assert target.read_text() == "new" and not source.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://www.dropbox.com/s/abc/Clip.mp4?dl=0", "https://dl.dropbox.com/s/abc/Clip.mp4"),
+        ("https://dropbox.com/s/abc/Clip.mp4?dl=1", "https://dl.dropbox.com/s/abc/Clip.mp4"),
+        (
+            "https://www.dropbox.com/s/raw/abc/Clip.mp4",
+            "https://www.dropbox.com/s/raw/abc/Clip.mp4",
+        ),
+        (
+            "https://www.dropbox.com/scl/fi/x1/C.mp4?rlkey=k&dl=0",
+            "https://dl.dropbox.com/scl/fi/x1/C.mp4?rlkey=k",
+        ),
+        (
+            "https://b.s3.amazonaws.com/v.mp4?X-Amz-Signature=a%2Fb&X-Amz-Expires=60",
+            "https://b.s3.amazonaws.com/v.mp4?X-Amz-Signature=a%2Fb&X-Amz-Expires=60",
+        ),
+        ("https://example.com/my clip.mp4", "https://example.com/my%20clip.mp4"),
+    ],
+)
+def test_urls_for_wistia(url: str, expected: str) -> None:
+    assert for_wistia(url) == expected
+
+
+@pytest.mark.parametrize("url", ["ftp://x.com/a.mp4", "file:///etc/passwd", "javascript:1", "x"])
+def test_only_http_urls_are_imported(url: str) -> None:
+    with pytest.raises(JobInputError, match="only http"):
+        for_wistia(url)
+
+
+def test_import_name_is_the_urls_file_name() -> None:
+    assert media_name_of("https://dl.dropbox.com/s/a/My%20Clip.mp4") == "My Clip.mp4"
