@@ -64,6 +64,8 @@ def test_everything_in_sidecars_and_defaults_reaches_wistia(daemon: DaemonProces
     upload = daemon.sandbox.uploads()[0]
     assert upload.form["name"] == "Launch teaser"
     assert upload.form["project_id"] == project.hashed_id
+    # after_upload = "keep": the file and its sidecars stay where they were
+    assert clip.exists() and (show / "clip.json").exists() and (show / "clip.fr.srt").exists()
     custom = [r for r in daemon.sandbox.records if r.path.endswith("customizations.json")]
     assert len(custom) == 1 and custom[0].method == "POST"
     assert custom[0].headers.get("Content-Type", "").startswith("application/json")
