@@ -34,6 +34,7 @@ log = logs.get("ingestd.daemon")
 TICK_SECONDS = 0.25
 STOP_DEADLINE_SECONDS = 8.0  # leaves headroom under the 10 s promised to systemd
 RESTART_DELAY_SECONDS = 1.0
+ORPHAN_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Daemon:
         ping_every = watchdog_interval()
         next_ping = 0.0
         next_status = 0.0
+        next_orphan_check = time.monotonic() + ORPHAN_CHECK_SECONDS
         while not self.stop.wait(TICK_SECONDS):
             now = time.monotonic()
             healthy = self._supervise(now)
@@ -135,6 +137,10 @@ class Daemon:
                 self._reload_requested.clear()
                 self._do_reload()
             self._probe_auth_hold()
+            if now >= next_orphan_check:
+                next_orphan_check = now + ORPHAN_CHECK_SECONDS
+                for job in self.uploader.requeue_orphans(self.ledger):
+                    log.warning("requeued a job its worker left behind", job_id=job.id)
             if ping_every and healthy and now >= next_ping:
                 notify("WATCHDOG=1")
                 next_ping = now + ping_every

@@ -26,11 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+import tenacity
 
+from ingestd import logs
 from ingestd.errors import LedgerBusy
 from ingestd.jobs import TERMINAL, Job, JobState, can_move
 
-BUSY_TIMEOUT_MS = 15_000
+BUSY_TIMEOUT_SECONDS = 15.0
+# How long a write keeps trying while the ledger is locked by another process or its disk is
+# full, before the error reaches the caller (whose stage is then restarted).
+WRITE_PATIENCE_SECONDS = 120.0
+# SQLite's words for conditions that pass: another writer, a full disk, a failing write.
+_PASSING = ("locked", "busy", "disk is full", "disk i/o error")
 ACTIVE_STATES = tuple(s.value for s in JobState if s not in TERMINAL)
 TERMINAL_STATES = tuple(s.value for s in TERMINAL)
 
@@ -134,15 +141,39 @@ def _now() -> float:
     return time.time()
 
 
+def _passing(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and any(
+        words in str(error).lower() for words in _PASSING
+    )
+
+
+def _log_wait(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    logs.get("ingestd.ledger").warning(
+        "ledger write failed; retrying", error=str(error), attempt=state.attempt_number
+    )
+
+
+# Every public write goes through this: a whole transaction is retried (each attempt rolled
+# back first), so a locked or full ledger delays the daemon but never half-applies a change.
+_retried_write = tenacity.retry(
+    retry=tenacity.retry_if_exception(_passing),
+    wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05),
+    stop=tenacity.stop_after_delay(WRITE_PATIENCE_SECONDS),
+    before_sleep=_log_wait,
+    reraise=True,
+)
+
+
 class Ledger:
     """One thread's connection to the ledger."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(str(self.path), timeout=busy_timeout)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         self.db.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit survives power loss too; the ledger writes little, so it costs nothing.
         self.db.execute("PRAGMA synchronous = FULL")
@@ -161,10 +192,11 @@ class Ledger:
         self.db.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.conn.execute("COMMIT")
         except BaseException:
-            self.db.conn.execute("ROLLBACK")
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
             raise
-        self.db.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -189,6 +221,7 @@ class Ledger:
 
     # --- moving jobs --------------------------------------------------------------------------
 
+    @_retried_write
     def move(self, job: Job, to_state: JobState, note: str | None = None, **changes: Any) -> Job:
         """Move `job` from the state it was read in to `to_state`, with column changes.
 
@@ -218,6 +251,7 @@ class Ledger:
         self._event(job_id, from_state.value, to_state.value, note)
         return Job.from_row(row)
 
+    @_retried_write
     def update(self, job: Job, **changes: Any) -> Job:
         """Change columns of a job that stays in its state (no event)."""
         values = {**changes, "updated_at": _now()}
@@ -231,6 +265,7 @@ class Ledger:
             raise StaleTransition(f"job {job.id} is no longer {job.state}")
         return Job.from_row(row)
 
+    @_retried_write
     def record_progress(self, job_id: int, bytes_sent: int) -> None:
         """Upload progress for `status`; not an event, and harmless if the job moved on."""
         with self._write():
@@ -241,6 +276,7 @@ class Ledger:
 
     # --- the watcher's operations -------------------------------------------------------------
 
+    @_retried_write
     def add_settling(self, path: str, kind: str, size: int, mtime_ns: int) -> Job:
         """A new candidate version of a file: it settles before it becomes a job to upload."""
         now = _now()
@@ -255,6 +291,7 @@ class Ledger:
             self._event(row["id"], None, JobState.SETTLING.value, "found")
         return Job.from_row(row)
 
+    @_retried_write
     def settle(self, job: Job, sha256: str, failure: str | None = None) -> Job | None:
         """The settling file is complete and hashed: queue it, unless its content is known.
 
@@ -287,6 +324,7 @@ class Ledger:
                 job.id, JobState.SETTLING, JobState.QUEUED, "settled", {"sha256": sha256}
             )
 
+    @_retried_write
     def drop_candidate(self, job: Job) -> None:
         """Forget a settling candidate whose file went away before it settled."""
         with self._write():
@@ -305,6 +343,7 @@ class Ledger:
 
     # --- the uploader's operations ------------------------------------------------------------
 
+    @_retried_write
     def claim_upload(self) -> Job | None:
         """Atomically take the oldest queued job that is due: queued -> uploading."""
         now = _now()
@@ -332,10 +371,14 @@ class Ledger:
         )
         return row["due"] if row else None
 
-    def requeue_interrupted(self, note: str) -> list[Job]:
+    @_retried_write
+    def requeue_interrupted(
+        self, note: str, keep: set[int] | frozenset[int] = frozenset()
+    ) -> list[Job]:
         """Jobs left `uploading` by a crash or stop go back to the queue, attempts unchanged.
 
         `upload_started_at` stays, so the next claim reconciles with Wistia before sending.
+        Jobs in `keep` (uploads in progress in this process) are left alone.
         """
         with self._write():
             rows = list(
@@ -344,6 +387,14 @@ class Ledger:
                                       updated_at = ?
                        WHERE state = 'uploading' RETURNING *""",
                     (note, _now()),
+                )
+                if not keep
+                else self.db.query(
+                    f"""UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
+                                       updated_at = ?
+                        WHERE state = 'uploading'
+                          AND id NOT IN ({", ".join("?" for _ in keep)}) RETURNING *""",
+                    (note, _now(), *keep),
                 )
             )
             for row in rows:
@@ -428,6 +479,7 @@ class Ledger:
         row = self._one("SELECT kind, reason, since, next_probe_at, probe_interval FROM hold")
         return Hold(**row) if row else None
 
+    @_retried_write
     def set_hold(self, kind: str, reason: str, probe_interval: float) -> Hold:
         """Start (or extend) the hold; keeps `since` of a hold of the same kind."""
         now = _now()
@@ -444,6 +496,7 @@ class Ledger:
         assert hold is not None
         return hold
 
+    @_retried_write
     def take_probe(self, kind: str, next_interval: float) -> bool:
         """True for the one caller that may probe now; pushes the next probe further out."""
         now = _now()
@@ -455,6 +508,7 @@ class Ledger:
             )
             return cursor.rowcount == 1
 
+    @_retried_write
     def clear_hold(self, kind: str | None = None) -> bool:
         with self._write():
             if kind is None:
@@ -469,6 +523,7 @@ class Ledger:
         rows = self.db.query("SELECT name, digest FROM sidecars WHERE job_id = ?", (job_id,))
         return {row["name"]: row["digest"] for row in rows}
 
+    @_retried_write
     def record_sidecar(self, job_id: int, name: str, digest: str) -> None:
         with self._write():
             self.db.execute(

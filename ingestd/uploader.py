@@ -30,7 +30,7 @@ from ingestd.errors import (
     TransientError,
 )
 from ingestd.jobs import Job, JobKind, JobState
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, StaleTransition
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.urlimport import media_name_of, read_url_file
 from ingestd.wistia import Media, WistiaClient, backoff_seconds
@@ -42,6 +42,7 @@ PROGRESS_EVERY_SECONDS = 1.0
 MAX_NAME_LENGTH = 255  # Wistia's limit for `name`
 # Wistia's clock and ours may differ a little: look this much further back when reconciling.
 RECONCILE_MARGIN_SECONDS = 300.0
+WATCH_FOLDER_WAIT_SECONDS = 10.0
 
 
 def media_name(path: Path) -> str:
@@ -65,6 +66,10 @@ class Uploader:
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
+        # Jobs a worker of this daemon is sending now; the claim and the orphan check share
+        # the lock, so a job just claimed is never taken for an orphan.
+        self._in_flight: set[int] = set()
+        self._claim_lock = threading.Lock()
 
     # --- the worker thread --------------------------------------------------------------
 
@@ -76,24 +81,38 @@ class Uploader:
                 if job is None:
                     self.stop.wait(IDLE_WAIT_SECONDS)
                     continue
-                with logs.job_context(job):
-                    self._process(ledger, job)
+                try:
+                    with logs.job_context(job):
+                        self._process(ledger, job)
+                finally:
+                    with self._claim_lock:
+                        self._in_flight.discard(job.id)
         finally:
             ledger.close()
 
     def _next_job(self, ledger: Ledger) -> Job | None:
         hold = ledger.hold()
-        if hold is None:
-            return ledger.claim_upload()
-        if hold.kind != "video_limit":
-            return None  # auth: the daemon probes with a cheap account call
-        interval = min(hold.probe_interval * 2, self.settings.ingest.probe_max_seconds)
-        if not ledger.take_probe(hold.kind, interval):
-            return None
-        job = ledger.claim_upload()
-        if job is not None:
+        if hold is not None:
+            if hold.kind != "video_limit":
+                return None  # auth: the daemon probes with a cheap account call
+            interval = min(hold.probe_interval * 2, self.settings.ingest.probe_max_seconds)
+            if not ledger.take_probe(hold.kind, interval):
+                return None
+        with self._claim_lock:
+            job = ledger.claim_upload()
+            if job is not None:
+                self._in_flight.add(job.id)
+        if job is not None and hold is not None:
             log.info("probing whether uploads are possible again", job_id=job.id)
         return job
+
+    def requeue_orphans(self, ledger: Ledger) -> list[Job]:
+        """Jobs left `uploading` by a worker that died: back to the queue (health check)."""
+        with self._claim_lock:
+            return ledger.requeue_interrupted(
+                "its worker stopped unexpectedly; Wistia is checked before sending again",
+                keep=self._in_flight,
+            )
 
     # --- one job ------------------------------------------------------------------------
 
@@ -115,12 +134,19 @@ class Uploader:
         except HoldError as exc:
             self._hold(ledger, job, exc)
         except TransientError as exc:
+            if self._watch_folder_missing(ledger, job) or not self._unchanged(
+                ledger, job, after_upload=True
+            ):
+                return  # not the network's fault: no attempt is counted
             self._retry_later(ledger, job, exc)
+        except StaleTransition:
+            log.warning("the job was moved by someone else meanwhile; leaving it")
         except PermanentError as exc:
             log.error("upload refused", error=exc.reason)
             ledger.move(job, JobState.FAILED, exc.reason, error=exc.reason)
         except JobInputError as exc:
-            self._bad_input(ledger, job, exc)
+            if not self._watch_folder_missing(ledger, job):
+                self._bad_input(ledger, job, exc)
         except Exception as exc:
             log.exception("unexpected error while uploading")
             self._retry_later(ledger, job, TransientError(f"internal error: {exc!r}"))
@@ -161,6 +187,7 @@ class Uploader:
             raise JobInputError(f"cannot read the file: {exc.strerror}") from None
         progress.flush()
         if not self._unchanged(ledger, job, after_upload=True):
+            self._discard(media)  # it holds bytes of a version that never settled
             return job, None
         self._record_metadata_sent(ledger, job, fields)
         return job, media
@@ -214,6 +241,36 @@ class Uploader:
             bytes_sent=None,
         )
         return False
+
+    def _discard(self, media: Media) -> None:
+        try:
+            self.client.delete_media(media.hashed_id)
+            log.info(
+                "deleted the media of a file that changed while it was sent",
+                hashed_id=media.hashed_id,
+            )
+        except (TransientError, PermanentError) as exc:
+            log.warning(
+                "could not delete the media of a changed file; delete it in Wistia",
+                hashed_id=media.hashed_id,
+                error=exc.reason,
+            )
+
+    def _watch_folder_missing(self, ledger: Ledger, job: Job) -> bool:
+        """An unmounted share is not a vanished file: the job waits, nothing is counted."""
+        if self.settings.watch_dir.is_dir():
+            return False
+        log.warning("the watch folder is missing (an unmounted share?); the job waits")
+        current = ledger.get(job.id)
+        if current is not None and current.state == JobState.UPLOADING:
+            ledger.move(
+                current,
+                JobState.QUEUED,
+                "watch folder missing",
+                next_attempt_at=time.time() + WATCH_FOLDER_WAIT_SECONDS,
+                reason=f"the watch folder {self.settings.watch_dir} is missing",
+            )
+        return True
 
     def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
         """Did an earlier, interrupted attempt create the media after all?"""

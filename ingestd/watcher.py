@@ -140,6 +140,9 @@ class Watcher:
         self._pending_lock = threading.Lock()
         self._next_rescan = 0.0
         self._next_held_check = 0.0
+        self._watched_folder: tuple[int, int] | None = None  # (st_dev, st_ino) being watched
+        self._folder_missing = False
+        self._reported_links: set[str] = set()
         self.ledger: Ledger | None = None
 
     # --- the thread ---------------------------------------------------------------------
@@ -147,8 +150,7 @@ class Watcher:
     def run(self) -> None:
         self.ledger = Ledger(self.ledger_path)
         try:
-            self.start_observer()
-            self.scan()
+            self.check_observer()  # starts the observer, then scans (or waits for the folder)
             self.scanned.set()
             tick = min(0.25, max(0.05, self.settings.ingest.settle_seconds / 4))
             while not self.stop.wait(tick):
@@ -194,6 +196,8 @@ class Watcher:
         observer.daemon = True
         observer.start()
         self.observer = observer
+        stat = self.settings.watch_dir.stat()
+        self._watched_folder = (stat.st_dev, stat.st_ino)
         log.info("watching", folder=str(self.settings.watch_dir), observer=type(observer).__name__)
 
     def stop_observer(self) -> None:
@@ -203,12 +207,36 @@ class Watcher:
             self.observer = None
 
     def check_observer(self) -> None:
-        """A dead observer thread is replaced, then the tree rescanned for what it missed."""
-        if self.observer is not None and not self.observer.is_alive():
+        """Keep a live observer on the folder as it is now.
+
+        A dead observer thread is replaced; a watch folder that went away (an unmounted share)
+        is waited for, and when it is back (perhaps as another inode) it is watched afresh and
+        rescanned for what arrived meanwhile.
+        """
+        try:
+            stat = self.settings.watch_dir.stat()
+            folder = (stat.st_dev, stat.st_ino)
+        except OSError:
+            folder = None
+        if folder is None:
+            if not self._folder_missing:
+                self._folder_missing = True
+                log.error(
+                    "the watch folder is missing; waiting for it to come back",
+                    folder=str(self.settings.watch_dir),
+                )
+            return
+        alive = self.observer is not None and self.observer.is_alive()
+        if alive and folder == self._watched_folder:
+            return
+        if self._folder_missing:
+            log.info("the watch folder is back", folder=str(self.settings.watch_dir))
+        elif not alive and self.observer is not None:
             log.error("the file watcher stopped unexpectedly; restarting it and rescanning")
-            self.stop_observer()
-            self.start_observer()
-            self.scan()
+        self._folder_missing = False
+        self.stop_observer()
+        self.start_observer()
+        self.scan()
 
     def _push(self, path: str, is_directory: bool) -> None:
         with self._pending_lock:
@@ -231,8 +259,7 @@ class Watcher:
         assert self.ledger is not None
         self._next_rescan = time.monotonic() + self.settings.ingest.rescan_seconds
         if not self.settings.watch_dir.is_dir():
-            log.error("watch folder is missing", folder=str(self.settings.watch_dir))
-            return
+            return  # check_observer reports it, once
         latest = self.ledger.latest_by_path()
         found = 0
         for path in self.filter.walk():
@@ -254,6 +281,11 @@ class Watcher:
         assert self.ledger is not None
         kind = self.filter.kind(path)
         if kind is None:
+            return
+        if path.is_symlink():
+            target = self._link_target(path)
+            if target is not None:
+                self.observe(target)  # an alias: the job is the real file's, once
             return
         if not known:
             latest = self.ledger.latest_for_path(str(path))
@@ -291,6 +323,24 @@ class Watcher:
             job = self.ledger.add_settling(str(path), kind.value, size, mtime_ns)
             with logs.job_context(job):
                 log.info("found file", size=size)
+
+    def _link_target(self, link: Path) -> Path | None:
+        """Where a symlink leads, if that is inside the watch folder; else None (reported)."""
+        try:
+            target = link.resolve(strict=True)
+        except (OSError, RuntimeError):
+            target = None  # dangling, or a loop
+        root = self.settings.watch_dir
+        if target is not None and target.is_relative_to(root) and target != link:
+            return target
+        if str(link) not in self._reported_links:
+            self._reported_links.add(str(link))
+            log.warning(
+                "symlink not followed: it leads outside the watch folder, nowhere, or in a loop",
+                path=str(link),
+                target=str(target) if target else None,
+            )
+        return None
 
     # --- settling -----------------------------------------------------------------------
 

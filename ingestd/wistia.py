@@ -133,7 +133,9 @@ class wait_retry_after(tenacity.wait.wait_base):
 def backoff_wait(min_seconds: float, max_seconds: float) -> wait_retry_after:
     """Retry-After if given, else exponential backoff with jitter, capped."""
     return wait_retry_after(
-        tenacity.wait_exponential_jitter(initial=min_seconds, max=max_seconds, jitter=min_seconds)
+        tenacity.wait_exponential_jitter(
+            multiplier=min_seconds, max=max_seconds, jitter=min_seconds
+        )
     )
 
 
@@ -342,6 +344,9 @@ class WistiaClient:
 
     def update_media(self, hashed_id: str, fields: dict[str, str]) -> Media:
         return self._media(self._api("PUT", f"medias/{hashed_id}.json", data=fields))
+
+    def delete_media(self, hashed_id: str) -> None:
+        self._api("DELETE", f"medias/{hashed_id}.json")
 
     def account(self) -> dict[str, Any]:
         payload = self._json(self._api("GET", "account.json"))
