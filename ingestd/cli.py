@@ -144,6 +144,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds an upload's answer is held back (trips client timeouts)",
     )
+    faults.add_argument(
+        "--slow",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds every other answer is held back",
+    )
+    faults.add_argument(
+        "--rate-window",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="the window --rate-limit counts in (Wistia's is 60 s)",
+    )
     faults.add_argument("--auth-fail", action="store_true", help="answer every request 401")
     faults.add_argument("--seed", type=int, default=None, help="seed for the random faults")
     sandbox.set_defaults(command=cmd_sandbox)
@@ -428,6 +442,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         latency=args.latency,
         slow_upload_seconds=args.slow_upload,
+        slow_seconds=args.slow,
+        rate_window_seconds=args.rate_window,
         auth_fail=args.auth_fail,
         seed=args.seed,
     )

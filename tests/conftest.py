@@ -108,7 +108,8 @@ class DaemonProcess:
 
     # --- process ----------------------------------------------------------------------------
 
-    def start(self, wait_ready: bool = True) -> DaemonProcess:
+    def start(self, wait_ready: bool = True, run_as: int | None = None) -> DaemonProcess:
+        """Start the daemon; `run_as` a uid (as root) to meet permissions root would bypass."""
         write_config(self.config_path, self.config)
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
@@ -118,6 +119,9 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self.tmp,
+            user=run_as,
+            group=run_as,
+            extra_groups=[] if run_as is not None else None,
         )
         log.close()
         if wait_ready:

@@ -22,6 +22,8 @@ class Faults:
     # Rate limit: at most this many requests per 60 s, answered with `rate_limit_status`.
     rate_limit_per_minute: int | None = None
     rate_limit_status: int = 429
+    # The window the limit counts in: Wistia's minute, shorter in tests.
+    rate_window_seconds: float = 60.0
     retry_after_as_date: bool = False
     # Video limit: uploads beyond this many medias in the account get Wistia's 400.
     video_limit: int | None = None
@@ -32,8 +34,10 @@ class Faults:
     drop_rate: float = 0.0
     # Seconds added before every answer.
     latency: float = 0.0
-    # Seconds the answer to an upload is held back after its body was read (trips timeouts).
+    # Seconds an answer is held back after the request was read (trips client timeouts):
+    # for uploads, and for every other request.
     slow_upload_seconds: float = 0.0
+    slow_seconds: float = 0.0
     # Every request is answered 401.
     auth_fail: bool = False
     # Deterministic switches for tests: the next N uploads fail with `fail_status`, or are
@@ -85,20 +89,19 @@ class Faults:
 
 
 class RateWindow:
-    """Counts the requests the sandbox served in the last 60 s, as Wistia's limit does."""
+    """Counts the requests the sandbox served in the last window, as Wistia's limit does."""
 
-    def __init__(self, window: float = 60.0) -> None:
-        self.window = window
+    def __init__(self) -> None:
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def admit(self, limit: int) -> float | None:
+    def admit(self, limit: int, window: float) -> float | None:
         """None when the request may pass (and counts); else seconds until one may."""
         with self._lock:
             now = time.monotonic()
-            while self._times and self._times[0] <= now - self.window:
+            while self._times and self._times[0] <= now - window:
                 self._times.popleft()
             if len(self._times) < limit:
                 self._times.append(now)
                 return None
-            return self._times[0] + self.window - now
+            return self._times[0] + window - now

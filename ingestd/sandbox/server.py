@@ -68,6 +68,7 @@ class Record:
     json: Any = None
     dropped: bool = False
     hashed_id: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_upload(self) -> bool:
@@ -289,8 +290,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         record.status = status
-        if is_upload and status == 200 and faults.slow_upload_seconds:
-            time.sleep(faults.slow_upload_seconds)
+        record.response_headers = dict(headers)
+        slow = faults.slow_upload_seconds if is_upload else faults.slow_seconds
+        if slow and status < 400:
+            time.sleep(slow)
         self._respond(status, body, headers)
 
     def _answer(
@@ -302,7 +305,9 @@ class _Handler(BaseHTTPRequestHandler):
             html = "<html><body><h1>401 Unauthorized</h1></body></html>"
             return 401, html.encode(), {"Content-Type": "text/html"}
         if faults.rate_limit_per_minute is not None:
-            wait = sandbox.rate_window.admit(faults.rate_limit_per_minute)
+            wait = sandbox.rate_window.admit(
+                faults.rate_limit_per_minute, faults.rate_window_seconds
+            )
             if wait is not None:
                 return (
                     faults.rate_limit_status,
