@@ -284,9 +284,9 @@ class Watcher:
             return
         if path.is_symlink():
             target = self._link_target(path)
-            if target is not None:
-                self.observe(target)  # an alias: the job is the real file's, once
-            return
+            if target is None or self.filter.kind(target) is not None:
+                return  # not followed, or an alias of a media file that is its own job
+            # Otherwise the link is the job: it brings in a file from a hidden folder.
         if not known:
             latest = self.ledger.latest_for_path(str(path))
         try:

@@ -62,6 +62,18 @@ def write_config(path: Path, values: dict[str, Any]) -> Path:
     return path
 
 
+def _without_permission_override() -> None:
+    """In the child, before exec: root loses the capabilities that bypass file modes."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "cannot drop CAP_DAC_OVERRIDE")
+
+
 class DaemonProcess:
     """`ingestd run` in a subprocess, with its config, watch folder and ledger."""
 
@@ -108,8 +120,8 @@ class DaemonProcess:
 
     # --- process ----------------------------------------------------------------------------
 
-    def start(self, wait_ready: bool = True, run_as: int | None = None) -> DaemonProcess:
-        """Start the daemon; `run_as` a uid (as root) to meet permissions root would bypass."""
+    def start(self, wait_ready: bool = True, honour_permissions: bool = False) -> DaemonProcess:
+        """Start the daemon; `honour_permissions` makes even root meet file modes."""
         write_config(self.config_path, self.config)
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
@@ -119,9 +131,7 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self.tmp,
-            user=run_as,
-            group=run_as,
-            extra_groups=[] if run_as is not None else None,
+            preexec_fn=_without_permission_override if honour_permissions else None,
         )
         log.close()
         if wait_ready:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from email.utils import parsedate_to_datetime
@@ -99,9 +100,9 @@ def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) 
 
     refused = [r for r in daemon.sandbox.records if r.is_upload and r.status == 400]
     probes = refused[1:]  # after the first refusal, only probes were sent
-    for earlier, later in zip(probes, probes[1:], strict=False):
+    for earlier, later in itertools.pairwise(probes):
         assert later.started >= earlier.finished, "two probes at once"
-    gaps = [b.started - a.started for a, b in zip(probes, probes[1:], strict=False)]
+    gaps = [b.started - a.started for a, b in itertools.pairwise(probes)]
     assert gaps == sorted(gaps) or max(gaps) >= 1.5, f"probe intervals did not grow: {gaps}"
 
 
