@@ -227,7 +227,7 @@ class Watcher:
                 )
             return
         alive = self.observer is not None and self.observer.is_alive()
-        if alive and folder == self._watched_folder:
+        if alive and folder == self._watched_folder and not self._folder_missing:
             return
         if self._folder_missing:
             log.info("the watch folder is back", folder=str(self.settings.watch_dir))

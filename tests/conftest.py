@@ -123,6 +123,7 @@ class DaemonProcess:
     def start(self, wait_ready: bool = True, honour_permissions: bool = False) -> DaemonProcess:
         """Start the daemon; `honour_permissions` makes even root meet file modes."""
         write_config(self.config_path, self.config)
+        offset = len(self.logs())  # the log is shared by restarts: read only what is new
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
         self.proc = subprocess.Popen(
@@ -136,7 +137,7 @@ class DaemonProcess:
         log.close()
         if wait_ready:
             wait_until(
-                lambda: "ready: watching" in self.logs() or self.proc.poll() is not None,
+                lambda: "ready: watching" in self.logs()[offset:] or self.proc.poll() is not None,
                 timeout=15,
                 what="daemon ready",
             )

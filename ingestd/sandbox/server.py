@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -96,6 +97,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sandbox: Sandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (killed, timed out) is part of the game, not a sandbox error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class Sandbox:

@@ -172,3 +172,46 @@ def test_find_by_id_path_or_hashed_id(ledger: Ledger) -> None:
     assert ledger.find("/w/find me.mp4").id == job.id
     assert ledger.find("hid123").id == job.id
     assert ledger.find("nothing") is None
+
+
+def test_writes_wait_for_a_ledger_locked_by_another_connection(tmp_path: Path) -> None:
+    import sqlite3
+
+    ledger = Ledger(tmp_path / "locked.db", busy_timeout=0.05)
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.6, lambda: other.execute("ROLLBACK"))
+    release.start()
+    job = ledger.add_settling("/w/late.mp4", "file", 1, 1)  # retried until the lock goes
+    release.join()
+    assert ledger.get(job.id).state == S.SETTLING
+    assert ledger.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    other.close()
+    ledger.close()
+
+
+def test_a_full_disk_is_retried_and_leaves_the_ledger_whole(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes writes fail like a full disk; raising it again lets them through."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, signal, sqlite3, threading
+from ingestd.ledger import Ledger
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+ledger = Ledger({str(tmp_path / "full.db")!r})
+size = (ledger.path.stat().st_size + 4096 * 64)
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+threading.Timer(1.0, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))).start()
+for n in range(400):
+    ledger.add_settling("/w/" + "x" * 2000 + str(n), "file", n, n)
+check = ledger.db.execute("PRAGMA integrity_check").fetchone()[0]
+print(len(ledger.active_and_recent(None)), check)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1].split() == ["400", "ok"]
+    assert "ledger write failed; retrying" in result.stdout + result.stderr
