@@ -26,7 +26,7 @@ from ingestd.config import Settings, find_config, load_settings, resolve_token
 from ingestd.errors import IngestdError, WistiaError
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
-from ingestd.status import history, render, render_history, snapshot
+from ingestd.status import UNKNOWN, health, history, render, render_history, snapshot
 
 SANDBOX_WATCH_DIR = Path("inbox")
 SANDBOX_LEDGER = Path(".ingestd/ledger.db")
@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job", nargs="?", metavar="JOB", help="a job id, path or hashed id")
     status.add_argument("--json", action="store_true", help="one JSON object")
     status.add_argument("--all", action="store_true", help="every job, not just the recent")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="monitoring mode: one line; exit 0 ok, 1 warning, 2 critical",
+    )
     status.set_defaults(command=cmd_status)
 
     retry = commands.add_parser("retry", help="move failed jobs back to the queue")
@@ -256,6 +261,8 @@ def _require_watch_dir(settings: Settings) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.check:
+        return _status_check(args)
     ledger_path, settings = _ledger_path(args)
     settle = settings.ingest.settle_seconds if settings else None
     if not ledger_path.exists():
@@ -279,6 +286,25 @@ def cmd_status(args: argparse.Namespace) -> int:
             ledger.close()
     print(json.dumps(view, indent=2) if args.json else render(view))
     return EXIT_OK
+
+
+def _status_check(args: argparse.Namespace) -> int:
+    try:
+        ledger_path, _ = _ledger_path(args)
+        if ledger_path.exists():
+            ledger = Ledger(ledger_path)
+            try:
+                view = snapshot(ledger, all_jobs=False)
+            finally:
+                ledger.close()
+        else:
+            view = _empty_view(ledger_path)
+    except Exception as exc:
+        print(f"INGESTD UNKNOWN - {exc}")
+        return UNKNOWN
+    code, line = health(view)
+    print(line)
+    return code
 
 
 def _empty_view(ledger_path: Path) -> dict[str, Any]:

@@ -84,13 +84,13 @@ class Daemon:
         self.finisher = Finisher(settings, path, self.client, self.stop)
         self.stages = [
             _Stage("watcher", self.watcher.run),
-            *[
-                _Stage(f"upload-{n + 1}", self.uploader.run_worker)
-                for n in range(settings.ingest.workers)
-            ],
+            *[self._upload_stage(n) for n in range(settings.ingest.workers)],
             _Stage("poller", self.poller.run),
             _Stage("finisher", self.finisher.run),
         ]
+
+    def _upload_stage(self, number: int) -> _Stage:
+        return _Stage(f"upload-{number + 1}", lambda: self.uploader.run_worker(number))
 
     # --- life -----------------------------------------------------------------------------
 
@@ -194,24 +194,60 @@ class Daemon:
         self._reload_requested.set()
 
     def _do_reload(self) -> None:
-        """SIGHUP: a new token and rate limit take effect; a bad config keeps the old one."""
+        """SIGHUP: re-read the config; a bad one is rejected and the running one kept.
+
+        Live: the token, the rate limit, workers, extensions and ignore patterns, timings,
+        project and caption defaults. `watch_dir`, `ledger` and the two URLs need a restart.
+        """
         if self._reload is None:
             return
         notify("RELOADING=1")
         try:
-            settings, token = self._reload()
+            fresh, token = self._reload()
         except ConfigError as exc:
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")
             return
+        current = self.settings
+        fixed = {
+            "watch_dir": (current.watch_dir, fresh.watch_dir),
+            "ledger": (current.ledger, fresh.ledger),
+            "wistia.upload_url": (current.wistia.upload_url, fresh.wistia.upload_url),
+            "wistia.api_url": (current.wistia.api_url, fresh.wistia.api_url),
+        }
+        needs_restart = [key for key, (old, new) in fixed.items() if old != new]
+        if needs_restart:
+            log.warning("these keys change only when the daemon restarts", keys=needs_restart)
+        fresh.wistia.upload_url = current.wistia.upload_url
+        fresh.wistia.api_url = current.wistia.api_url
+        current.wistia = fresh.wistia
+        self.client.settings = fresh.wistia  # timeouts
+        current.ingest = fresh.ingest
+        current.captions = fresh.captions
         logs.add_secret(token)
         self.token = token
         self.client.set_token(token)
-        self.limiter.set_rate(settings.wistia.requests_per_minute)
+        self.limiter.set_rate(fresh.wistia.requests_per_minute)
+        self.watcher.reload()
+        self._set_workers(fresh.ingest.workers)
         if self.ledger.clear_hold("auth"):
-            log.info("config reloaded: the auth hold is lifted; the next request tells")
-        log.info("config reloaded")
+            log.info("the auth hold is lifted; the next request tells whether the token works")
+        log.info(
+            "config reloaded",
+            workers=fresh.ingest.workers,
+            requests_per_minute=fresh.wistia.requests_per_minute,
+        )
         notify("READY=1")
+
+    def _set_workers(self, wanted: int) -> None:
+        uploads = [s for s in self.stages if s.name.startswith("upload-")]
+        self.uploader.wanted_workers = wanted
+        for number in range(len(uploads), wanted):
+            stage = self._upload_stage(number)
+            self.stages.append(stage)
+            stage.start()
+        for stage in uploads[wanted:]:
+            self.stages.remove(stage)  # it finishes its job, then sees it is not wanted
 
     # --- account-wide hold ----------------------------------------------------------------
 

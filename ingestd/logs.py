@@ -52,6 +52,21 @@ def _journald_friendly(_logger: Any, _name: str, event: dict[str, Any]) -> dict[
     return event
 
 
+# syslog priorities, which journald reads from a `<N>` prefix (journalctl -p err shows errors).
+_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+class _JournaldJSON:
+    """JSON lines with journald's priority prefix."""
+
+    def __init__(self) -> None:
+        self._json = structlog.processors.JSONRenderer()
+
+    def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
+        priority = _PRIORITIES.get(str(event.get("level", "info")), 6)
+        return f"<{priority}>{self._json(logger, name, event)}"
+
+
 def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = False) -> None:
     """Set up structlog and route the stdlib loggers (httpx, watchdog) through it."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -71,7 +86,7 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         tail = [
             structlog.processors.dict_tracebacks,
             _redact,
-            structlog.processors.JSONRenderer(),
+            _JournaldJSON() if under_journald else structlog.processors.JSONRenderer(),
         ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

@@ -209,3 +209,38 @@ def render_history(view: dict[str, Any]) -> str:
         arrow = f"{event['from'] or 'new'} -> {event['to']}"
         lines.append(f"  {_clock(event['at'])}  {arrow:<26}  {event['note'] or ''}")
     return "\n".join(lines)
+
+
+# --- for monitoring (Nagios / Icinga plugin conventions) -----------------------------------------
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+_WORDS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+def health(view: dict[str, Any]) -> tuple[int, str]:
+    """The exit code and the one line a monitoring check prints.
+
+    CRITICAL: the daemon is not running, or the token is refused (nothing moves).
+    WARNING: uploads are held by the video limit, or jobs are failed or held.
+    """
+    counts = view["counts"]
+    hold = view["hold"]
+    daemon = view["daemon"]
+    problems: list[tuple[int, str]] = []
+    if not daemon["running"]:
+        problems.append((CRITICAL, "daemon not running"))
+    if hold and hold["kind"] == "auth":
+        problems.append((CRITICAL, f"on hold: {hold['reason']}"))
+    elif hold:
+        problems.append((WARNING, f"on hold: {hold['reason']}"))
+    if counts.get("failed"):
+        problems.append((WARNING, f"{counts['failed']} failed"))
+    if counts.get("held"):
+        problems.append((WARNING, f"{counts['held']} held"))
+    code = max((c for c, _ in problems), default=OK)
+    if problems:
+        summary = "; ".join(text for _, text in problems)
+    else:
+        summary = f"running since {_clock(daemon['since'])}, {counts.get('done', 0)} done"
+    perfdata = " ".join(f"{state}={n}" for state, n in counts.items())
+    return code, f"INGESTD {_WORDS[code]} - {summary} | {perfdata}"

@@ -70,13 +70,15 @@ class Uploader:
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
         self._claim_lock = threading.Lock()
+        # Workers numbered at or above this retire after their current job (config reload).
+        self.wanted_workers = settings.ingest.workers
 
     # --- the worker thread --------------------------------------------------------------
 
-    def run_worker(self) -> None:
+    def run_worker(self, number: int = 0) -> None:
         ledger = Ledger(self.ledger_path)
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and number < self.wanted_workers:
                 job = self._next_job(ledger)
                 if job is None:
                     self.stop.wait(IDLE_WAIT_SECONDS)

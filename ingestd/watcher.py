@@ -172,6 +172,11 @@ class Watcher:
         if now >= self._next_rescan:
             self.scan()
 
+    def reload(self) -> None:
+        """New extensions or ignore patterns (config reload): look at the tree again."""
+        self.filter = MediaFilter(self.settings)
+        self._next_rescan = 0.0  # the watcher thread rescans on its next tick
+
     # --- the observer -------------------------------------------------------------------
 
     def start_observer(self) -> None:

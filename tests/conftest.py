@@ -120,12 +120,17 @@ class DaemonProcess:
 
     # --- process ----------------------------------------------------------------------------
 
-    def start(self, wait_ready: bool = True, honour_permissions: bool = False) -> DaemonProcess:
+    def start(
+        self,
+        wait_ready: bool = True,
+        honour_permissions: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> DaemonProcess:
         """Start the daemon; `honour_permissions` makes even root meet file modes."""
         write_config(self.config_path, self.config)
         offset = len(self.logs())  # the log is shared by restarts: read only what is new
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")} | (env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ingestd", "--config", str(self.config_path), "run"],
             stdout=log,
