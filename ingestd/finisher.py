@@ -25,7 +25,6 @@ from ingestd import logs
 from ingestd.config import Settings
 from ingestd.errors import (
     AuthError,
-    Cancelled,
     JobInputError,
     NotFoundError,
     PermanentError,
@@ -47,11 +46,11 @@ from ingestd.sidecars import (
     read_metadata,
     read_sidecars,
 )
+from ingestd.stageloop import work_through_jobs
 from ingestd.wistia import WistiaClient
 
 log = logs.get("ingestd.finisher")
 
-IDLE_WAIT_SECONDS = 0.2
 RECHECK_HELD_SECONDS = 2.0
 RETRY_SECONDS = 10.0
 
@@ -68,26 +67,21 @@ class Finisher:
         self.stop = stop
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path)
         next_recheck = 0.0
-        try:
-            while not self.stop.is_set():
-                if time.monotonic() >= next_recheck:
-                    next_recheck = time.monotonic() + RECHECK_HELD_SECONDS
-                    self.recheck_held(ledger)
-                hold = ledger.hold()
-                jobs = [] if hold is not None and hold.kind == "auth" else ledger.due_finishing()
-                for job in jobs:
-                    if self.stop.is_set():
-                        break
-                    with logs.job_context(job):
-                        self.finish(ledger, job)
-                if not jobs:
-                    self.stop.wait(IDLE_WAIT_SECONDS)
-        except Cancelled:
-            pass
-        finally:
-            ledger.close()
+
+        def recheck_now_and_then(ledger: Ledger) -> None:
+            nonlocal next_recheck
+            if time.monotonic() >= next_recheck:
+                next_recheck = time.monotonic() + RECHECK_HELD_SECONDS
+                self.recheck_held(ledger)
+
+        work_through_jobs(
+            self.ledger_path,
+            self.stop,
+            Ledger.due_finishing,
+            self.finish,
+            before_each_pass=recheck_now_and_then,
+        )
 
     # --- finishing one job --------------------------------------------------------------
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 from ingestd import logs
 from ingestd.config import Settings
-from ingestd.errors import AuthError, Cancelled, NotFoundError, PermanentError, TransientError
+from ingestd.errors import AuthError, NotFoundError, PermanentError, TransientError
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Ledger
+from ingestd.stageloop import work_through_jobs
 from ingestd.wistia import WistiaClient
 
 log = logs.get("ingestd.poller")
 
-IDLE_WAIT_SECONDS = 0.2
 GROWTH = 1.5
 
 
@@ -36,22 +36,7 @@ class Poller:
         self.stop = stop
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path)
-        try:
-            while not self.stop.is_set():
-                hold = ledger.hold()
-                jobs = [] if hold is not None and hold.kind == "auth" else ledger.due_polls()
-                for job in jobs:
-                    if self.stop.is_set():
-                        break
-                    with logs.job_context(job):
-                        self.poll(ledger, job)
-                if not jobs:
-                    self.stop.wait(IDLE_WAIT_SECONDS)
-        except Cancelled:
-            pass
-        finally:
-            ledger.close()
+        work_through_jobs(self.ledger_path, self.stop, Ledger.due_polls, self.poll)
 
     def poll(self, ledger: Ledger, job: Job) -> None:
         assert job.hashed_id is not None

@@ -16,6 +16,7 @@ probe: it tries one upload, and its success lifts the hold for all.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -136,10 +137,16 @@ class Uploader:
         except HoldError as exc:
             self._hold(ledger, job, exc)
         except TransientError as exc:
-            if self._watch_folder_missing(ledger, job) or not self._unchanged(
-                ledger, job, after_upload=True
-            ):
-                return  # not the network's fault: no attempt is counted
+            if self._watch_folder_missing(ledger, job):
+                return  # an unmounted share, not the network: no attempt is counted
+            changed = self._changed_since_settled(job, after_upload=True)
+            if changed is not None:
+                # The attempt may have made a media of bytes that never settled: find it
+                # (by the name this attempt recorded, so read the job as the ledger has it).
+                current = ledger.get(job.id) or job
+                stale = self._reconcile_quietly(ledger, current)
+                self._resettle(ledger, current, changed, media=stale)
+                return
             self._retry_later(ledger, job, exc)
         except StaleTransition:
             log.warning("the job was moved by someone else meanwhile; leaving it")
@@ -168,7 +175,9 @@ class Uploader:
             self._record_metadata_sent(ledger, job, fields)
             return job, media
         fields = self.upload_fields(job, default_name=media_name(path))
-        if not self._unchanged(ledger, job):
+        changed = self._changed_since_settled(job)
+        if changed is not None:
+            self._resettle(ledger, job, changed)
             return job, None
         # Committed before the first byte leaves: a crash from here on is reconciled.
         job = ledger.update(
@@ -188,8 +197,9 @@ class Uploader:
         except PermissionError as exc:
             raise JobInputError(f"cannot read the file: {exc.strerror}") from None
         progress.flush()
-        if not self._unchanged(ledger, job, after_upload=True):
-            self._discard(media)  # it holds bytes of a version that never settled
+        changed = self._changed_since_settled(job, after_upload=True)
+        if changed is not None:
+            self._resettle(ledger, job, changed, media=media)
             return job, None
         self._record_metadata_sent(ledger, job, fields)
         return job, media
@@ -216,35 +226,51 @@ class Uploader:
             fields["contact_id"] = metadata.contact_id
         return fields
 
-    def _unchanged(self, ledger: Ledger, job: Job, *, after_upload: bool = False) -> bool:
-        """Is the file still the version that settled? If not, it settles again."""
+    def _changed_since_settled(
+        self, job: Job, *, after_upload: bool = False
+    ) -> os.stat_result | None:
+        """The file's new stat if it is no longer the version that settled, else None."""
         try:
             stat = Path(job.path).stat()
         except FileNotFoundError:
             if after_upload:
-                return True  # we read it to the end through our open handle: it was complete
+                return None  # we read it to the end through our open handle: it was complete
             raise JobInputError(
                 "the file vanished before it could be uploaded",
                 "put the file back (it is then found again) or ignore this job",
                 fatal=True,
             ) from None
         if (stat.st_size, stat.st_mtime_ns) == (job.size, job.mtime_ns):
-            return True
-        note = "file changed during upload" if after_upload else "file changed before upload"
-        log.warning(note + "; waiting for it to settle again")
+            return None
+        return stat
+
+    def _resettle(
+        self, ledger: Ledger, job: Job, stat: os.stat_result, media: Media | None = None
+    ) -> None:
+        """The file changed under the job: drop what was sent, settle the new bytes.
+
+        The media goes first: a crash in between leaves the job `uploading`, and the restart
+        finds no media of that name and resettles. Then the job forgets its attempt, so that a
+        later claim cannot take an old media for the new bytes.
+        """
+        if media is not None:
+            self._discard(media)
+        log.warning("file changed while it was being sent; waiting for it to settle again")
         ledger.move(
             job,
             JobState.SETTLING,
-            note,
+            "file changed before or during upload",
             size=stat.st_size,
             mtime_ns=stat.st_mtime_ns,
             sha256=None,
             settle_since=time.time(),
             bytes_sent=None,
+            upload_started_at=None,
+            media_name=None,
         )
-        return False
 
     def _discard(self, media: Media) -> None:
+        """Delete a media that holds bytes of a version that never settled."""
         try:
             self.client.delete_media(media.hashed_id)
             log.info(
@@ -257,6 +283,12 @@ class Uploader:
                 hashed_id=media.hashed_id,
                 error=exc.reason,
             )
+
+    def _reconcile_quietly(self, ledger: Ledger, job: Job) -> Media | None:
+        try:
+            return self._reconcile(ledger, job)
+        except (TransientError, PermanentError):
+            return None
 
     def _watch_folder_missing(self, ledger: Ledger, job: Job) -> bool:
         """An unmounted share is not a vanished file: the job waits, nothing is counted."""

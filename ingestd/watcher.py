@@ -322,8 +322,12 @@ class Watcher:
                 sha256=None,
                 settle_since=time.time(),
             )
-        elif latest is not None and latest.state == JobState.UPLOADING:
-            return  # the uploader checks the file after sending it
+        elif latest is not None and latest.state in (
+            JobState.UPLOADING,
+            JobState.QUEUED,
+            JobState.HELD,
+        ):
+            return  # an attempt began: the uploader reconciles, then sees the new bytes
         else:
             job = self.ledger.add_settling(str(path), kind.value, size, mtime_ns)
             with logs.job_context(job):
