@@ -68,6 +68,13 @@ def test_client_limiter_keeps_under_requests_per_minute(daemon_factory) -> None:
     assert JobState.QUEUED in states or JobState.PROCESSING in states  # still waiting on budget
 
 
+def probes_sent(daemon: DaemonProcess) -> list:
+    """Uploads refused under the hold. Those under way when the limit hit were refused at
+    about the same moment; the first probe waits probe_min_seconds (0.5 s) after the hold."""
+    refused = [r for r in daemon.sandbox.records if r.is_upload and r.status == 400]
+    return [r for r in refused if r.started > refused[0].finished + 0.3] if refused else []
+
+
 def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) -> None:
     daemon = daemon_factory()
     daemon.sandbox.store.processing_seconds = 1.5
@@ -86,11 +93,7 @@ def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) 
     waiting = [j for j in view["jobs"] if j["state"] == "queued"]
     assert len(waiting) == 3 and all(j["attempts"] == 0 for j in waiting)
     assert all("video limit" in (j["reason"] or "") for j in waiting if j["reason"])
-    wait_until(
-        lambda: len([r for r in daemon.sandbox.records if r.is_upload and r.status == 400]) >= 4,
-        timeout=20,
-        what="a few probes",
-    )
+    wait_until(lambda: len(probes_sent(daemon)) >= 3, timeout=20, what="three probes")
 
     daemon.sandbox.faults.update(video_limit=None)  # the customer upgraded
     for clip in clips:
@@ -98,10 +101,7 @@ def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) 
         assert job.attempts == 0
     assert daemon.status_json()["hold"] is None
 
-    refused = [r for r in daemon.sandbox.records if r.is_upload and r.status == 400]
-    # Uploads already under way when the limit hit are refused at about the same moment; the
-    # first probe waits probe_min_seconds (0.5 s) after the hold began.
-    probes = [r for r in refused if r.started > refused[0].finished + 0.3]
+    probes = probes_sent(daemon)
     assert len(probes) >= 3
     for earlier, later in itertools.pairwise(probes):
         assert later.started >= earlier.finished, "two probes at once"

@@ -62,8 +62,10 @@ def test_sd_notify_ready_after_scan_watchdog_status_and_stopping(daemon_factory,
         wait_until(lambda: notify.lines().count("WATCHDOG=1") >= 3, what="watchdog pings")
         for clip in present:
             daemon.wait_state(clip, JobState.DONE)
-        wait_until(lambda: any(line.startswith("STATUS=") and "3 done" in line
-                               for line in notify.lines()), what="STATUS with counts")
+        wait_until(
+            lambda: any(line.startswith("STATUS=") and "3 done" in line for line in notify.lines()),
+            what="STATUS with counts",
+        )
         assert daemon.stop() == 0
         assert "STOPPING=1" in notify.lines()
     finally:
@@ -83,8 +85,9 @@ def test_sighup_applies_new_patterns_and_workers_live(daemon_factory) -> None:
     write_config(daemon.config_path, daemon.config)
     daemon.proc.send_signal(signal.SIGHUP)
     daemon.wait_state(talk, JobState.DONE)
-    reloaded = [json.loads(line) for line in daemon.logs().splitlines()
-                if '"config reloaded"' in line]
+    reloaded = [
+        json.loads(line) for line in daemon.logs().splitlines() if '"config reloaded"' in line
+    ]
     assert reloaded and reloaded[-1]["workers"] == 1
 
 
@@ -99,19 +102,23 @@ def test_journald_gets_priorities_and_no_second_timestamp(daemon_factory) -> Non
     assert "timestamp" not in event and event["level"] == "info"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze is not installed")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
 def test_unit_verifies_clean_and_exposure_is_ok(tmp_path: Path) -> None:
     unit = tmp_path / "ingestd.service"
     # verify checks that ExecStart= exists: point it at this checkout's ingestd.
     ingestd = Path(sys.executable).parent / "ingestd"
     unit.write_text(UNIT.read_text().replace("/opt/ingestd/venv/bin/ingestd", str(ingestd)))
-    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                            text=True, timeout=60)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
     security = subprocess.run(
         ["systemd-analyze", "security", "--offline=yes", str(unit)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     if "--offline" in security.stderr and "unrecognized" in security.stderr:
         pytest.skip("this systemd-analyze has no --offline")
@@ -123,12 +130,23 @@ def test_unit_verifies_clean_and_exposure_is_ok(tmp_path: Path) -> None:
 
 def test_unit_has_what_an_administrator_expects() -> None:
     text = UNIT.read_text()
-    for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "StateDirectory=ingestd",
-                    "LoadCredential=wistia-token:", "User=ingestd", "ProtectSystem=strict",
-                    "ReadWritePaths=", "NoNewPrivileges=yes", "PrivateTmp=yes",
-                    "ProtectHome=yes", "RestrictAddressFamilies=",
-                    "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes",
-                    "ExecReload=/bin/kill -HUP $MAINPID"):
+    for setting in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "StateDirectory=ingestd",
+        "LoadCredential=wistia-token:",
+        "User=ingestd",
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "ProtectHome=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "MemoryDenyWriteExecute=yes",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ):
         assert setting in text, setting
 
 
@@ -212,7 +230,6 @@ def test_status_check_exit_codes(daemon_factory) -> None:
 
     daemon.sandbox.faults.update(video_limit=None, auth_fail=True)
     daemon.ledger.clear_hold()
-    wait_until(lambda: (daemon.status_json()["hold"] or {}).get("kind") == "auth",
-               what="auth hold")
+    wait_until(lambda: (daemon.status_json()["hold"] or {}).get("kind") == "auth", what="auth hold")
     code, line = status_check(daemon)
     assert code == 2 and "refused the API token" in line
