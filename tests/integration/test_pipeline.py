@@ -192,7 +192,7 @@ def test_sigterm_mid_upload_requeues_without_counting_an_attempt(daemon: DaemonP
     clip = daemon.watch / "long.mp4"
     write_media(clip, seed=30)
     daemon.wait_state(clip, JobState.UPLOADING)
-    wait_until(lambda: daemon.sandbox.records, what="upload reached the sandbox")
+    wait_until(lambda: len(daemon.sandbox.store.medias) == 1, what="media created")
     started = time.monotonic()
     assert daemon.stop(timeout=12) == 0
     assert time.monotonic() - started < 10
@@ -202,7 +202,6 @@ def test_sigterm_mid_upload_requeues_without_counting_an_attempt(daemon: DaemonP
     # The sandbox did create the media (its answer was only slow): the restart must find it
     # by name instead of uploading a second copy.
     daemon.sandbox.faults.update(slow_upload_seconds=0)
-    wait_until(lambda: len(daemon.sandbox.store.medias) == 1, what="media created")
     daemon.start()
     daemon.wait_state(clip, JobState.DONE)
     assert len(daemon.sandbox.store.medias) == 1
@@ -214,11 +213,11 @@ def test_kill_9_mid_upload_then_restart_uploads_once(daemon: DaemonProcess) -> N
     clip = daemon.watch / "crash.mp4"
     data = write_media(clip, seed=31)
     daemon.wait_state(clip, JobState.UPLOADING)
-    wait_until(lambda: daemon.sandbox.records, what="upload reached the sandbox")
+    # Wistia has the media; its answer is on the way (slow): the worst moment to die.
+    wait_until(lambda: len(daemon.sandbox.store.medias) == 1, what="media created")
     daemon.kill()
     assert daemon.job_for(clip).state == JobState.UPLOADING  # type: ignore[union-attr]
     daemon.sandbox.faults.update(slow_upload_seconds=0)
-    wait_until(lambda: len(daemon.sandbox.store.medias) == 1, what="media created")
     daemon.start()
     job = daemon.wait_state(clip, JobState.DONE)
     (media,) = daemon.sandbox.store.medias.values()
