@@ -87,14 +87,16 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in row.items() if k in known}
+        values = {k: v for k, v in row.items() if k in _JOB_FIELDS}
         values["state"] = JobState(values["state"])
         return cls(**values)
 
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 def resume_state(job: Job) -> JobState:

@@ -132,8 +132,16 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     """)
 
 
+def _migration_2(db: sqlite_utils.Database) -> None:
+    # `status` lists the newest finished jobs: read them newest-first per state, no sorting.
+    db.executescript("""
+        DROP INDEX IF EXISTS jobs_by_updated;
+        CREATE INDEX jobs_by_state_updated ON jobs (state, updated_at);
+    """)
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -330,12 +338,13 @@ class Ledger:
         with self._write():
             self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
 
-    def latest_by_path(self) -> dict[str, Job]:
-        """The newest job of every path, for reconciling a scan of the tree."""
-        rows = self.db.query(
-            "SELECT * FROM jobs WHERE id IN (SELECT max(id) FROM jobs GROUP BY path)"
+    def known_versions(self) -> dict[str, tuple[int | None, int | None]]:
+        """(size, mtime_ns) of the newest job of every path: a scan compares files to these."""
+        rows = self.db.execute(
+            """SELECT path, size, mtime_ns FROM jobs
+               WHERE id IN (SELECT max(id) FROM jobs GROUP BY path)"""
         )
-        return {row["path"]: Job.from_row(row) for row in rows}
+        return {path: (size, mtime_ns) for path, size, mtime_ns in rows}
 
     def latest_for_path(self, path: str) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", (path,))
@@ -544,12 +553,15 @@ class Ledger:
         active = self.db.query(
             f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", ACTIVE_STATES
         )
-        tmarks = ", ".join("?" for _ in TERMINAL_STATES)
         limit = -1 if recent is None else recent
+        # One index range per final state, newest first, then the newest of those.
+        newest = " UNION ALL ".join(
+            "SELECT * FROM (SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC LIMIT ?)"
+            for _ in TERMINAL_STATES
+        )
         terminal = self.db.query(
-            f"""SELECT * FROM jobs WHERE state IN ({tmarks})
-                ORDER BY updated_at DESC, id DESC LIMIT ?""",
-            (*TERMINAL_STATES, limit),
+            f"SELECT * FROM ({newest}) ORDER BY updated_at DESC, id DESC LIMIT ?",
+            (*[v for state in TERMINAL_STATES for v in (state, limit)], limit),
         )
         return [Job.from_row(r) for r in active] + [Job.from_row(r) for r in terminal]
 

@@ -265,13 +265,14 @@ class Watcher:
         self._next_rescan = time.monotonic() + self.settings.ingest.rescan_seconds
         if not self.settings.watch_dir.is_dir():
             return  # check_observer reports it, once
-        latest = self.ledger.latest_by_path()
+        known = self.ledger.known_versions()
         found = 0
         for path in self.filter.walk():
             if self.stop.is_set():
                 raise Cancelled()
             found += 1
-            self.observe(path, latest.get(str(path)), known=True)
+            if path.is_symlink() or _stat_key(path) != known.get(str(path)):
+                self.observe(path)  # new or changed since the ledger last saw it
         log.info("scanned watch folder", media_files=found)
 
     def _scan_folder(self, folder: Path) -> None:
@@ -281,7 +282,7 @@ class Watcher:
             for name in files:
                 self.observe(Path(base) / name)
 
-    def observe(self, path: Path, latest: Job | None = None, *, known: bool = False) -> None:
+    def observe(self, path: Path) -> None:
         """Look at one path and record what it holds."""
         assert self.ledger is not None
         kind = self.filter.kind(path)
@@ -292,8 +293,7 @@ class Watcher:
             if target is None or self.filter.kind(target) is not None:
                 return  # not followed, or an alias of a media file that is its own job
             # Otherwise the link is the job: it brings in a file from a hidden folder.
-        if not known:
-            latest = self.ledger.latest_for_path(str(path))
+        latest = self.ledger.latest_for_path(str(path))
         try:
             stat = path.stat()
         except OSError:
@@ -428,6 +428,14 @@ def unreadable(error: OSError) -> JobInputError:
         "give the ingestd user read permission (for example: chmod o+r FILE); "
         "the job goes on by itself once it can read the file",
     )
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def _is_regular(mode: int) -> bool:

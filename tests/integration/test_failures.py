@@ -95,7 +95,8 @@ def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) 
     # Already uploaded jobs go on (polling, finishing) while uploads are held.
     wait_until(lambda: daemon.status_json()["counts"]["done"] == 2, what="two done under hold")
     view = daemon.status_json()
-    waiting = [j for j in view["jobs"] if j["state"] == "queued"]
+    # Waiting in the queue (or, at the moment of looking, being sent as a probe).
+    waiting = [j for j in view["jobs"] if j["state"] in ("queued", "uploading")]
     assert len(waiting) == 3 and all(j["attempts"] == 0 for j in waiting)
     assert all("video limit" in (j["reason"] or "") for j in waiting if j["reason"])
     wait_until(lambda: len(probe_times(daemon)) >= 3, timeout=20, what="three probes")

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""The ledger with 100,000 jobs: is every operation the daemon and `status` use still quick?
+
+    python benchmarks/ledger.py                 # 100,000 jobs
+    python benchmarks/ledger.py --jobs 1000000
+
+Builds a ledger with N finished jobs (each with its events) and a few hundred active ones, and
+times the operations on the hot paths: the claim, a state move, the rescan's view of every
+path, the counts and job list of `status`, finding a job by path or hashed id, and the whole
+`ingestd status --json` / `status --check` commands. The reference is the same operations on a
+ledger with one job: the difference is what the size costs. Prints median milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ingestd.jobs import JobState
+from ingestd.ledger import Ledger
+
+
+def fill(ledger: Ledger, jobs: int, active: int) -> None:
+    """Finished jobs in bulk (with their six events each), then active ones via the ledger."""
+    now = time.time()
+    rows = [
+        {
+            "id": n + 1,
+            "path": f"/srv/inbox/show{n % 97}/clip-{n:07d}.mp4",
+            "kind": "file",
+            "state": "done",
+            "size": 10_000 + n,
+            "mtime_ns": n,
+            "sha256": f"{n:064x}",
+            "attempts": 0,
+            "media_id": 1_000_000 + n,
+            "hashed_id": f"h{n:09d}",
+            "media_name": f"clip-{n:07d}.mp4",
+            "created_at": now - jobs + n,
+            "updated_at": now - jobs + n,
+        }
+        for n in range(jobs)
+    ]
+    ledger.db["jobs"].insert_all(rows, batch_size=5000)
+    steps = ["settling", "queued", "uploading", "processing", "finishing", "done"]
+    events = (
+        {"job_id": n + 1, "at": now - jobs + n, "from_state": a, "to_state": b, "note": "bench"}
+        for n in range(jobs)
+        for a, b in zip([None, *steps], steps, strict=False)
+    )
+    ledger.db["events"].insert_all(events, batch_size=10000)
+    for n in range(active):
+        job = ledger.add_settling(f"/srv/inbox/new/active-{n:05d}.mp4", "file", n, n)
+        ledger.settle(job, f"a{n:063x}")
+
+
+def timed(action: Callable[[], object], repeat: int = 20) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
+    path = folder / "ledger.db"
+    config = folder / "ingestd.toml"
+    config.write_text(f'watch_dir = "{folder}"\nledger = "{path}"\n')
+    ledger = Ledger(path)
+    fill(ledger, jobs, active)
+    some = ledger.get(max(1, jobs // 2)) or ledger.get(1)
+    assert some is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
+
+    def claim_and_put_back() -> None:
+        job = ledger.claim_upload()
+        if job is not None:
+            ledger.move(job, JobState.QUEUED, "bench")
+
+    def cli(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "ingestd", "--config", str(config), *args],
+            stdout=subprocess.DEVNULL,
+            env=env,
+            check=False,
+        )
+
+    figures = {
+        "claim + move back": timed(claim_and_put_back),
+        "counts per state": timed(ledger.counts),
+        "active + 100 recent": timed(ledger.active_and_recent),
+        "every path (rescan)": timed(ledger.known_versions, repeat=5),
+        "find by path": timed(lambda: ledger.find(some.path)),
+        "find by hashed id": timed(lambda: ledger.find(some.hashed_id or "x")),
+        "one job's history": timed(lambda: ledger.events(some.id)),
+        "`status --json` (process)": timed(lambda: cli("status", "--json"), repeat=5),
+        "`status --check` (process)": timed(lambda: cli("status", "--check"), repeat=5),
+    }
+    ledger.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100_000)
+    parser.add_argument("--active", type=int, default=300)
+    args = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="ingestd-ledger-bench-"))
+    try:
+        (folder / "small").mkdir()
+        (folder / "large").mkdir()
+        reference = measure(folder / "small", 1, 1)
+        started = time.perf_counter()
+        large = measure(folder / "large", args.jobs, args.active)
+        build = time.perf_counter() - started
+        size = (folder / "large" / "ledger.db").stat().st_size / 1e6
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(
+        f"ledger with {args.jobs:,} done jobs (+{args.active} active, 6 events each): "
+        f"{size:.0f} MB, built and measured in {build:.0f} s; median ms"
+    )
+    print(f"{'operation':<28} {'1 job':>9} {f'{args.jobs:,} jobs':>14}")
+    for name, value in large.items():
+        print(f"{name:<28} {reference[name]:>9.2f} {value:>14.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
