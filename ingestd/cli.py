@@ -101,7 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the built-in Wistia sandbox alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
-    sandbox.add_argument("--token", default=None, help="the token to accept (default: random)")
+    sandbox.add_argument(
+        "--token", default=None, help="the only token to accept (default: any Bearer token)"
+    )
     sandbox.add_argument("--processing-seconds", type=float, default=5.0)
     faults = sandbox.add_argument_group("fault options")
     faults.add_argument(
@@ -233,6 +235,8 @@ def _run_with_sandbox(args: argparse.Namespace) -> int:
     settings.wistia.upload_url = sandbox.upload_url
     settings.wistia.api_url = sandbox.api_url
     settings.wistia.project_id = ""
+    # Polling a sandbox on this machine costs nothing: show results sooner.
+    settings.ingest.poll_min_seconds = min(settings.ingest.poll_min_seconds, 1.0)
     logs.get().info(
         "sandbox started: nothing leaves this machine",
         url=sandbox.url,
@@ -477,12 +481,16 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         token=args.token,
+        any_token=args.token is None,
         processing_seconds=args.processing_seconds,
         faults=faults,
     )
     print(f"ingestd sandbox listening on {sandbox.url}", flush=True)
     print(f'  upload_url = "{sandbox.upload_url}"\n  api_url = "{sandbox.api_url}"', flush=True)
-    print(f"  token: {sandbox.token}", flush=True)
+    if args.token is None:
+        print("  token: any Bearer token is accepted (--token T to require one)", flush=True)
+    else:
+        print(f"  token: {sandbox.token}", flush=True)
     try:
         sandbox.serve_forever()
     except KeyboardInterrupt:

@@ -114,11 +114,14 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        any_token: bool = False,
         processing_seconds: float = 3.0,
         data_dir: Path | None = None,
         faults: Faults | None = None,
     ) -> None:
         self.token = token or secrets.token_hex(32)
+        # Standalone without --token: any Bearer token is accepted, but one must be sent.
+        self.any_token = any_token
         self.store = Store(processing_seconds)
         self.faults = faults or Faults()
         self.rate_window = RateWindow()
@@ -195,7 +198,9 @@ class Sandbox:
         if header and header.lower().startswith("bearer "):
             offered = header[7:].strip()
         offered = offered or params.get("access_token", "") or params.get("api_password", "")
-        return bool(offered) and hmac.compare_digest(offered.encode(), self.token.encode())
+        if not offered:
+            return False
+        return self.any_token or hmac.compare_digest(offered.encode(), self.token.encode())
 
 
 Route = tuple[str, re.Pattern[str], str]

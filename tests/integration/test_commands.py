@@ -145,3 +145,30 @@ def test_standalone_sandbox_accepts_the_upload_pages_curl_commands(tmp_path: Pat
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_standalone_sandbox_without_token_accepts_any_bearer_but_requires_one(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingestd", "sandbox", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proc.stdout.readline().rsplit(" ", 1)[1].strip()
+        import httpx
+
+        assert (
+            httpx.get(
+                url + "v1/account.json", headers={"Authorization": "Bearer whatever"}
+            ).status_code
+            == 200
+        )
+        assert httpx.get(url + "v1/account.json").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
