@@ -32,7 +32,9 @@ def waiting_reason(job: Job, settle_seconds: float | None, now: float) -> str | 
     return None
 
 
-def job_view(job: Job, settle_seconds: float | None = None, now: float | None = None) -> dict:
+def job_view(
+    job: Job, settle_seconds: float | None = None, now: float | None = None
+) -> dict[str, Any]:
     now = time.time() if now is None else now
     progress = None
     if job.state == JobState.UPLOADING and job.size and job.bytes_sent is not None:
@@ -73,7 +75,9 @@ def daemon_view(ledger: Ledger) -> dict[str, Any]:
     return {"running": True, "pid": holder.get("pid"), "since": iso(holder.get("since"))}
 
 
-def snapshot(ledger: Ledger, *, all_jobs: bool = False, settle_seconds: float | None = None):
+def snapshot(
+    ledger: Ledger, *, all_jobs: bool = False, settle_seconds: float | None = None
+) -> dict[str, Any]:
     """Everything `status --json` prints."""
     now = time.time()
     counts = {state.value: 0 for state in JobState}

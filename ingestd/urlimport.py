@@ -9,7 +9,15 @@ page lists as supported (`https://dl.dropbox.com/s/<id>/<name>`): Wistia does no
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    SplitResult,
+    parse_qsl,
+    quote,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 from ingestd.errors import JobInputError
 
@@ -55,7 +63,7 @@ def for_wistia(url: str, source: str = "the .url file") -> str:
     return urlunsplit(parts)
 
 
-def _dropbox_direct(parts):
+def _dropbox_direct(parts: SplitResult) -> SplitResult:
     """https://www.dropbox.com/s/ID/clip.mp4?dl=0 -> https://dl.dropbox.com/s/ID/clip.mp4"""
     query = urlencode(
         [

@@ -86,7 +86,9 @@ class Dropped(Exception):
 class HttpAnswer(Exception):
     """An error answer, raised from deep in a handler."""
 
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, body: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
