@@ -174,23 +174,24 @@ def _parser() -> argparse.ArgumentParser:
 # --- settings --------------------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace, **overrides: Any) -> tuple[Settings, Path | None]:
+def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
+    """The settings from the config file, or from the environment alone when there is none."""
     path = find_config(args.config)
-    return load_settings(path, **overrides), path
+    if path is None and not os.environ.get("INGESTD_WATCH_DIR"):
+        raise IngestdError(
+            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
+            "/etc/ingestd/config.toml) and INGESTD_WATCH_DIR is not set",
+            "pass --config PATH, or try `ingestd run --sandbox`",
+        )
+    return load_settings(path), path
 
 
 def _ledger_path(args: argparse.Namespace) -> tuple[Path, Settings | None]:
     """The ledger `status` and `retry` read: the config's, or the sandbox run's default."""
-    path = find_config(args.config)
-    if path is None and SANDBOX_LEDGER.exists():
+    configured = find_config(args.config) or os.environ.get("INGESTD_WATCH_DIR")
+    if not configured and SANDBOX_LEDGER.exists():
         return SANDBOX_LEDGER.absolute(), None
-    if path is None:
-        raise IngestdError(
-            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
-            "/etc/ingestd/config.toml)",
-            "pass --config PATH",
-        )
-    settings = load_settings(path)
+    settings, _ = _settings(args)
     return settings.ledger, settings
 
 
@@ -203,12 +204,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sandbox:
         return _run_with_sandbox(args)
     settings, path = _settings(args)
-    if path is None:
-        raise IngestdError(
-            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
-            "/etc/ingestd/config.toml)",
-            "pass --config PATH, or try `ingestd run --sandbox`",
-        )
     _configure_logs(args, settings)
     token = resolve_token(settings)
     _require_watch_dir(settings)
@@ -226,8 +221,11 @@ def _run_with_sandbox(args: argparse.Namespace) -> int:
 
     path = find_config(args.config)
     defaults: dict[str, Any] = {}
-    if path is None:
-        defaults = {"watch_dir": SANDBOX_WATCH_DIR, "ledger": SANDBOX_LEDGER}
+    if path is None:  # the environment may still name them
+        if not os.environ.get("INGESTD_WATCH_DIR"):
+            defaults["watch_dir"] = SANDBOX_WATCH_DIR
+        if not os.environ.get("INGESTD_LEDGER"):
+            defaults["ledger"] = SANDBOX_LEDGER
     settings = load_settings(path, **defaults)
     _configure_logs(args, settings)
     settings.watch_dir.mkdir(parents=True, exist_ok=True)
@@ -365,11 +363,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     except IngestdError as exc:
         line(False, f"config: {exc.reason}", exc.hint)
         return EXIT_FAILURE
-    if path is None:
-        line(False, "config: no config file found", "pass --config PATH")
-        return EXIT_FAILURE
-    line(True, f"config: {path} is valid")
-    _check_config_permissions(path, line)
+    line(True, f"config: {path or 'the environment (no config file)'} is valid")
+    if path is not None:
+        _check_config_permissions(path, line)
     _check_folders(settings, line)
     _check_ledger(settings, line)
     _check_token(settings, line)

@@ -149,3 +149,17 @@ def test_example_config_loads_and_documents_every_key() -> None:
         if hasattr(section, "model_fields"):
             missing = set(section.model_fields) - set(written[name])
             assert not missing, f"[{name}] keys missing from config.example.toml: {missing}"
+
+
+def test_environment_alone_can_configure_the_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INGESTD_CONFIG", raising=False)
+    assert main(["status"]) == 2
+    assert "INGESTD_WATCH_DIR is not set" in capsys.readouterr().err
+    (tmp_path / "inbox").mkdir()
+    monkeypatch.setenv("INGESTD_WATCH_DIR", str(tmp_path / "inbox"))
+    monkeypatch.setenv("INGESTD_LEDGER", str(tmp_path / "env.db"))
+    assert main(["status", "--json"]) == 0
+    assert str(tmp_path / "env.db") in capsys.readouterr().out
