@@ -120,13 +120,14 @@ class Uploader:
     # --- one job ------------------------------------------------------------------------
 
     def _process(self, ledger: Ledger, job: Job) -> None:
+        began = time.time()
         try:
             media = self._reconcile(ledger, job) if job.upload_started_at else None
             if media is None:
                 job, media = self._send(ledger, job)
                 if media is None:
                     return
-            self._uploaded(ledger, job, media)
+            self._uploaded(ledger, job, media, began)
         except Cancelled:
             ledger.move(
                 job,
@@ -330,7 +331,7 @@ class Uploader:
             return media
         return None
 
-    def _uploaded(self, ledger: Ledger, job: Job, media: Media) -> None:
+    def _uploaded(self, ledger: Ledger, job: Job, media: Media, began: float) -> None:
         logs.bind_hashed_id(media.hashed_id)
         now = time.time()
         poll = self.settings.ingest.poll_min_seconds
@@ -347,7 +348,11 @@ class Uploader:
             error=None,
             next_attempt_at=None,
         )
-        if ledger.clear_hold("video_limit"):
+        hold = ledger.hold()
+        # Only an upload that began under the hold (a probe) proves the limit is gone; one
+        # that was already on its way when the limit was hit proves nothing.
+        if hold is not None and hold.kind == "video_limit" and hold.since <= began:
+            ledger.clear_hold("video_limit")
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)
 

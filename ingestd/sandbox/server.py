@@ -507,8 +507,6 @@ class _Handler(BaseHTTPRequestHandler):
         url = params.get("url")
         if upload is None and not url:
             return 400, {"error": "Please provide a file or a url to upload."}
-        if faults.video_limit is not None and len(store.medias) >= faults.video_limit:
-            return 400, {"error": VIDEO_LIMIT_ERROR}
         project = store.daily_uploads_project()
         if params.get("project_id"):
             found = store.find_project(params["project_id"])
@@ -539,12 +537,15 @@ class _Handler(BaseHTTPRequestHandler):
         if len(name) > 255:
             return 400, {"error": "Name is too long (maximum is 255 characters)."}
         media = store.add_media(
+            limit=faults.video_limit,
             name=name,
             description=params.get("description", ""),
             project=project,
             contact_id=params.get("contact_id"),
             **values,
         )
+        if media is None:
+            return 400, {"error": VIDEO_LIMIT_ERROR}
         if upload is not None:
             kept = upload.path.with_name(f"{media.hashed_id}.bin")
             upload.path.rename(kept)

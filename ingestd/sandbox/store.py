@@ -216,8 +216,11 @@ class Store:
 
     # --- medias ---------------------------------------------------------------------------
 
-    def add_media(self, **values: Any) -> Media:
-        with self.lock:
+    def add_media(self, limit: int | None = None, **values: Any) -> Media | None:
+        """A new media; None when the account already holds `limit` (the video limit)."""
+        with self.lock:  # the check and the add are one step, however many uploads race
+            if limit is not None and len(self.medias) >= limit:
+                return None
             media = Media(id=self._id(), hashed_id=new_hashed_id(), created=time.time(), **values)
             self.medias[media.hashed_id] = media
             return media
