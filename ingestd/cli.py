@@ -17,6 +17,7 @@ import os
 import stat
 import sys
 import threading
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -365,27 +366,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     line(True, f"config: {path or 'the environment (no config file)'} is valid")
     if path is not None:
-        _check_config_permissions(path, line)
+        _check_config_permissions(path)
     _check_folders(settings, line)
     _check_ledger(settings, line)
     _check_token(settings, line)
     return EXIT_OK if all(ok for ok, _, _ in results) else EXIT_FAILURE
 
 
-def _check_config_permissions(path: Path, line: Callable[..., None]) -> None:
+def _check_config_permissions(path: Path) -> None:
+    """A warning (not a failure) when the file holds the token and others may read it."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return
-    holds_token = any(
-        raw.strip().startswith("api_token")
-        and "=" in raw
-        and raw.split("=", 1)[1].strip() not in ('""', "''")
-        for raw in text.splitlines()
-        if not raw.strip().startswith("api_token_file")
-    )
-    mode = path.stat().st_mode
-    if holds_token and mode & (stat.S_IRGRP | stat.S_IROTH):
+        holds_token = bool(
+            tomllib.loads(path.read_text("utf-8")).get("wistia", {}).get("api_token")
+        )
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # the config check itself reports an unreadable file
+    if holds_token and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
         print(
             f"warn  config: {path} holds the API token and is readable by others"
             f"\n      fix: chmod 600 {path}, or move the token to a credential file"

@@ -30,7 +30,7 @@ from ingestd.errors import (
     PermanentError,
     TransientError,
 )
-from ingestd.jobs import Job, JobKind, JobState, resume_state
+from ingestd.jobs import Job, JobKind, JobState, resume_state, version_of
 from ingestd.ledger import Ledger
 from ingestd.sidecars import (
     CAPTIONS_STEP,
@@ -54,7 +54,7 @@ log = logs.get("ingestd.finisher")
 RECHECK_HELD_SECONDS = 2.0
 RETRY_SECONDS = 10.0
 
-Step = tuple[str, str, Callable[[], None]]
+Step = tuple[str, str, Callable[[], object]]  # name, digest of what is sent, the sending
 
 
 class Finisher:
@@ -96,9 +96,7 @@ class Finisher:
             ledger.move(job, JobState.HELD, exc.reason, reason=str(exc))
             return
         settle = self.settings.ingest.settle_seconds
-        if time.time() - newest_change([*map(Path, sidecars.metadata.sources), *sidecars.files]) < (
-            settle
-        ):
+        if time.time() - newest_change(sidecars.paths) < settle:
             ledger.update(
                 job,
                 next_attempt_at=time.time() + settle,
@@ -149,7 +147,11 @@ class Finisher:
         if metadata.description is not None:
             fields["description"] = metadata.description
         wanted: list[Step] = [
-            (METADATA_STEP, metadata_digest(fields), lambda: self._update_media(hashed_id, fields)),
+            (
+                METADATA_STEP,
+                metadata_digest(fields),
+                lambda: self.client.update_media(hashed_id, fields),
+            ),
         ]
         if metadata.customizations is not None:
             customizations = metadata.customizations
@@ -171,10 +173,6 @@ class Finisher:
         for step, fingerprint, apply in wanted:
             if applied.get(step) != fingerprint:
                 yield step, fingerprint, apply
-
-    def _update_media(self, hashed_id: str, fields: dict[str, str]) -> None:
-        """Name and description changed after the upload (or were never confirmed)."""
-        self.client.update_media(hashed_id, fields)
 
     def _send_captions(self, hashed_id: str, language: str, text: str) -> None:
         """Create; Wistia answers 400 when captions in that language exist: replace them."""
@@ -276,10 +274,9 @@ class Finisher:
 
 def _is_this_version(media: Path, job: Job) -> bool:
     try:
-        stat = media.stat()
+        return version_of(media.stat()) == job.version
     except OSError:
         return False
-    return (stat.st_size, stat.st_mtime_ns) == (job.size, job.mtime_ns)
 
 
 def move_without_overwriting(source: Path, target: Path) -> None:

@@ -15,6 +15,7 @@ An account-wide stop (video limit, auth) is the ledger's `hold`, not a job state
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -92,11 +93,17 @@ class Job:
         return cls(**values)
 
     @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL
+    def version(self) -> tuple[int | None, int | None]:
+        """What identifies the file this job saw, short of hashing it: size and mtime."""
+        return (self.size, self.mtime_ns)
 
 
 _JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+def version_of(stat: os.stat_result) -> tuple[int, int]:
+    """A file's version as a job records it (see Job.version)."""
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def resume_state(job: Job) -> JobState:

@@ -372,14 +372,6 @@ class Ledger:
             self._event(row["id"], JobState.QUEUED.value, JobState.UPLOADING.value, "claimed")
         return Job.from_row(row)
 
-    def next_due_at(self) -> float | None:
-        """When the next queued job becomes due (None: nothing queued)."""
-        row = self._one(
-            """SELECT min(coalesce(next_attempt_at, 0)) AS due FROM jobs
-               WHERE state = 'queued'"""
-        )
-        return row["due"] if row else None
-
     @_retried_write
     def requeue_interrupted(
         self, note: str, keep: set[int] | frozenset[int] = frozenset()

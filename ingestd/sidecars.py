@@ -26,10 +26,10 @@ import pycountry
 import srt
 
 from ingestd.errors import JobInputError
+from ingestd.wistia import MAX_NAME_LENGTH
 
 DEFAULTS_NAME = "_defaults.json"
 KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations")
-MAX_NAME_LENGTH = 255  # Wistia's limit for a media name
 _LANGUAGE_LIKE = re.compile(r"^[A-Za-z]{2,3}$")
 
 
@@ -253,33 +253,40 @@ def _line_of_index(text: str, index: int | None) -> int:
     return 1
 
 
+def _tagged_captions(media: Path) -> list[tuple[str, Path]]:
+    """(tag, path) of the `clip.<tag>.srt` files next to `clip.mp4` whose tag looks like a
+    language (two or three letters): clip.final.srt belongs to clip.final.mp4, not clip.mp4."""
+    prefix = media.stem + "."
+    try:
+        siblings = sorted(media.parent.iterdir())
+    except OSError:
+        return []
+    tagged = []
+    for path in siblings:
+        name = path.name
+        if name.startswith(prefix) and name.lower().endswith(".srt"):
+            tag = name[len(prefix) : -len(".srt")]
+            if _LANGUAGE_LIKE.match(tag):
+                tagged.append((tag, path))
+    return tagged
+
+
 def caption_files(media: Path, default_language: str) -> list[tuple[str, Path]]:
     """(language, path) of every caption sidecar of `media`, by language."""
     found: dict[str, Path] = {}
     plain = media.with_suffix(".srt")
     if plain.is_file():
         found[language_code(default_language) or default_language] = plain
-    prefix = media.stem + "."
-    try:
-        siblings = list(media.parent.iterdir())
-    except OSError:
-        siblings = []
-    for path in siblings:
-        name = path.name
-        if not (name.startswith(prefix) and name.lower().endswith(".srt")) or path == plain:
-            continue
-        middle = name[len(prefix) : -len(".srt")]
-        if not _LANGUAGE_LIKE.match(middle):
-            continue  # clip.final.srt belongs to clip.final.mp4, not to clip.mp4
-        language = language_code(middle)
+    for tag, path in _tagged_captions(media):
+        language = language_code(tag)
         if language is None:
             raise SidecarError(
-                f"{name}: {middle!r} is not an ISO 639 language code",
+                f"{path.name}: {tag!r} is not an ISO 639 language code",
                 "name it like clip.fr.srt or clip.fra.srt",
             )
         if language in found and found[language] != path:
             raise SidecarError(
-                f"{name} and {found[language].name} are both captions in {language}",
+                f"{path.name} and {found[language].name} are both captions in {language}",
                 "keep one of them",
             )
         found[language] = path
@@ -304,10 +311,9 @@ class Sidecars:
     captions: list[Caption]
 
     @property
-    def files(self) -> list[Path]:
-        """The media's own sidecar files (not the shared _defaults.json)."""
-        own = [Path(s) for s in self.metadata.sources if Path(s).name != DEFAULTS_NAME]
-        return own + [c.path for c in self.captions]
+    def paths(self) -> list[Path]:
+        """Every file these were read from, the shared _defaults.json files included."""
+        return [Path(s) for s in self.metadata.sources] + [c.path for c in self.captions]
 
 
 def read_sidecars(media: Path, root: Path, default_language: str) -> Sidecars:
@@ -316,25 +322,9 @@ def read_sidecars(media: Path, root: Path, default_language: str) -> Sidecars:
 
 def own_sidecar_paths(media: Path) -> list[Path]:
     """Files that belong to `media` and follow it when it is moved or deleted."""
-    paths = []
-    metadata = own_metadata_file(media)
-    if metadata.is_file():
-        paths.append(metadata)
-    plain = media.with_suffix(".srt")
-    if plain.is_file():
-        paths.append(plain)
-    prefix = media.stem + "."
-    try:
-        siblings = sorted(media.parent.iterdir())
-    except OSError:
-        return paths
-    for path in siblings:
-        name = path.name
-        if name.startswith(prefix) and name.lower().endswith(".srt") and path != plain:
-            middle = name[len(prefix) : -len(".srt")]
-            if _LANGUAGE_LIKE.match(middle) and language_code(middle):
-                paths.append(path)
-    return paths
+    own = [own_metadata_file(media), media.with_suffix(".srt")]
+    tagged = [path for tag, path in _tagged_captions(media) if language_code(tag)]
+    return [path for path in own if path.is_file()] + tagged
 
 
 def newest_change(paths: list[Path]) -> float:

@@ -30,17 +30,16 @@ from ingestd.errors import (
     PermanentError,
     TransientError,
 )
-from ingestd.jobs import Job, JobKind, JobState
+from ingestd.jobs import Job, JobKind, JobState, version_of
 from ingestd.ledger import Ledger, StaleTransition
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.urlimport import media_name_of, read_url_file
-from ingestd.wistia import Media, WistiaClient, backoff_seconds
+from ingestd.wistia import MAX_NAME_LENGTH, Media, WistiaClient, backoff_seconds
 
 log = logs.get("ingestd.uploader")
 
 IDLE_WAIT_SECONDS = 0.25
 PROGRESS_EVERY_SECONDS = 1.0
-MAX_NAME_LENGTH = 255  # Wistia's limit for `name`
 # Wistia's clock and ours may differ a little: look this much further back when reconciling.
 RECONCILE_MARGIN_SECONDS = 300.0
 WATCH_FOLDER_WAIT_SECONDS = 10.0
@@ -241,7 +240,7 @@ class Uploader:
                 "put the file back (it is then found again) or ignore this job",
                 fatal=True,
             ) from None
-        if (stat.st_size, stat.st_mtime_ns) == (job.size, job.mtime_ns):
+        if version_of(stat) == job.version:
             return None
         return stat
 

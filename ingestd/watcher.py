@@ -40,7 +40,7 @@ from watchdog.observers.polling import PollingObserver
 from ingestd import logs
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, JobInputError
-from ingestd.jobs import Job, JobKind, JobState
+from ingestd.jobs import Job, JobKind, JobState, version_of
 from ingestd.ledger import Ledger
 
 log = logs.get("ingestd.watcher")
@@ -271,7 +271,7 @@ class Watcher:
             if self.stop.is_set():
                 raise Cancelled()
             found += 1
-            if path.is_symlink() or _stat_key(path) != known.get(str(path)):
+            if path.is_symlink() or _version(path) != known.get(str(path)):
                 self.observe(path)  # new or changed since the ledger last saw it
         log.info("scanned watch folder", media_files=found)
 
@@ -302,8 +302,8 @@ class Watcher:
             return
         if not _is_regular(stat.st_mode):
             return  # a directory named like a media file, a device, ...
-        size, mtime_ns = stat.st_size, stat.st_mtime_ns
-        if latest is not None and (latest.size, latest.mtime_ns) == (size, mtime_ns):
+        size, mtime_ns = version_of(stat)
+        if latest is not None and latest.version == (size, mtime_ns):
             return  # the version the ledger knows
         if latest is not None and latest.state == JobState.SETTLING:
             self.ledger.update(latest, size=size, mtime_ns=mtime_ns, settle_since=time.time())
@@ -371,7 +371,7 @@ class Watcher:
         except OSError as exc:
             self._hold_unreadable(job, exc)
             return
-        if (stat.st_size, stat.st_mtime_ns) != (job.size, job.mtime_ns):
+        if version_of(stat) != job.version:
             self.ledger.update(
                 job, size=stat.st_size, mtime_ns=stat.st_mtime_ns, settle_since=time.time()
             )
@@ -387,7 +387,7 @@ class Watcher:
         except OSError as exc:
             self._hold_unreadable(job, exc)
             return
-        if (after.st_size, after.st_mtime_ns) != (job.size, job.mtime_ns):
+        if version_of(after) != job.version:
             return  # changed while being hashed: the next tick sees it
         if job.size == 0:
             self.ledger.settle(job, digest, failure="empty file (0 bytes)")
@@ -430,12 +430,11 @@ def unreadable(error: OSError) -> JobInputError:
     )
 
 
-def _stat_key(path: Path) -> tuple[int, int] | None:
+def _version(path: Path) -> tuple[int, int] | None:
     try:
-        stat = path.stat()
+        return version_of(path.stat())
     except OSError:
         return None
-    return (stat.st_size, stat.st_mtime_ns)
 
 
 def _is_regular(mode: int) -> bool:

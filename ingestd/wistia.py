@@ -40,6 +40,8 @@ from ingestd.errors import (
     WistiaError,
 )
 
+# Wistia's limit for a media's name (Upload API page).
+MAX_NAME_LENGTH = 255
 # Wistia's answer when the account may not hold more videos (Upload API page).
 VIDEO_LIMIT_MARKER = "video limit"
 # When a 429/503 carries no Retry-After, the whole account still pauses this long.
