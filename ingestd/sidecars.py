@@ -11,13 +11,19 @@ Defaults apply from the watch folder down to the media's folder, the nearer over
 farther key by key, and the media's own clip.json overriding them all; customizations are merged
 key by key (nested objects too). Every problem is a `SidecarError` naming the file, and the
 line where there is one; it holds the job until the file is fixed.
+
+Sidecars sit in the untrusted folder: each is read through files.read_bounded (regular files
+only, no links, nothing that blocks), at most 1 MiB of JSON nested at most 32 deep, at most
+10 MiB of captions; JSON's NaN and Infinity are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +32,16 @@ import pycountry
 import srt
 
 from ingestd.errors import JobInputError
+from ingestd.files import display, read_bounded, sibling
 from ingestd.wistia import MAX_NAME_LENGTH
 
 DEFAULTS_NAME = "_defaults.json"
 KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations")
 _LANGUAGE_LIKE = re.compile(r"^[A-Za-z]{2,3}$")
+
+MAX_JSON_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_CAPTION_BYTES = 10 * 1024 * 1024
 
 
 class SidecarError(JobInputError):
@@ -75,19 +86,20 @@ def language_code(code: str) -> str | None:
 # --- reading text --------------------------------------------------------------------------------
 
 
-def read_text(path: Path) -> str:
-    """A sidecar's text: UTF-8, with or without a byte order mark."""
+def read_text(path: Path, root: Path, limit: int, what: str) -> str | None:
+    """A sidecar's text (UTF-8, with or without a byte order mark); None when it is absent."""
     try:
-        raw = path.read_bytes()
-    except PermissionError:
-        raise SidecarError(
-            f"{path.name}: permission denied", "make it readable by the ingestd user"
-        ) from None
-    except OSError as exc:
-        raise SidecarError(f"{path.name}: cannot read it ({exc.strerror})") from None
+        raw = read_bounded(path, root, limit, what)
+    except FileNotFoundError:
+        return None
+    except SidecarError:
+        raise
+    except JobInputError as exc:
+        raise SidecarError(exc.reason, exc.hint) from None
+    name = display(path.name)
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SidecarError(
-            f"{path.name}: the text is UTF-16, not UTF-8",
+            f"{name}: the text is UTF-16, not UTF-8",
             "save it as UTF-8 (most editors offer it under 'Save as')",
         )
     try:
@@ -95,7 +107,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SidecarError(
-            f"{path.name}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            f"{name}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})",
             "save the file as UTF-8",
         ) from None
 
@@ -115,55 +127,86 @@ class Metadata:
     unknown: tuple[str, ...] = ()
 
 
-def _load_json_object(path: Path) -> dict[str, Any]:
-    text = read_text(path)
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _deepest_line(text: str, limit: int) -> int | None:
+    """The line where nesting first goes deeper than `limit`, or None: checked before parsing,
+    so that no depth can exhaust the parser's recursion."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _load_json_object(path: Path, root: Path) -> dict[str, Any] | None:
+    text = read_text(path, root, MAX_JSON_BYTES, "a JSON sidecar")
+    if text is None:
+        return None
+    name = display(path.name)
+    line = _deepest_line(text, MAX_JSON_DEPTH)
+    if line is not None:
+        raise SidecarError(
+            f"{name}, line {line}: nested deeper than the {MAX_JSON_DEPTH} levels allowed",
+            "flatten the JSON",
+        )
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise SidecarError(
-            f"{path.name}, line {exc.lineno} column {exc.colno}: {exc.msg}",
+            f"{name}, line {exc.lineno} column {exc.colno}: {exc.msg}",
             "fix the JSON; the job goes on once the file is valid",
         ) from None
-    if not isinstance(value, dict):
+    except ValueError as exc:
         raise SidecarError(
-            f"{path.name}: must hold a JSON object ({{...}}), not {type(value).__name__}"
-        )
+            f"{name}: {exc} is not a JSON number (NaN and Infinity are not allowed)",
+            "write a number or a string instead",
+        ) from None
+    if not isinstance(value, dict):
+        raise SidecarError(f"{name}: must hold a JSON object ({{...}}), not {type(value).__name__}")
     return value
 
 
 def _checked(path: Path, values: dict[str, Any]) -> dict[str, Any]:
     """Validate the known keys' types; return them normalised."""
+    name = display(path.name)
     checked: dict[str, Any] = {}
     for key in ("name", "description"):
         if key in values and values[key] is not None:
             if not isinstance(values[key], str):
                 raise SidecarError(
-                    f'{path.name}: "{key}" must be a string, not {json.dumps(values[key])[:40]}'
+                    f'{name}: "{key}" must be a string, not {json.dumps(values[key])[:40]}'
                 )
             checked[key] = values[key]
     if "name" in checked and not checked["name"].strip():
-        raise SidecarError(f'{path.name}: "name" is empty')
+        raise SidecarError(f'{name}: "name" is empty')
     if "name" in checked and len(checked["name"]) > MAX_NAME_LENGTH:
-        raise SidecarError(
-            f'{path.name}: "name" is longer than Wistia\'s {MAX_NAME_LENGTH} characters'
-        )
+        raise SidecarError(f'{name}: "name" is longer than Wistia\'s {MAX_NAME_LENGTH} characters')
     if values.get("project_id") is not None:
         project = values["project_id"]
         if isinstance(project, bool) or not isinstance(project, str | int) or not str(project):
-            raise SidecarError(
-                f'{path.name}: "project_id" must be the project\'s hashed id (a string)'
-            )
+            raise SidecarError(f'{name}: "project_id" must be the project\'s hashed id (a string)')
         checked["project_id"] = str(project)
     if values.get("contact_id") is not None:
         contact = values["contact_id"]
         if isinstance(contact, bool) or not (
             isinstance(contact, int) or (isinstance(contact, str) and contact.isdigit())
         ):
-            raise SidecarError(f'{path.name}: "contact_id" must be an integer')
+            raise SidecarError(f'{name}: "contact_id" must be an integer')
         checked["contact_id"] = str(contact)
     if values.get("customizations") is not None:
         if not isinstance(values["customizations"], dict):
-            raise SidecarError(f'{path.name}: "customizations" must be an object ({{...}})')
+            raise SidecarError(f'{name}: "customizations" must be an object ({{...}})')
         checked["customizations"] = values["customizations"]
     return checked
 
@@ -179,31 +222,31 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def defaults_files(media: Path, root: Path) -> list[Path]:
-    """`_defaults.json` files from the watch folder down to the media's folder, farthest first."""
+def defaults_candidates(media: Path, root: Path) -> list[Path]:
+    """Where `_defaults.json` may be, from the watch folder down to the media's folder."""
     try:
         relative = media.parent.relative_to(root)
     except ValueError:
         return []
     folders = [root, *[root.joinpath(*relative.parts[: n + 1]) for n in range(len(relative.parts))]]
-    return [folder / DEFAULTS_NAME for folder in folders if (folder / DEFAULTS_NAME).is_file()]
+    return [folder / DEFAULTS_NAME for folder in folders]
 
 
-def own_metadata_file(media: Path) -> Path:
-    return media.with_suffix(".json")
+def own_metadata_file(media: Path) -> Path | None:
+    return sibling(media, media.stem + ".json")
 
 
 def read_metadata(media: Path, root: Path) -> Metadata:
     values: dict[str, Any] = {}
     sources: list[str] = []
     unknown: list[str] = []
-    candidates = [*defaults_files(media, root)]
     own = own_metadata_file(media)
-    if own.is_file():
-        candidates.append(own)
+    candidates = [*defaults_candidates(media, root), *([own] if own else [])]
     for path in candidates:
-        loaded = _load_json_object(path)
-        unknown += [f"{path.name}: {key}" for key in loaded if key not in KNOWN_KEYS]
+        loaded = _load_json_object(path, root)
+        if loaded is None:
+            continue
+        unknown += [f"{display(path.name)}: {key}" for key in loaded if key not in KNOWN_KEYS]
         values = merge(values, _checked(path, loaded))
         sources.append(str(path))
     return Metadata(**values, sources=tuple(sources), unknown=tuple(unknown))
@@ -224,25 +267,23 @@ class Caption:
 
 
 def _validate_srt(path: Path, text: str) -> None:
+    name = display(path.name)
     try:
         subtitles = list(srt.parse(text))
     except srt.SRTParseError as exc:
         line = text[: exc.expected_start].count("\n") + 1
-        found = exc.unmatched_content.strip().splitlines()
-        shown = found[0][:60] if found else ""
         raise SidecarError(
-            f"{path.name}, line {line}: not a valid subtitle block "
-            f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text; "
-            f"found {shown!r})",
+            f"{name}, line {line}: not a valid subtitle block "
+            f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text)",
             "fix the SRT file; the job goes on once it is valid",
         ) from None
     if not subtitles:
-        raise SidecarError(f"{path.name}: holds no subtitles")
+        raise SidecarError(f"{name}: holds no subtitles")
     for subtitle in subtitles:
         if subtitle.end < subtitle.start:
             line = _line_of_index(text, subtitle.index)
             raise SidecarError(
-                f"{path.name}, line {line}: subtitle {subtitle.index} ends before it starts"
+                f"{name}, line {line}: subtitle {subtitle.index} ends before it starts"
             )
 
 
@@ -254,49 +295,51 @@ def _line_of_index(text: str, index: int | None) -> int:
 
 
 def _tagged_captions(media: Path) -> list[tuple[str, Path]]:
-    """(tag, path) of the `clip.<tag>.srt` files next to `clip.mp4` whose tag looks like a
+    """(tag, path) of the `clip.<tag>.srt` entries next to `clip.mp4` whose tag looks like a
     language (two or three letters): clip.final.srt belongs to clip.final.mp4, not clip.mp4."""
     prefix = media.stem + "."
     try:
-        siblings = sorted(media.parent.iterdir())
+        siblings = sorted(os.listdir(media.parent))
     except OSError:
         return []
     tagged = []
-    for path in siblings:
-        name = path.name
+    for name in siblings:
         if name.startswith(prefix) and name.lower().endswith(".srt"):
             tag = name[len(prefix) : -len(".srt")]
             if _LANGUAGE_LIKE.match(tag):
-                tagged.append((tag, path))
+                tagged.append((tag, media.parent / name))
     return tagged
 
 
 def caption_files(media: Path, default_language: str) -> list[tuple[str, Path]]:
-    """(language, path) of every caption sidecar of `media`, by language."""
+    """(language, path) of every caption sidecar of `media` that may exist, by language."""
     found: dict[str, Path] = {}
-    plain = media.with_suffix(".srt")
-    if plain.is_file():
+    plain = sibling(media, media.stem + ".srt")
+    if plain is not None and os.path.lexists(plain):
         found[language_code(default_language) or default_language] = plain
     for tag, path in _tagged_captions(media):
         language = language_code(tag)
         if language is None:
             raise SidecarError(
-                f"{path.name}: {tag!r} is not an ISO 639 language code",
+                f"{display(path.name)}: {tag!r} is not an ISO 639 language code",
                 "name it like clip.fr.srt or clip.fra.srt",
             )
         if language in found and found[language] != path:
             raise SidecarError(
-                f"{path.name} and {found[language].name} are both captions in {language}",
+                f"{display(path.name)} and {display(found[language].name)} are both captions "
+                f"in {language}",
                 "keep one of them",
             )
         found[language] = path
     return sorted(found.items())
 
 
-def read_captions(media: Path, default_language: str) -> list[Caption]:
+def read_captions(media: Path, root: Path, default_language: str) -> list[Caption]:
     captions = []
     for language, path in caption_files(media, default_language):
-        text = read_text(path)
+        text = read_text(path, root, MAX_CAPTION_BYTES, "a caption file")
+        if text is None:
+            continue  # removed since the folder was listed
         _validate_srt(path, text)
         captions.append(Caption(language, path, text))
     return captions
@@ -317,21 +360,28 @@ class Sidecars:
 
 
 def read_sidecars(media: Path, root: Path, default_language: str) -> Sidecars:
-    return Sidecars(read_metadata(media, root), read_captions(media, default_language))
+    return Sidecars(read_metadata(media, root), read_captions(media, root, default_language))
 
 
 def own_sidecar_paths(media: Path) -> list[Path]:
-    """Files that belong to `media` and follow it when it is moved or deleted."""
-    own = [own_metadata_file(media), media.with_suffix(".srt")]
+    """Regular files that belong to `media` and follow it when it is moved or deleted."""
+    own = [own_metadata_file(media), sibling(media, media.stem + ".srt")]
     tagged = [path for tag, path in _tagged_captions(media) if language_code(tag)]
-    return [path for path in own if path.is_file()] + tagged
+    return [path for path in [*own, *tagged] if path is not None and _is_regular(path)]
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def newest_change(paths: list[Path]) -> float:
     newest = 0.0
     for path in paths:
         try:
-            newest = max(newest, path.stat().st_mtime)
+            newest = max(newest, os.lstat(path).st_mtime)
         except OSError:
             continue
     return newest

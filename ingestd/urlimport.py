@@ -20,38 +20,52 @@ from urllib.parse import (
 )
 
 from ingestd.errors import JobInputError
+from ingestd.files import display, read_bounded
+
+# A .url file is one line; anything this large is not one.
+MAX_URL_FILE_BYTES = 64 * 1024
 
 DROPBOX_HOSTS = {"dropbox.com", "www.dropbox.com", "dl.dropbox.com"}
 DROPBOX_SWITCHES = {"dl", "raw"}  # query parameters Wistia does not support
 
 
-def read_url_file(path: Path) -> str:
+def read_url_file(path: Path, root: Path) -> str:
     """The URL in a `.url` file, checked and rewritten for Wistia."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = read_bounded(path, root, MAX_URL_FILE_BYTES, "a .url file")
     except FileNotFoundError:
         raise JobInputError(
             "the .url file vanished before it could be imported", fatal=True
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise JobInputError(f"cannot read the .url file: {exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise JobInputError(
+            f"{display(path.name)}: not UTF-8 text", "save it as UTF-8 with one URL in it"
+        ) from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     url = next((line[4:].strip() for line in lines if line.lower().startswith("url=")), None)
     if url is None and len(lines) == 1 and not lines[0].startswith("["):
         url = lines[0]
     if not url:
         raise JobInputError(
-            f"{path.name} holds no URL",
+            f"{display(path.name)} holds no URL",
             "write one URL on a line, or an [InternetShortcut] section with URL=...",
         )
-    return for_wistia(url, path.name)
+    return for_wistia(url, display(path.name))
 
 
 def for_wistia(url: str, source: str = "the .url file") -> str:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise JobInputError(f"{source}: not a valid URL", "put one http(s) URL in it") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        scheme = parts.scheme.lower() if parts.scheme.isalnum() else ""
+        found = f"a {scheme}:// URL" if scheme else "no http(s) URL"
         raise JobInputError(
-            f"{source}: only http:// and https:// URLs can be imported, not {url[:80]!r}",
+            f"{source}: only http:// and https:// URLs can be imported, and this holds {found}",
             "put the web address of the media file in it",
         )
     # Characters a URL may not carry as they are (spaces, say) are escaped; escapes stay.

@@ -153,12 +153,12 @@ def test_broken_captions_say_file_line_and_what(
 ) -> None:
     write(tmp_path / "clip.srt", content)
     with pytest.raises(SidecarError, match=message):
-        read_captions(tmp_path / "clip.mp4", "eng")
+        read_captions(tmp_path / "clip.mp4", tmp_path, "eng")
 
 
 def test_caption_text_keeps_the_file_without_its_bom(tmp_path: Path) -> None:
     write(tmp_path / "clip.srt", "\ufeff" + SRT)
-    (caption,) = read_captions(tmp_path / "clip.mp4", "eng")
+    (caption,) = read_captions(tmp_path / "clip.mp4", tmp_path, "eng")
     assert caption.text == SRT and caption.language == "eng"
 
 
