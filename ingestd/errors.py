@@ -4,6 +4,8 @@
     ├── ConfigError            the config cannot be used; names the key and how to fix it
     ├── LedgerBusy             another `ingestd run` holds the ledger
     ├── JobInputError          one job's own input is bad (empty, unreadable, vanished file)
+    ├── FileChanged            the file is no longer the version the job hashed: settle again
+    ├── WatchFolderMissing     the watch folder is gone (an unmounted share): the job waits
     ├── Cancelled              the daemon is stopping; the work goes back to the queue
     └── WistiaError            an answer (or no answer) from Wistia, classified once in wistia.py
         ├── TransientError     try again later: connection errors, timeouts, 5xx, 429
@@ -11,13 +13,17 @@
         │   ├── VideoLimitError    400 "exceeded its video limit"
         │   └── AuthError          401 / 403
         └── PermanentError     this request will never succeed as it is: other 4xx
-            └── NotFoundError      404 (for example a media deleted in Wistia)
+            ├── NotFoundError      404 (for example a media deleted in Wistia)
+            └── MediaFailed        Wistia could not process the media (or took too long)
 
 Each error carries a short `reason` (what happened) and, where the user can act, a `hint`
 (what to do). Messages never contain the API token: it only ever travels in a header.
+What each of them does to a job is decided in one place: outcomes.decide.
 """
 
 from __future__ import annotations
+
+import os
 
 
 class IngestdError(Exception):
@@ -49,6 +55,18 @@ class JobInputError(IngestdError):
     def __init__(self, reason: str, hint: str | None = None, *, fatal: bool = False) -> None:
         super().__init__(reason, hint)
         self.fatal = fatal
+
+
+class FileChanged(IngestdError):
+    """The file at the job's path is not the version the job settled on: it settles again."""
+
+    def __init__(self, stat: os.stat_result, reason: str = "file changed before or during upload"):
+        super().__init__(reason)
+        self.stat = stat
+
+
+class WatchFolderMissing(IngestdError):
+    """The watch folder itself is gone (an unmounted share): not the job's fault, it waits."""
 
 
 class Cancelled(IngestdError):
@@ -104,3 +122,7 @@ class PermanentError(WistiaError):
 
 class NotFoundError(PermanentError):
     """Wistia has no such thing (HTTP 404)."""
+
+
+class MediaFailed(PermanentError):
+    """Wistia could not process the media, or processing took longer than allowed."""

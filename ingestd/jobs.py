@@ -11,12 +11,20 @@ only code that changes a job's state, and it refuses any move not listed in TRAN
 `held` is a job waiting on its own problem (a malformed sidecar, an unreadable file). Where it
 resumes is derived from how far it got (see `resume_state`), so no extra column can disagree.
 An account-wide stop (video limit, auth) is the ledger's `hold`, not a job state.
+
+Who moves a job out of each state (only its owner does):
+
+    settling -> watcher       queued, uploading -> uploader    processing -> poller
+    finishing -> finisher     held -> held.py (rechecks)       failed -> `ingestd retry`
+
+What happens to a job after anything goes wrong is decided once, by outcomes.decide, as a
+`Move`; Ledger.apply makes it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -37,9 +45,9 @@ TERMINAL = frozenset({JobState.DONE, JobState.FAILED})
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SETTLING: frozenset({S.QUEUED, S.FAILED, S.HELD}),
-    # queued -> settling: the file changed before anything of it was sent.
-    S.QUEUED: frozenset({S.UPLOADING, S.HELD, S.FAILED, S.SETTLING}),
-    # uploading -> settling: the file changed while it was being sent.
+    # Only a claim takes a job out of the queue; the uploader checks the file after it.
+    S.QUEUED: frozenset({S.UPLOADING}),
+    # uploading -> settling: the file changed before or while it was being sent.
     S.UPLOADING: frozenset({S.PROCESSING, S.QUEUED, S.FAILED, S.HELD, S.SETTLING}),
     S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),
     S.FINISHING: frozenset({S.DONE, S.HELD, S.FAILED}),
@@ -52,6 +60,48 @@ del S
 
 def can_move(from_state: JobState, to_state: JobState) -> bool:
     return to_state in TRANSITIONS[from_state]
+
+
+class StaleTransition(RuntimeError):
+    """The job was not in the state the caller expected: someone else moved it first."""
+
+
+class InvalidTransition(ValueError):
+    """A move that TRANSITIONS does not allow: a bug, never a user error."""
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """Start (or keep) the account-wide hold: no upload until a probe succeeds."""
+
+    kind: str  # video_limit | auth
+    reason: str
+    first_probe_in: float
+
+
+@dataclass(frozen=True)
+class Move:
+    """What happens to a job after one outcome, as outcomes.decide says; Ledger.apply makes it.
+
+    `to` None keeps the job where it is (its columns may still change, without an event).
+    An empty Move writes nothing. `message` is what the stage logs about it, at `level`.
+    """
+
+    to: JobState | None = None
+    note: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    hold: HoldRequest | None = None
+    level: str = "info"
+    message: str = ""
+    traceback: bool = False
+
+    @property
+    def counts_attempt(self) -> bool:
+        return "attempts" in self.changes
+
+    @property
+    def writes(self) -> bool:
+        return self.to is not None or bool(self.changes) or self.hold is not None
 
 
 class JobKind(StrEnum):

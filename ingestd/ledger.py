@@ -4,6 +4,9 @@ Tables: `jobs` (one row per version of a media file), `events` (append-only, one
 change with its time and reason), `hold` (at most one row: the account-wide stop) and
 `sidecars` (what the finisher applied, with a digest of what it sent).
 
+A path is stored as text when it is valid UTF-8; otherwise `path` holds it with `\\xNN`
+escapes (for people) and `path_bytes` its exact bytes (for finding the file again).
+
 Every state change goes through `move()` (or one of the named operations built on it), which
 checks the move against `jobs.TRANSITIONS`, updates the row only if it is still in the state the
 caller saw (`WHERE id=? AND state=?`) and adds the event row, all in one `BEGIN IMMEDIATE`
@@ -30,7 +33,16 @@ import tenacity
 
 from ingestd import logs
 from ingestd.errors import LedgerBusy
-from ingestd.jobs import TERMINAL, Job, JobState, can_move
+from ingestd.jobs import (
+    TERMINAL,
+    HoldRequest,
+    InvalidTransition,
+    Job,
+    JobState,
+    Move,
+    StaleTransition,
+    can_move,
+)
 
 BUSY_TIMEOUT_SECONDS = 15.0
 # How long a write keeps trying while the ledger is locked by another process or its disk is
@@ -40,14 +52,6 @@ WRITE_PATIENCE_SECONDS = 120.0
 _PASSING = ("locked", "busy", "disk is full", "disk i/o error")
 ACTIVE_STATES = tuple(s.value for s in JobState if s not in TERMINAL)
 TERMINAL_STATES = tuple(s.value for s in TERMINAL)
-
-
-class StaleTransition(RuntimeError):
-    """The job was not in the state the caller expected: someone else moved it first."""
-
-
-class InvalidTransition(ValueError):
-    """A move that jobs.TRANSITIONS does not allow: a bug, never a user error."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,19 @@ class Event:
 # --- schema -----------------------------------------------------------------------------------
 
 
+def _script(db: sqlite_utils.Database, sql: str) -> None:
+    """Statements one by one: sqlite3's executescript would commit the migration's transaction
+    first, and a migration must be all or nothing, under the write lock."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _migration_1(db: sqlite_utils.Database) -> None:
     states = ", ".join(f"'{s.value}'" for s in JobState)
-    db.executescript(f"""
+    _script(
+        db,
+        f"""
         CREATE TABLE jobs (
             id INTEGER PRIMARY KEY,
             path TEXT NOT NULL,
@@ -129,24 +143,68 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             applied_at REAL NOT NULL,
             PRIMARY KEY (job_id, name)
         );
-    """)
+    """,
+    )
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
     # `status` lists the newest finished jobs: read them newest-first per state, no sorting.
-    db.executescript("""
+    _script(
+        db,
+        """
         DROP INDEX IF EXISTS jobs_by_updated;
         CREATE INDEX jobs_by_state_updated ON jobs (state, updated_at);
-    """)
+    """,
+    )
+
+
+def _migration_3(db: sqlite_utils.Database) -> None:
+    # File names are bytes: a name that is not UTF-8 is kept exactly (see _path_columns).
+    _script(db, "ALTER TABLE jobs ADD COLUMN path_bytes BLOB")
 
 
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migration_1,
+    _migration_2,
+    _migration_3,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def _now() -> float:
     return time.time()
+
+
+def _path_columns(path: str) -> tuple[str, bytes | None]:
+    """(path, path_bytes): the text as it is when it is UTF-8, else escapes plus the bytes."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        exact = os.fsencode(path)
+        return exact.decode("utf-8", "backslashreplace"), exact
+    return path, None
+
+
+def _path_of(row: dict[str, Any]) -> dict[str, Any]:
+    exact = row.pop("path_bytes", None)
+    if exact is not None:
+        row["path"] = os.fsdecode(exact)
+    return row
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job.from_row(_path_of(row))
+
+
+def _text(value: Any) -> Any:
+    """Text the ledger can store: undecodable bytes from file names become escapes."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
+    return value
 
 
 def _passing(error: BaseException) -> bool:
@@ -185,6 +243,11 @@ class Ledger:
         self.db.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit survives power loss too; the ledger writes little, so it costs nothing.
         self.db.execute("PRAGMA synchronous = FULL")
+        self._prepare()
+
+    @_retried_write
+    def _prepare(self) -> None:
+        """WAL mode and the schema; switching to WAL may find the file busy for a moment."""
         if self.db.journal_mode != "wal":
             self.db.enable_wal()
         self._migrate()
@@ -206,15 +269,20 @@ class Ledger:
                 self.db.conn.execute("ROLLBACK")
             raise
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _version(self) -> int:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise RuntimeError(
                 f"ledger {self.path} has schema {version}, newer than this ingestd "
                 f"({SCHEMA_VERSION}): upgrade ingestd"
             )
-        for number in range(version, SCHEMA_VERSION):
-            with self._write():
+        return version
+
+    def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return
+        with self._write():  # the version is read again under the lock: one migrator wins
+            for number in range(self._version(), SCHEMA_VERSION):
                 MIGRATIONS[number](self.db)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
@@ -224,10 +292,25 @@ class Ledger:
     def _event(self, job_id: int, from_state: str | None, to_state: str, note: str | None) -> None:
         self.db.execute(
             "INSERT INTO events (job_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
-            (job_id, _now(), from_state, to_state, note),
+            (job_id, _now(), from_state, to_state, _text(note)),
         )
 
+    def _set(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """`SET` assignments and their parameters, with text made storable."""
+        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        return assignments, {column: _text(value) for column, value in values.items()}
+
     # --- moving jobs --------------------------------------------------------------------------
+
+    def apply(self, job: Job, move: Move) -> Job:
+        """Make what the outcome policy decided: the hold, then the move or the column changes."""
+        if move.hold is not None:
+            self.start_hold(move.hold)
+        if move.to is not None:
+            return self.move(job, move.to, move.note, **move.changes)
+        if move.changes:
+            return self.update(job, **move.changes)
+        return job
 
     @_retried_write
     def move(self, job: Job, to_state: JobState, note: str | None = None, **changes: Any) -> Job:
@@ -249,29 +332,29 @@ class Ledger:
         changes: dict[str, Any],
     ) -> Job:
         values = {"reason": None, **changes, "state": to_state.value, "updated_at": _now()}
-        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        assignments, params = self._set(values)
         row = self._one(
             f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_from RETURNING *",
-            {**values, "_id": job_id, "_from": from_state.value},
+            {**params, "_id": job_id, "_from": from_state.value},
         )
         if row is None:
             raise StaleTransition(f"job {job_id} is no longer {from_state}")
         self._event(job_id, from_state.value, to_state.value, note)
-        return Job.from_row(row)
+        return _job(row)
 
     @_retried_write
     def update(self, job: Job, **changes: Any) -> Job:
         """Change columns of a job that stays in its state (no event)."""
         values = {**changes, "updated_at": _now()}
-        assignments = ", ".join(f"{column} = :{column}" for column in values)
+        assignments, params = self._set(values)
         with self._write():
             row = self._one(
                 f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_state RETURNING *",
-                {**values, "_id": job.id, "_state": job.state.value},
+                {**params, "_id": job.id, "_state": job.state.value},
             )
         if row is None:
             raise StaleTransition(f"job {job.id} is no longer {job.state}")
-        return Job.from_row(row)
+        return _job(row)
 
     @_retried_write
     def record_progress(self, job_id: int, bytes_sent: int) -> None:
@@ -285,19 +368,22 @@ class Ledger:
     # --- the watcher's operations -------------------------------------------------------------
 
     @_retried_write
-    def add_settling(self, path: str, kind: str, size: int, mtime_ns: int) -> Job:
+    def add_settling(
+        self, path: str, kind: str, size: int, mtime_ns: int, now: float | None = None
+    ) -> Job:
         """A new candidate version of a file: it settles before it becomes a job to upload."""
-        now = _now()
+        now = _now() if now is None else now
+        text, exact = _path_columns(path)
         with self._write():
             row = self._one(
-                """INSERT INTO jobs (path, kind, state, size, mtime_ns, settle_since,
+                """INSERT INTO jobs (path, path_bytes, kind, state, size, mtime_ns, settle_since,
                                      created_at, updated_at)
-                   VALUES (?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING *""",
-                (path, kind, size, mtime_ns, now, now, now),
+                   VALUES (?, ?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING *""",
+                (text, exact, kind, size, mtime_ns, now, now, now),
             )
             assert row is not None
             self._event(row["id"], None, JobState.SETTLING.value, "found")
-        return Job.from_row(row)
+        return _job(row)
 
     @_retried_write
     def settle(self, job: Job, sha256: str, failure: str | None = None) -> Job | None:
@@ -309,9 +395,9 @@ class Ledger:
         """
         with self._write():
             earlier = self._one(
-                """SELECT id FROM jobs WHERE path = ? AND sha256 = ? AND id != ?
-                   ORDER BY id DESC LIMIT 1""",
-                (job.path, sha256, job.id),
+                """SELECT id FROM jobs WHERE path = ? AND path_bytes IS ? AND sha256 = ?
+                   AND id != ? ORDER BY id DESC LIMIT 1""",
+                (*_path_columns(job.path), sha256, job.id),
             )
             if earlier is not None:
                 self.db.execute(
@@ -341,21 +427,27 @@ class Ledger:
     def known_versions(self) -> dict[str, tuple[int | None, int | None]]:
         """(size, mtime_ns) of the newest job of every path: a scan compares files to these."""
         rows = self.db.execute(
-            """SELECT path, size, mtime_ns FROM jobs
-               WHERE id IN (SELECT max(id) FROM jobs GROUP BY path)"""
+            """SELECT path, path_bytes, size, mtime_ns FROM jobs
+               WHERE id IN (SELECT max(id) FROM jobs GROUP BY path, path_bytes)"""
         )
-        return {path: (size, mtime_ns) for path, size, mtime_ns in rows}
+        return {
+            (os.fsdecode(exact) if exact is not None else path): (size, mtime_ns)
+            for path, exact, size, mtime_ns in rows
+        }
 
     def latest_for_path(self, path: str) -> Job | None:
-        row = self._one("SELECT * FROM jobs WHERE path = ? ORDER BY id DESC LIMIT 1", (path,))
-        return Job.from_row(row) if row else None
+        row = self._one(
+            "SELECT * FROM jobs WHERE path = ? AND path_bytes IS ? ORDER BY id DESC LIMIT 1",
+            _path_columns(path),
+        )
+        return _job(row) if row else None
 
     # --- the uploader's operations ------------------------------------------------------------
 
     @_retried_write
-    def claim_upload(self) -> Job | None:
+    def claim_upload(self, now: float | None = None) -> Job | None:
         """Atomically take the oldest queued job that is due: queued -> uploading."""
-        now = _now()
+        now = _now() if now is None else now
         with self._write():
             row = self._one(
                 """UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
@@ -370,7 +462,7 @@ class Ledger:
             if row is None:
                 return None
             self._event(row["id"], JobState.QUEUED.value, JobState.UPLOADING.value, "claimed")
-        return Job.from_row(row)
+        return _job(row)
 
     @_retried_write
     def requeue_interrupted(
@@ -400,7 +492,7 @@ class Ledger:
             )
             for row in rows:
                 self._event(row["id"], JobState.UPLOADING.value, JobState.QUEUED.value, note)
-        return [Job.from_row(r) for r in rows]
+        return [_job(r) for r in rows]
 
     def hashed_id_taken(self, hashed_id: str, except_job: int) -> bool:
         row = self._one(
@@ -415,39 +507,40 @@ class Ledger:
         rows = self.db.query(
             "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT ?", (state.value, limit)
         )
-        return [Job.from_row(r) for r in rows]
+        return [_job(r) for r in rows]
 
-    def due_polls(self, limit: int = 100) -> list[Job]:
+    def due_polls(self, now: float | None = None, limit: int = 100) -> list[Job]:
         rows = self.db.query(
             """SELECT * FROM jobs WHERE state = 'processing'
                AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at LIMIT ?""",
-            (_now(), limit),
+            (_now() if now is None else now, limit),
         )
-        return [Job.from_row(r) for r in rows]
+        return [_job(r) for r in rows]
 
-    def due_finishing(self, limit: int = 50) -> list[Job]:
+    def due_finishing(self, now: float | None = None, limit: int = 50) -> list[Job]:
         rows = self.db.query(
             """SELECT * FROM jobs WHERE state = 'finishing'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?""",
-            (_now(), limit),
+            (_now() if now is None else now, limit),
         )
-        return [Job.from_row(r) for r in rows]
+        return [_job(r) for r in rows]
 
     def get(self, job_id: int) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return Job.from_row(row) if row else None
+        return _job(row) if row else None
 
     def find(self, ref: str) -> Job | None:
         """A job by id, hashed id, or path (the newest job of that path)."""
-        if ref.isdigit() and (job := self.get(int(ref))):
+        if ref.isdigit() and len(ref) < 19 and (job := self.get(int(ref))):
             return job
-        row = self._one("SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (ref,))
+        row = self._one(
+            "SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (_text(ref),)
+        )
         if row is None:
-            path = str(Path(ref).expanduser().absolute())
-            row = self._one(
-                "SELECT * FROM jobs WHERE path IN (?, ?) ORDER BY id DESC LIMIT 1", (ref, path)
-            )
-        return Job.from_row(row) if row else None
+            for candidate in (ref, str(Path(ref).expanduser().absolute())):
+                if job := self.latest_for_path(candidate):
+                    return job
+        return _job(row) if row else None
 
     # --- retry --------------------------------------------------------------------------------
 
@@ -459,7 +552,9 @@ class Ledger:
             (job.id,),
         )
         if last and last["from_state"] == JobState.FINISHING.value and job.hashed_id:
-            return self.move(job, JobState.FINISHING, note, error=None)
+            return self.move(
+                job, JobState.FINISHING, note, attempts=0, error=None, next_attempt_at=None
+            )
         return self.move(
             job,
             JobState.QUEUED,
@@ -481,18 +576,26 @@ class Ledger:
         return Hold(**row) if row else None
 
     @_retried_write
-    def set_hold(self, kind: str, reason: str, probe_interval: float) -> Hold:
-        """Start (or extend) the hold; keeps `since` of a hold of the same kind."""
+    def start_hold(self, request: HoldRequest) -> Hold:
+        """Start the hold; a hold of the same kind keeps its start and its probe schedule."""
         now = _now()
         with self._write():
-            current = self._one("SELECT kind, since FROM hold")
-            since = current["since"] if current and current["kind"] == kind else now
-            self.db.execute(
-                """INSERT OR REPLACE INTO hold (id, kind, reason, since, next_probe_at,
-                                                probe_interval)
-                   VALUES (1, ?, ?, ?, ?, ?)""",
-                (kind, reason, since, now + probe_interval, probe_interval),
-            )
+            current = self._one("SELECT kind FROM hold")
+            if current and current["kind"] == request.kind:
+                self.db.execute("UPDATE hold SET reason = ?", (_text(request.reason),))
+            else:
+                self.db.execute(
+                    """INSERT OR REPLACE INTO hold (id, kind, reason, since, next_probe_at,
+                                                    probe_interval)
+                       VALUES (1, ?, ?, ?, ?, ?)""",
+                    (
+                        request.kind,
+                        _text(request.reason),
+                        now,
+                        now + request.first_probe_in,
+                        request.first_probe_in,
+                    ),
+                )
         hold = self.hold()
         assert hold is not None
         return hold
@@ -555,7 +658,7 @@ class Ledger:
             f"SELECT * FROM ({newest}) ORDER BY updated_at DESC, id DESC LIMIT ?",
             (*[v for state in TERMINAL_STATES for v in (state, limit)], limit),
         )
-        return [Job.from_row(r) for r in active] + [Job.from_row(r) for r in terminal]
+        return [_job(r) for r in active] + [_job(r) for r in terminal]
 
     def events(self, job_id: int) -> list[Event]:
         rows = self.db.query("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from ingestd.jobs import TERMINAL, TRANSITIONS, JobState, can_move, resume_state
+from ingestd.jobs import TERMINAL, TRANSITIONS, HoldRequest, JobState, can_move, resume_state
 from ingestd.ledger import SCHEMA_VERSION, InvalidTransition, Ledger, StaleTransition
 
 S = JobState
@@ -147,11 +148,13 @@ def test_retry_goes_back_to_the_queue_or_to_finishing(ledger: Ledger) -> None:
 
 def test_hold_has_one_probe_at_a_time(ledger: Ledger) -> None:
     assert ledger.hold() is None
-    ledger.set_hold("video_limit", "limit reached", probe_interval=0.0)
+    ledger.start_hold(HoldRequest("video_limit", "limit reached", first_probe_in=0.0))
     assert ledger.take_probe("video_limit", next_interval=60.0) is True
     assert ledger.take_probe("video_limit", next_interval=60.0) is False  # not due again yet
-    hold = ledger.hold()
+    ledger.start_hold(HoldRequest("video_limit", "still reached", first_probe_in=0.0))
+    hold = ledger.hold()  # the same kind again keeps the probe schedule
     assert hold.kind == "video_limit" and hold.probe_interval == 60.0
+    assert hold.reason == "still reached" and hold.next_probe_at > time.time() + 50
     assert ledger.clear_hold("auth") is False
     assert ledger.clear_hold("video_limit") is True and ledger.hold() is None
 
@@ -215,3 +218,46 @@ print(len(ledger.active_and_recent(None)), check)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[-1].split() == ["400", "ok"]
     assert "ledger write failed; retrying" in result.stdout + result.stderr
+
+
+def test_many_threads_opening_a_new_ledger_migrate_it_once(tmp_path: Path) -> None:
+    errors: list[str] = []
+
+    def open_it() -> None:
+        try:
+            Ledger(tmp_path / "new.db").close()
+        except Exception as exc:  # the test reports them all
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=open_it) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ledger = Ledger(tmp_path / "new.db")
+    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    ledger.close()
+
+
+def test_an_older_ledger_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    import sqlite_utils
+
+    from ingestd.ledger import MIGRATIONS
+
+    conn = sqlite3.connect(tmp_path / "old.db")
+    db = sqlite_utils.Database(conn)
+    for migration in MIGRATIONS[:2]:
+        migration(db)
+    db.execute("PRAGMA user_version = 2")
+    db.execute(
+        "INSERT INTO jobs (path, state, created_at, updated_at) VALUES ('/w/a.mp4', 'done', 1, 1)"
+    )
+    conn.commit()
+    conn.close()
+    ledger = Ledger(tmp_path / "old.db")
+    assert ledger.latest_for_path("/w/a.mp4").state == JobState.DONE
+    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    ledger.close()
