@@ -404,6 +404,10 @@ def _check_folders(settings: Settings, line: Callable[..., None]) -> None:
         )
     else:
         line(True, f"watch folder: {watch} is readable" + (" and writable" if needs_write else ""))
+        from ingestd.watcher import choose_observer
+
+        kind, why = choose_observer(settings.ingest.observer, watch)
+        line(True, f"watching: {kind} ({why})")
     if settings.ingest.after_upload == "move":
         archive = Path(settings.ingest.archive_dir)
         if archive.is_dir() and os.access(archive, os.W_OK | os.X_OK):

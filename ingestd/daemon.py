@@ -1,12 +1,14 @@
 """The daemon: wires the stages together, supervises their threads, and stops cleanly.
 
     watcher (1 thread)  ->  uploader (ingest.workers threads)  ->  poller (1)  ->  finisher (1)
+                                   held jobs (1): rechecks each held job, lets it go on
 
-Each stage talks to the others only through the ledger. The main thread only supervises:
-signal handlers set flags and the main loop acts on them (restart a dead stage, probe an auth
-hold, reload the config on SIGHUP, ping systemd's watchdog). On SIGTERM/SIGINT everything is
-asked to stop; in-flight uploads are abandoned and go back to `queued` with no attempt
-counted, and the daemon is gone within 10 seconds.
+Each stage talks to the others only through the ledger. The main thread only supervises and
+never waits on the network: signal handlers set flags and the main loop acts on them (restart
+a stage whose thread died, with a growing pause; reload the config on SIGHUP; ping systemd's
+watchdog while every stage's heartbeat is fresh). On SIGTERM/SIGINT everything is asked to
+stop; in-flight uploads are abandoned and go back to `queued` with no attempt counted, and
+the daemon is gone within 10 seconds.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 
 from ingestd import logs
 from ingestd.config import Settings
-from ingestd.errors import AuthError, Cancelled, ConfigError, TransientError
+from ingestd.errors import Cancelled
 from ingestd.finisher import Finisher
+from ingestd.held import HeldJobs
+from ingestd.jobs import JobState
 from ingestd.ledger import Ledger, LedgerLock
+from ingestd.liveness import Heartbeat, attached
 from ingestd.notify import notify, watchdog_interval
+from ingestd.outcomes import Backoff
 from ingestd.poller import Poller
 from ingestd.uploader import Uploader
 from ingestd.watcher import Watcher
@@ -33,30 +40,44 @@ log = logs.get("ingestd.daemon")
 
 TICK_SECONDS = 0.25
 STOP_DEADLINE_SECONDS = 8.0  # leaves headroom under the 10 s promised to systemd
-RESTART_DELAY_SECONDS = 1.0
 ORPHAN_CHECK_SECONDS = 10.0
+# A stage thread that died is restarted after 1 s, 2 s, 4 s ... up to a minute; one that ran
+# this long since its last start counts as healthy again.
+RESTART = Backoff(first=1.0, cap=60.0)
+STEADY_SECONDS = 60.0
+WORKER_PREFIX = "upload-"
 
 
 @dataclass
 class _Stage:
-    """One supervised thread: restarted if it dies of an unexpected error."""
+    """One supervised thread: restarted if it dies, watched through its heartbeat."""
 
     name: str
     target: Callable[[], None]
+    retire: threading.Event = field(default_factory=threading.Event)  # workers only (reload)
     thread: threading.Thread | None = None
     restart_at: float = 0.0
+    started_at: float = 0.0
+    crashes: int = 0
+    stalled: bool = False
 
-    def start(self) -> None:
+    def __post_init__(self) -> None:
+        self.heartbeat = Heartbeat(self.name)
+
+    def start(self, now: float | None = None) -> None:
+        self.started_at = time.monotonic() if now is None else now
+        self.heartbeat.beat()
         self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        try:
-            self.target()
-        except Cancelled:
-            pass
-        except Exception:
-            log.exception("stage crashed; restarting it", stage=self.name)
+        with attached(self.heartbeat):
+            try:
+                self.target()
+            except Cancelled:
+                pass
+            except Exception:
+                log.exception("stage stopped by an error; it is restarted", stage=self.name)
 
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
@@ -78,19 +99,35 @@ class Daemon:
         self.limiter = RateLimiter(settings.wistia.requests_per_minute)
         self.client = WistiaClient(settings.wistia, token, self.limiter, self.stop)
         path = settings.ledger
-        self.watcher = Watcher(settings, path, self.stop)
         self.uploader = Uploader(settings, path, self.client, self.stop)
         self.poller = Poller(settings, path, self.client, self.stop)
         self.finisher = Finisher(settings, path, self.client, self.stop)
+        self.watcher = Watcher(settings, path, self.stop)
+        self.held = HeldJobs(
+            settings,
+            path,
+            self.stop,
+            preflights={
+                JobState.SETTLING: self.watcher.preflight,
+                JobState.QUEUED: self.uploader.preflight,
+                JobState.FINISHING: self.finisher.preflight,
+            },
+        )
+        self.watcher.on_change = self.held.nudge
         self.stages = [
             _Stage("watcher", self.watcher.run),
-            *[self._upload_stage(n) for n in range(settings.ingest.workers)],
+            *[
+                self._upload_stage(f"{WORKER_PREFIX}{n + 1}")
+                for n in range(settings.ingest.workers)
+            ],
             _Stage("poller", self.poller.run),
             _Stage("finisher", self.finisher.run),
+            _Stage("held", self.held.run),
         ]
 
-    def _upload_stage(self, number: int) -> _Stage:
-        return _Stage(f"upload-{number + 1}", lambda: self.uploader.run_worker(number))
+    def _upload_stage(self, name: str) -> _Stage:
+        retire = threading.Event()
+        return _Stage(name, partial(self.uploader.run_worker, retire), retire)
 
     # --- life -----------------------------------------------------------------------------
 
@@ -136,7 +173,6 @@ class Daemon:
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self._do_reload()
-            self._probe_auth_hold()
             if now >= next_orphan_check:
                 next_orphan_check = now + ORPHAN_CHECK_SECONDS
                 for job in self.uploader.requeue_orphans(self.ledger):
@@ -149,19 +185,42 @@ class Daemon:
                 next_status = now + 5.0
 
     def _supervise(self, now: float) -> bool:
-        """Restart any stage whose thread died; True when all are running."""
+        """Restart stages whose thread died; True when every stage runs and makes progress."""
         healthy = True
-        for stage in self.stages:
-            if stage.alive() or self.stop.is_set():
-                continue
-            healthy = False
-            if stage.restart_at == 0.0:
-                stage.restart_at = now + RESTART_DELAY_SECONDS
-            elif now >= stage.restart_at:
-                log.warning("restarting stage", stage=stage.name)
-                stage.restart_at = 0.0
-                stage.start()
+        for stage in list(self.stages):
+            if self.stop.is_set():
+                break
+            if stage.alive():
+                healthy &= self._making_progress(stage, now)
+            elif stage.retire.is_set():
+                self.stages.remove(stage)  # a retired worker finished its last job
+            else:
+                healthy = False
+                self._restart_later(stage, now)
         return healthy
+
+    def _making_progress(self, stage: _Stage, now: float) -> bool:
+        overdue = stage.heartbeat.overdue(now)
+        if overdue and not stage.stalled:
+            log.error(
+                "stage makes no progress; systemd's watchdog is no longer pinged",
+                stage=stage.name,
+                overdue_seconds=round(overdue),
+            )
+        elif not overdue and stage.stalled:
+            log.info("stage makes progress again", stage=stage.name)
+        stage.stalled = overdue > 0
+        return not stage.stalled
+
+    def _restart_later(self, stage: _Stage, now: float) -> None:
+        if stage.restart_at == 0.0:
+            steady = now - stage.started_at >= STEADY_SECONDS
+            stage.crashes = 1 if steady else stage.crashes + 1
+            stage.restart_at = now + RESTART.seconds(stage.crashes)
+        elif now >= stage.restart_at:
+            log.warning("restarting stage", stage=stage.name, crashes=stage.crashes)
+            stage.restart_at = 0.0
+            stage.start(now)
 
     def _shut_down(self) -> None:
         notify("STOPPING=1")
@@ -204,7 +263,7 @@ class Daemon:
         notify("RELOADING=1")
         try:
             fresh, token = self._reload()
-        except ConfigError as exc:
+        except Exception as exc:  # whatever is wrong with the new files, the old config runs on
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")
             return
@@ -240,36 +299,31 @@ class Daemon:
         notify("READY=1")
 
     def _set_workers(self, wanted: int) -> None:
-        uploads = [s for s in self.stages if s.name.startswith("upload-")]
-        self.uploader.wanted_workers = wanted
-        for number in range(len(uploads), wanted):
-            stage = self._upload_stage(number)
-            self.stages.append(stage)
-            stage.start()
-        for stage in uploads[wanted:]:
-            self.stages.remove(stage)  # it finishes its job, then sees it is not wanted
-
-    # --- account-wide hold ----------------------------------------------------------------
-
-    def _probe_auth_hold(self) -> None:
-        hold = self.ledger.hold()
-        if hold is None or hold.kind != "auth":
-            return
-        interval = min(hold.probe_interval * 2, self.settings.ingest.probe_max_seconds)
-        if not self.ledger.take_probe("auth", interval):
-            return
-        try:
-            account = self.client.account()
-        except AuthError as exc:
-            log.warning("token still refused", next_probe_in=round(interval), reason=exc.reason)
-            return
-        except (TransientError, Cancelled):
-            return
-        except Exception:
-            log.exception("auth probe failed")
-            return
-        self.ledger.clear_hold("auth")
-        log.info("token accepted again; resuming", account=account.get("name"))
+        """Exactly `wanted` workers: extra ones retire after their current job; missing ones
+        are first taken back from those still retiring, then started."""
+        workers = sorted(
+            (s for s in self.stages if s.name.startswith(WORKER_PREFIX)),
+            key=lambda s: int(s.name.removeprefix(WORKER_PREFIX)),
+        )
+        active = [s for s in workers if not s.retire.is_set()]
+        for stage in active[wanted:]:
+            stage.retire.set()
+        missing = wanted - len(active)
+        for stage in workers:
+            if missing > 0 and stage.retire.is_set() and stage.alive():
+                stage.retire.clear()
+                missing -= 1
+        taken = {s.name for s in self.stages if s.alive() or not s.retire.is_set()}
+        number = 1
+        while missing > 0:
+            name = f"{WORKER_PREFIX}{number}"
+            if name not in taken:
+                self.stages = [s for s in self.stages if s.name != name]  # a finished retiree
+                stage = self._upload_stage(name)
+                self.stages.append(stage)
+                stage.start()
+                missing -= 1
+            number += 1
 
     def _status_line(self) -> str:
         counts = self.ledger.counts()

@@ -7,8 +7,8 @@ two steps re-applies only the unrecorded ones, and every step is idempotent in W
 (customizations replace, captions are replaced when they exist). Then `ingest.after_upload`:
 keep, move to `archive_dir` (sidecars follow, nothing is overwritten) or delete.
 
-This thread also looks again at jobs `held` for a bad sidecar or an unreadable file once they
-were hashed, and lets them go on when the problem is gone.
+Whatever goes wrong (a bad sidecar, Wistia's answer, a move that fails) ends in the job's state
+through the guard and the outcome policy; `preflight` is also what the held jobs' recheck runs.
 """
 
 from __future__ import annotations
@@ -23,119 +23,86 @@ from pathlib import Path
 
 from ingestd import logs
 from ingestd.config import Settings
-from ingestd.errors import (
-    AuthError,
-    JobInputError,
-    NotFoundError,
-    PermanentError,
-    TransientError,
-)
-from ingestd.jobs import Job, JobKind, JobState, resume_state, version_of
+from ingestd.errors import JobInputError, NotFoundError, PermanentError
+from ingestd.files import display, wistia_name
+from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger
+from ingestd.outcomes import Stage
 from ingestd.sidecars import (
     CAPTIONS_STEP,
     CUSTOMIZATIONS_STEP,
     FATE_STEP,
     METADATA_STEP,
-    SidecarError,
     Sidecars,
     digest,
     metadata_digest,
     newest_change,
     own_sidecar_paths,
-    read_metadata,
     read_sidecars,
 )
-from ingestd.stageloop import work_through_jobs
+from ingestd.stageloop import Guard, work_through_jobs
 from ingestd.wistia import WistiaClient
 
 log = logs.get("ingestd.finisher")
-
-RECHECK_HELD_SECONDS = 2.0
-RETRY_SECONDS = 10.0
 
 Step = tuple[str, str, Callable[[], object]]  # name, digest of what is sent, the sending
 
 
 class Finisher:
     def __init__(
-        self, settings: Settings, ledger_path: Path, client: WistiaClient, stop: threading.Event
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        client: WistiaClient,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
+        self.guard = Guard(Stage.FINISH, settings, clock)
 
     def run(self) -> None:
-        next_recheck = 0.0
-
-        def recheck_now_and_then(ledger: Ledger) -> None:
-            nonlocal next_recheck
-            if time.monotonic() >= next_recheck:
-                next_recheck = time.monotonic() + RECHECK_HELD_SECONDS
-                self.recheck_held(ledger)
-
         work_through_jobs(
-            self.ledger_path,
-            self.stop,
-            Ledger.due_finishing,
-            self.finish,
-            before_each_pass=recheck_now_and_then,
+            self.ledger_path, self.stop, Ledger.due_finishing, self.guard, self.finish
         )
 
     # --- finishing one job --------------------------------------------------------------
 
     def finish(self, ledger: Ledger, job: Job) -> None:
-        media = Path(job.path)
-        try:
-            sidecars = read_sidecars(
-                media, self.settings.watch_dir, self.settings.captions.default_language
-            )
-        except SidecarError as exc:
-            log.warning("sidecar problem; the job waits until it is fixed", reason=str(exc))
-            ledger.move(job, JobState.HELD, exc.reason, reason=str(exc))
+        sidecars = self.preflight(job)
+        now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
+        if now - newest_change(sidecars.paths) < settle:
+            reason = "waiting for its sidecar files to stop changing"
+            ledger.update(job, next_attempt_at=now + settle, reason=reason)
             return
-        settle = self.settings.ingest.settle_seconds
-        if time.time() - newest_change(sidecars.paths) < settle:
-            ledger.update(
-                job,
-                next_attempt_at=time.time() + settle,
-                reason="waiting for its sidecar files to stop changing",
-            )
-            return
-        try:
-            for step, fingerprint, apply in self._steps(job, sidecars, ledger):
-                apply()
-                ledger.record_sidecar(job.id, step, fingerprint)
-                log.info("applied sidecar", step=step)
-            note = self._fate(ledger, job)
-        except TransientError as exc:
-            log.warning("finishing failed for now; trying again", error=exc.reason)
-            wait = exc.retry_after if exc.retry_after is not None else RETRY_SECONDS
-            ledger.update(
-                job,
-                next_attempt_at=time.time() + wait,
-                error=exc.reason,
-                reason=f"finishing again soon after: {exc.reason}",
-            )
-            return
-        except AuthError as exc:
-            ledger.set_hold(exc.kind, str(exc), self.settings.ingest.probe_min_seconds)
-            return
-        except NotFoundError:
-            message = "the media was deleted in Wistia before it was finished"
-            ledger.move(job, JobState.FAILED, message, error=message)
-            return
-        except PermanentError as exc:
-            log.error("Wistia refused a sidecar", error=exc.reason)
-            ledger.move(job, JobState.FAILED, exc.reason, error=exc.reason)
-            return
-        except JobInputError as exc:
-            log.warning("cannot finish the file's fate", reason=str(exc))
-            ledger.move(job, JobState.HELD, exc.reason, reason=str(exc))
-            return
+        for step, fingerprint, send in self._steps(job, sidecars, ledger):
+            send()
+            ledger.record_sidecar(job.id, step, fingerprint)
+            log.info("applied sidecar", step=step)
+        note = self._fate(ledger, job)
         ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
         log.info("done", fate=note)
+
+    def preflight(self, job: Job) -> Sidecars:
+        """The local checks of finishing, which the held jobs' recheck runs too: the sidecars
+        read and valid, and the file's fate possible."""
+        media = Path(job.path)
+        sidecars = read_sidecars(
+            media, self.settings.watch_dir, self.settings.captions.default_language
+        )
+        ingest = self.settings.ingest
+        if ingest.after_upload == "keep" or not _is_this_version(media, job):
+            return sidecars
+        folders = [media.parent] + ([Path(ingest.archive_dir)] if ingest.archive_dir else [])
+        for folder in folders:
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise JobInputError(
+                    f"cannot move or delete files in {display(folder)}",
+                    "give the ingestd user write permission to the folder",
+                )
+        return sidecars
 
     def _steps(self, job: Job, sidecars: Sidecars, ledger: Ledger) -> Iterator[Step]:
         """What still has to be sent: each step whose digest the ledger lacks."""
@@ -143,7 +110,7 @@ class Finisher:
         hashed_id = job.hashed_id
         applied = ledger.applied_sidecars(job.id)
         metadata = sidecars.metadata
-        fields = {"name": metadata.name or job.media_name or Path(job.path).name}
+        fields = {"name": metadata.name or job.media_name or wistia_name(Path(job.path).name)}
         if metadata.description is not None:
             fields["description"] = metadata.description
         wanted: list[Step] = [
@@ -196,85 +163,54 @@ class Finisher:
         if not _is_this_version(media, job):
             return "done; the file at its path is gone or is a newer version, so it was left"
         followers = own_sidecar_paths(media)
-        if mode == "delete":
-            for path in [*followers, media]:  # the media last: its presence means "not yet"
-                path.unlink(missing_ok=True)
-            return f"done; deleted the file and {len(followers)} sidecar file(s)"
-        target = self._move_target(ledger, job, media, followers)
         try:
+            if mode == "delete":
+                for path in [*followers, media]:  # the media last: its presence means "not yet"
+                    path.unlink(missing_ok=True)
+                return f"done; deleted the file and {len(followers)} sidecar file(s)"
+            target = self._move_target(ledger, job, media, followers)
             for path in followers:
                 move_without_overwriting(
-                    path, target.with_name(target.stem + path.name[len(media.stem) :])
+                    path, target.with_name(_follower_name(target, media, path))
                 )
             move_without_overwriting(media, target)
         except OSError as exc:
             raise JobInputError(
-                f"cannot move the file to the archive: {exc.strerror or exc}",
+                f"cannot {mode} the file: {exc.strerror or exc}",
                 "check that the ingestd user may write to the watch and archive folders",
             ) from None
-        return f"done; moved to {target}"
+        return f"done; moved to {display(target)}"
 
     def _move_target(self, ledger: Ledger, job: Job, media: Path, followers: list[Path]) -> Path:
         """Where the file goes, chosen once and recorded before anything moves."""
         chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
         if chosen:
-            return Path(chosen)
+            try:
+                return Path(os.fsdecode(bytes.fromhex(chosen)))
+            except ValueError:
+                return Path(chosen)  # recorded as text by an older ingestd
         archive = Path(self.settings.ingest.archive_dir)
         folder = archive / media.parent.relative_to(self.settings.watch_dir)
         for n in range(10_000):
             stem = media.stem if n == 0 else f"{media.stem} ({n})"
             candidate = folder / (stem + media.suffix)
-            names = [candidate] + [folder / (stem + p.name[len(media.stem) :]) for p in followers]
+            names = [candidate] + [folder / _follower_name(candidate, media, p) for p in followers]
             if not any(os.path.lexists(p) for p in names):
-                ledger.record_sidecar(job.id, FATE_STEP, str(candidate))
+                # As bytes, in hex: the ledger keeps text, and a name need not be UTF-8.
+                ledger.record_sidecar(job.id, FATE_STEP, os.fsencode(candidate).hex())
                 return candidate
-        raise JobInputError(f"no free name for {media.name} in {folder}")
+        raise JobInputError(f"no free name for {display(media.name)} in {display(folder)}")
 
-    # --- held jobs ----------------------------------------------------------------------
 
-    def recheck_held(self, ledger: Ledger) -> None:
-        """Jobs held for their own problem (after hashing) go on once it is fixed."""
-        for job in ledger.jobs_in(JobState.HELD):
-            if job.sha256 is None or self.stop.is_set():
-                continue  # not hashed yet: the watcher's
-            try:
-                self._problem(job)
-            except JobInputError as exc:
-                if str(exc) != job.reason:
-                    ledger.update(job, reason=str(exc))
-                continue
-            with logs.job_context(job):
-                target = resume_state(job)
-                log.info("problem fixed; going on", to=target.value)
-                ledger.move(job, target, "problem fixed", next_attempt_at=None)
-
-    def _problem(self, job: Job) -> None:
-        """Raise the JobInputError that still stops this job, if any."""
-        media = Path(job.path)
-        root = self.settings.watch_dir
-        if job.hashed_id is None:
-            read_metadata(media, root)
-            if job.kind == JobKind.FILE and media.exists() and not os.access(media, os.R_OK):
-                raise JobInputError(
-                    "cannot read the file: permission denied",
-                    "give the ingestd user read permission",
-                )
-            return
-        read_sidecars(media, root, self.settings.captions.default_language)
-        if (
-            self.settings.ingest.after_upload != "keep"
-            and media.exists()
-            and not os.access(media.parent, os.W_OK)
-        ):
-            raise JobInputError(
-                f"cannot move or delete files in {media.parent}",
-                "give the ingestd user write permission to the folder",
-            )
+def _follower_name(target: Path, media: Path, follower: Path) -> str:
+    """A sidecar's name beside the moved media: `clip.fr.srt` follows `clip.mp4` as
+    `clip (1).fr.srt` when the media became `clip (1).mp4`."""
+    return target.stem + follower.name[len(media.stem) :]
 
 
 def _is_this_version(media: Path, job: Job) -> bool:
     try:
-        return version_of(media.stat()) == job.version
+        return version_of(os.lstat(media)) == job.version
     except OSError:
         return False
 

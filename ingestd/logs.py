@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from ingestd.files import display
 from ingestd.jobs import Job
 
 _SECRETS: set[str] = set()
@@ -116,7 +117,7 @@ def get(name: str = "ingestd") -> structlog.stdlib.BoundLogger:
 def job_context(job: Job) -> Iterator[None]:
     """Bind the job's identity to every log line in this thread for the block."""
     with structlog.contextvars.bound_contextvars(
-        job_id=job.id, path=job.path, hashed_id=job.hashed_id
+        job_id=job.id, path=display(job.path), hashed_id=job.hashed_id
     ):
         yield
 

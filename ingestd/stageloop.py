@@ -1,46 +1,109 @@
-"""The loop of a stage that works through due jobs: the poller's and the finisher's.
+"""How a stage works on its jobs: one guard around every job's step, and the loop around it.
 
-Each pass asks the stage for its due jobs and handles them one by one with the job's log
-context bound. Under an auth hold nothing is sent, so no jobs are taken. The loop ends when
-the daemon stops, and the thread's own ledger connection is closed.
+`Guard.run` is the containment every per-job step runs in. Whatever the step raises, expected
+or not, goes to outcomes.decide and the move it returns is applied to that job; the stage goes
+on with the next job. The one exception is the ledger itself failing (sqlite3.Error, after its
+own two minutes of patience): that is nobody's job, so the stage thread ends and the daemon's
+supervisor restarts it after a pause.
+
+`work_through_jobs` is the loop of the stages that work through due jobs (poller, finisher,
+held jobs): each pass asks for the due jobs and runs each in the guard, beating the stage's
+heartbeat. Under an auth hold, stages that talk to Wistia take no jobs.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingestd import logs
-from ingestd.errors import Cancelled
-from ingestd.jobs import Job
+from ingestd import liveness, logs
+from ingestd.config import Settings
+from ingestd.errors import FileChanged, JobInputError, TransientError, WatchFolderMissing
+from ingestd.files import display
+from ingestd.jobs import Job, StaleTransition
 from ingestd.ledger import Ledger
+from ingestd.outcomes import Policy, Stage, decide
 
 IDLE_WAIT_SECONDS = 0.2
+Step = Callable[[Ledger, Job], None]
+# Outcomes that may only mean the watch folder itself is gone (an unmounted share).
+_FILE_TROUBLE = (JobInputError, FileChanged, TransientError, OSError)
+
+
+class Guard:
+    """Runs one job's step; whatever happens ends in that job's state and reason."""
+
+    def __init__(
+        self, stage: Stage, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.stage = stage
+        self.settings = settings
+        self.clock = clock
+        self.log = logs.get(f"ingestd.{stage.value}")
+
+    def run(self, ledger: Ledger, job: Job, step: Step) -> None:
+        with logs.job_context(job):
+            try:
+                step(ledger, job)
+            except sqlite3.Error:
+                raise  # the ledger's trouble, not the job's: the supervisor restarts the stage
+            except Exception as error:
+                self.outcome(ledger, job, error)
+
+    def outcome(self, ledger: Ledger, job: Job, error: Exception) -> None:
+        """Decide what `error` means for `job` (as the ledger has it now) and apply it."""
+        if not isinstance(error, StaleTransition):
+            current = ledger.get(job.id)
+            if current is None or current.state != job.state:
+                error = StaleTransition(f"job {job.id} is no longer {job.state}")
+            else:
+                job = current
+        error = self._in_context(error)
+        policy = Policy.from_settings(self.settings.ingest)
+        move = decide(job, self.stage, error, self.clock(), policy)
+        if move.message:
+            exc_info = error if move.traceback else None
+            getattr(self.log, move.level)(move.message, exc_info=exc_info)
+        if not move.writes:
+            return
+        try:
+            ledger.apply(job, move)
+        except StaleTransition:
+            self.log.info("the job was moved meanwhile; leaving it to its new owner")
+
+    def _in_context(self, error: Exception) -> Exception:
+        """A file problem while the watch folder itself is gone is the folder's, not the job's."""
+        if self.stage == Stage.POLL or not isinstance(error, _FILE_TROUBLE):
+            return error
+        if self.settings.watch_dir.is_dir():
+            return error
+        return WatchFolderMissing(f"the watch folder {display(self.settings.watch_dir)} is missing")
 
 
 def work_through_jobs(
     ledger_path: Path,
     stop: threading.Event,
-    due: Callable[[Ledger], list[Job]],
-    handle: Callable[[Ledger, Job], None],
-    before_each_pass: Callable[[Ledger], None] | None = None,
+    due: Callable[[Ledger, float], list[Job]],
+    guard: Guard,
+    step: Step,
+    *,
+    pause_under_auth_hold: bool = True,
 ) -> None:
     ledger = Ledger(ledger_path)
     try:
         while not stop.is_set():
-            if before_each_pass is not None:
-                before_each_pass(ledger)
-            hold = ledger.hold()
-            jobs = [] if hold is not None and hold.kind == "auth" else due(ledger)
+            liveness.beat()
+            hold = ledger.hold() if pause_under_auth_hold else None
+            jobs = [] if hold is not None and hold.kind == "auth" else due(ledger, guard.clock())
             for job in jobs:
                 if stop.is_set():
                     break
-                with logs.job_context(job):
-                    handle(ledger, job)
+                liveness.beat()
+                guard.run(ledger, job, step)
             if not jobs:
                 stop.wait(IDLE_WAIT_SECONDS)
-    except Cancelled:
-        pass
     finally:
         ledger.close()

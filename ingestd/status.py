@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ingestd.files import as_text, display
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Event, Ledger, LedgerLock
 
@@ -41,7 +42,7 @@ def job_view(
         progress = round(min(1.0, job.bytes_sent / job.size), 4)
     return {
         "id": job.id,
-        "path": job.path,
+        "path": as_text(job.path),  # JSON escapes control characters itself
         "kind": job.kind,
         "state": job.state.value,
         "attempts": job.attempts,
@@ -110,9 +111,9 @@ def history(ledger: Ledger, job: Job, settle_seconds: float | None = None) -> di
 # --- for people ---------------------------------------------------------------------------------
 
 
-def _shown(path: str) -> str:
-    """A path on one line, whatever it contains."""
-    return path.encode("unicode_escape").decode("ascii") if not path.isprintable() else path
+def _shown(text: str) -> str:
+    """Text on one line, whatever it contains: control characters escaped."""
+    return display(text)
 
 
 def _size(n: int | None) -> str:

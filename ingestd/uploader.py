@@ -1,17 +1,20 @@
 """Upload: `ingest.workers` threads each claim a queued job and send it to Wistia.
 
-A worker's one job, start to finish:
+A worker's one job, start to finish (`_process`):
 1. claim (queued -> uploading, atomic in the ledger);
 2. if an earlier attempt began (`upload_started_at` is set: a crash, a stop, a timeout after
    the body was sent), ask Wistia for a media of that name created since then: found, the
    job moves on without sending the file again;
-3. record that this attempt begins (committed before the first byte leaves);
-4. stream the file (or ask Wistia to import the URL), recording progress for `status`;
-5. uploading -> processing with the media's ids, or back to queued / held / failed, by the
-   error class wistia.py decided.
+3. prepare: the form fields from the sidecars, and the file opened safely and checked to be
+   the version that was hashed (`prepare`, which the held jobs' recheck runs too);
+4. record that this attempt begins (committed before the first byte leaves);
+5. stream the file from that descriptor (or ask Wistia to import the URL);
+6. uploading -> processing with the media's ids.
 
-While the account is on hold (video limit), workers only wait, except the one that wins the
-probe: it tries one upload, and its success lifts the hold for all.
+Anything else that happens ends in the job's state through the stage's guard and the one
+outcome policy (outcomes.py). While the account is on hold, workers only wait, except the one
+that wins the probe: under a video-limit hold it tries one upload, under an auth hold one
+cheap account call; its success lifts the hold for all.
 """
 
 from __future__ import annotations
@@ -19,22 +22,29 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
-from ingestd import logs
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import (
+    AuthError,
     Cancelled,
-    HoldError,
+    FileChanged,
     JobInputError,
-    PermanentError,
     TransientError,
+    WistiaError,
 )
+from ingestd.files import open_regular, wistia_name
 from ingestd.jobs import Job, JobKind, JobState, version_of
-from ingestd.ledger import Ledger, StaleTransition
+from ingestd.ledger import Hold, Ledger
+from ingestd.outcomes import Backoff, Stage
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
+from ingestd.stageloop import Guard
 from ingestd.urlimport import media_name_of, read_url_file
-from ingestd.wistia import MAX_NAME_LENGTH, Media, WistiaClient, backoff_seconds
+from ingestd.wistia import MAX_NAME_LENGTH, Media, WistiaClient
 
 log = logs.get("ingestd.uploader")
 
@@ -42,16 +52,37 @@ IDLE_WAIT_SECONDS = 0.25
 PROGRESS_EVERY_SECONDS = 1.0
 # Wistia's clock and ours may differ a little: look this much further back when reconciling.
 RECONCILE_MARGIN_SECONDS = 300.0
-WATCH_FOLDER_WAIT_SECONDS = 10.0
 
 
 def media_name(path: Path) -> str:
     """The name Wistia itself would choose: the file name with its extension, max 255."""
-    name = path.name
+    name = wistia_name(path.name)
     if len(name) <= MAX_NAME_LENGTH:
         return name
-    keep = MAX_NAME_LENGTH - len(path.suffix)
-    return name[:keep] + path.suffix if keep > 0 else name[:MAX_NAME_LENGTH]
+    suffix = wistia_name(path.suffix)
+    keep = MAX_NAME_LENGTH - len(suffix)
+    return name[:keep] + suffix if keep > 0 else name[:MAX_NAME_LENGTH]
+
+
+@dataclass
+class Upload:
+    """What one upload sends: the form fields and either a URL or an open file."""
+
+    fields: dict[str, str]
+    url: str | None = None  # a .url job: Wistia imports this
+    file: int | None = None  # a file job: the descriptor the bytes are read from
+    filename: str = ""  # the file's own name, as the multipart part names it
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file)
+            self.file = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Uploader:
@@ -61,31 +92,32 @@ class Uploader:
         ledger_path: Path,
         client: WistiaClient,
         stop: threading.Event,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
+        self.guard = Guard(Stage.UPLOAD, settings, clock)
         # Jobs a worker of this daemon is sending now; the claim and the orphan check share
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
         self._claim_lock = threading.Lock()
-        # Workers numbered at or above this retire after their current job (config reload).
-        self.wanted_workers = settings.ingest.workers
 
     # --- the worker thread --------------------------------------------------------------
 
-    def run_worker(self, number: int = 0) -> None:
+    def run_worker(self, retire: threading.Event) -> None:
+        """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
         ledger = Ledger(self.ledger_path)
         try:
-            while not self.stop.is_set() and number < self.wanted_workers:
+            while not self.stop.is_set() and not retire.is_set():
+                liveness.beat()
                 job = self._next_job(ledger)
                 if job is None:
                     self.stop.wait(IDLE_WAIT_SECONDS)
                     continue
                 try:
-                    with logs.job_context(job):
-                        self._process(ledger, job)
+                    self.guard.run(ledger, job, self._process)
                 finally:
                     with self._claim_lock:
                         self._in_flight.discard(job.id)
@@ -95,18 +127,36 @@ class Uploader:
     def _next_job(self, ledger: Ledger) -> Job | None:
         hold = ledger.hold()
         if hold is not None:
-            if hold.kind != "video_limit":
-                return None  # auth: the daemon probes with a cheap account call
-            interval = min(hold.probe_interval * 2, self.settings.ingest.probe_max_seconds)
-            if not ledger.take_probe(hold.kind, interval):
+            if not ledger.take_probe(hold.kind, self._next_probe_in(hold)):
                 return None
+            if hold.kind == "auth":
+                self._probe_token(ledger)
+                return None
+            log.info("probing whether uploads are possible again")
         with self._claim_lock:
-            job = ledger.claim_upload()
+            job = ledger.claim_upload(self.guard.clock())
             if job is not None:
                 self._in_flight.add(job.id)
-        if job is not None and hold is not None:
-            log.info("probing whether uploads are possible again", job_id=job.id)
         return job
+
+    def _next_probe_in(self, hold: Hold) -> float:
+        ingest = self.settings.ingest
+        return Backoff(ingest.probe_min_seconds, ingest.probe_max_seconds).after(
+            hold.probe_interval
+        )
+
+    def _probe_token(self, ledger: Ledger) -> None:
+        """Under an auth hold: one cheap call tells whether the token works again."""
+        try:
+            account = self.client.account(tries=1)
+        except AuthError as exc:
+            log.warning("the token is still refused", reason=exc.reason)
+            return
+        except (WistiaError, Cancelled) as exc:
+            log.info("could not probe the token; trying later", reason=str(exc))
+            return
+        if ledger.clear_hold("auth"):
+            log.info("the token is accepted again; resuming", account=account.get("name"))
 
     def requeue_orphans(self, ledger: Ledger) -> list[Job]:
         """Jobs left `uploading` by a worker that died: back to the queue (health check)."""
@@ -119,94 +169,92 @@ class Uploader:
     # --- one job ------------------------------------------------------------------------
 
     def _process(self, ledger: Ledger, job: Job) -> None:
-        began = time.time()
-        try:
-            media = self._reconcile(ledger, job) if job.upload_started_at else None
-            if media is None:
-                job, media = self._send(ledger, job)
-                if media is None:
-                    return
-            self._uploaded(ledger, job, media, began)
-        except Cancelled:
-            ledger.move(
-                job,
-                JobState.QUEUED,
-                "daemon stopping; the upload starts again later",
-                reason="interrupted by a stop; waiting to start again",
-            )
-        except HoldError as exc:
-            self._hold(ledger, job, exc)
-        except TransientError as exc:
-            if self._watch_folder_missing(ledger, job):
-                return  # an unmounted share, not the network: no attempt is counted
-            changed = self._changed_since_settled(job, after_upload=True)
-            if changed is not None:
-                # The attempt may have made a media of bytes that never settled: find it
-                # (by the name this attempt recorded, so read the job as the ledger has it).
-                current = ledger.get(job.id) or job
-                stale = self._reconcile_quietly(ledger, current)
-                self._resettle(ledger, current, changed, media=stale)
-                return
-            self._retry_later(ledger, job, exc)
-        except StaleTransition:
-            log.warning("the job was moved by someone else meanwhile; leaving it")
-        except PermanentError as exc:
-            log.error("upload refused", error=exc.reason)
-            ledger.move(job, JobState.FAILED, exc.reason, error=exc.reason)
-        except JobInputError as exc:
-            if not self._watch_folder_missing(ledger, job):
-                self._bad_input(ledger, job, exc)
-        except Exception as exc:
-            log.exception("unexpected error while uploading")
-            self._retry_later(ledger, job, TransientError(f"internal error: {exc!r}"))
+        began = self.guard.clock()
+        media = self._reconcile(ledger, job) if job.upload_started_at else None
+        if media is None:
+            job, media = self._send(ledger, job)
+        self._uploaded(ledger, job, media, began)
 
-    def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media | None]:
+    def prepare(self, job: Job) -> Upload:
+        """Everything local an upload needs, checked: the held jobs' recheck runs it too.
+
+        Raises the job's own problem: a bad sidecar or `.url` file, a file that cannot be
+        read or is not a regular file, a file that is not the version hashed (FileChanged).
+        """
         path = Path(job.path)
         if job.kind == JobKind.URL:
-            url = read_url_file(path)
-            fields = self.upload_fields(job, default_name=media_name_of(url))
+            url = read_url_file(path, self.settings.watch_dir)
+            return Upload(self.upload_fields(job, media_name_of(url)), url=url)
+        own_name = media_name(path)
+        fields = self.upload_fields(job, own_name)
+        try:
+            fd = open_regular(path, self.settings.watch_dir)
+        except FileNotFoundError:
+            raise JobInputError(
+                "the file vanished before it could be uploaded",
+                "put the file back (it is then found again) or ignore this job",
+                fatal=True,
+            ) from None
+        upload = Upload(fields, file=fd, filename=wistia_name(path.name))
+        opened = os.fstat(fd)
+        if version_of(opened) != job.version:
+            upload.close()
+            raise FileChanged(opened)
+        return upload
+
+    def preflight(self, job: Job) -> None:
+        """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go."""
+        self.prepare(job).close()
+
+    def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media]:
+        with self.prepare(job) as upload:
+            # Committed before the first byte leaves: a crash from here on is reconciled.
             job = ledger.update(
                 job,
-                upload_started_at=job.upload_started_at or time.time(),
-                media_name=fields["name"],
+                upload_started_at=job.upload_started_at or self.guard.clock(),
+                media_name=upload.fields["name"],
+                bytes_sent=None if upload.url else 0,
             )
-            log.info("importing from URL", url=url)
-            media = self.client.import_url(url, fields)
-            self._record_metadata_sent(ledger, job, fields)
-            return job, media
-        fields = self.upload_fields(job, default_name=media_name(path))
-        changed = self._changed_since_settled(job)
-        if changed is not None:
-            self._resettle(ledger, job, changed)
-            return job, None
-        # Committed before the first byte leaves: a crash from here on is reconciled.
-        job = ledger.update(
-            job,
-            upload_started_at=job.upload_started_at or time.time(),
-            media_name=fields["name"],
-            bytes_sent=0,
-        )
+            if upload.url is not None:
+                log.info("importing from URL")
+                media = self.client.import_url(upload.url, upload.fields)
+            else:
+                media = self._stream(ledger, job, upload)
+        ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(upload.fields))
+        return job, media
+
+    def _stream(self, ledger: Ledger, job: Job, upload: Upload) -> Media:
+        assert upload.file is not None
         log.info("uploading", size=job.size)
         progress = _Progress(ledger, job.id, job.size)
         try:
-            media = self.client.upload_file(path, fields, progress)
-        except FileNotFoundError:
-            raise JobInputError(
-                "the file vanished before it could be uploaded", fatal=True
-            ) from None
-        except PermissionError as exc:
-            raise JobInputError(f"cannot read the file: {exc.strerror}") from None
+            media = self.client.upload_file(upload.file, upload.filename, upload.fields, progress)
+        except TransientError:
+            self._changed_under_upload(ledger, job, upload.file)  # then that is what happened
+            raise
         progress.flush()
-        changed = self._changed_since_settled(job, after_upload=True)
-        if changed is not None:
-            self._resettle(ledger, job, changed, media=media)
-            return job, None
-        self._record_metadata_sent(ledger, job, fields)
-        return job, media
+        changed = os.fstat(upload.file)
+        if version_of(changed) != job.version:
+            self._discard(media)
+            raise FileChanged(changed, "file changed while it was being sent")
+        return media
 
-    def _record_metadata_sent(self, ledger: Ledger, job: Job, fields: dict[str, str]) -> None:
-        """What name and description Wistia has, so finishing sends only a later change."""
-        ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(fields))
+    def _changed_under_upload(self, ledger: Ledger, job: Job, fd: int) -> None:
+        """After a failed attempt: if the bytes changed meanwhile, settle again (no attempt).
+
+        The attempt may have made a media of bytes that never settled: it is found by the
+        name this attempt recorded, and deleted.
+        """
+        changed = os.fstat(fd)
+        if version_of(changed) == job.version:
+            return
+        try:
+            stale = self._reconcile(ledger, job)
+        except WistiaError:
+            stale = None
+        if stale is not None:
+            self._discard(stale)
+        raise FileChanged(changed, "file changed while it was being sent")
 
     def upload_fields(self, job: Job, default_name: str) -> dict[str, str]:
         """Form fields: from clip.json and _defaults.json, else the config and the file name.
@@ -226,49 +274,6 @@ class Uploader:
             fields["contact_id"] = metadata.contact_id
         return fields
 
-    def _changed_since_settled(
-        self, job: Job, *, after_upload: bool = False
-    ) -> os.stat_result | None:
-        """The file's new stat if it is no longer the version that settled, else None."""
-        try:
-            stat = Path(job.path).stat()
-        except FileNotFoundError:
-            if after_upload:
-                return None  # we read it to the end through our open handle: it was complete
-            raise JobInputError(
-                "the file vanished before it could be uploaded",
-                "put the file back (it is then found again) or ignore this job",
-                fatal=True,
-            ) from None
-        if version_of(stat) == job.version:
-            return None
-        return stat
-
-    def _resettle(
-        self, ledger: Ledger, job: Job, stat: os.stat_result, media: Media | None = None
-    ) -> None:
-        """The file changed under the job: drop what was sent, settle the new bytes.
-
-        The media goes first: a crash in between leaves the job `uploading`, and the restart
-        finds no media of that name and resettles. Then the job forgets its attempt, so that a
-        later claim cannot take an old media for the new bytes.
-        """
-        if media is not None:
-            self._discard(media)
-        log.warning("file changed while it was being sent; waiting for it to settle again")
-        ledger.move(
-            job,
-            JobState.SETTLING,
-            "file changed before or during upload",
-            size=stat.st_size,
-            mtime_ns=stat.st_mtime_ns,
-            sha256=None,
-            settle_since=time.time(),
-            bytes_sent=None,
-            upload_started_at=None,
-            media_name=None,
-        )
-
     def _discard(self, media: Media) -> None:
         """Delete a media that holds bytes of a version that never settled."""
         try:
@@ -277,34 +282,12 @@ class Uploader:
                 "deleted the media of a file that changed while it was sent",
                 hashed_id=media.hashed_id,
             )
-        except (TransientError, PermanentError) as exc:
+        except WistiaError as exc:
             log.warning(
                 "could not delete the media of a changed file; delete it in Wistia",
                 hashed_id=media.hashed_id,
                 error=exc.reason,
             )
-
-    def _reconcile_quietly(self, ledger: Ledger, job: Job) -> Media | None:
-        try:
-            return self._reconcile(ledger, job)
-        except (TransientError, PermanentError):
-            return None
-
-    def _watch_folder_missing(self, ledger: Ledger, job: Job) -> bool:
-        """An unmounted share is not a vanished file: the job waits, nothing is counted."""
-        if self.settings.watch_dir.is_dir():
-            return False
-        log.warning("the watch folder is missing (an unmounted share?); the job waits")
-        current = ledger.get(job.id)
-        if current is not None and current.state == JobState.UPLOADING:
-            ledger.move(
-                current,
-                JobState.QUEUED,
-                "watch folder missing",
-                next_attempt_at=time.time() + WATCH_FOLDER_WAIT_SECONDS,
-                reason=f"the watch folder {self.settings.watch_dir} is missing",
-            )
-        return True
 
     def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
         """Did an earlier, interrupted attempt create the media after all?"""
@@ -332,7 +315,7 @@ class Uploader:
 
     def _uploaded(self, ledger: Ledger, job: Job, media: Media, began: float) -> None:
         logs.bind_hashed_id(media.hashed_id)
-        now = time.time()
+        now = self.guard.clock()
         poll = self.settings.ingest.poll_min_seconds
         ledger.move(
             job,
@@ -354,62 +337,6 @@ class Uploader:
             ledger.clear_hold("video_limit")
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)
-
-    # --- failures -----------------------------------------------------------------------
-
-    def _hold(self, ledger: Ledger, job: Job, exc: HoldError) -> None:
-        """An account-wide stop: the job waits in the queue, no attempt is counted."""
-        current = ledger.hold()
-        interval = (
-            current.probe_interval
-            if current is not None and current.kind == exc.kind
-            else self.settings.ingest.probe_min_seconds
-        )
-        hold = ledger.set_hold(exc.kind, str(exc), interval)
-        log.error(
-            "uploads on hold for the whole account",
-            reason=exc.reason,
-            hint=exc.hint,
-            next_probe_in=round(hold.next_probe_at - time.time()),
-        )
-        ledger.move(job, JobState.QUEUED, f"on hold: {exc.reason}", reason=f"hold: {exc.reason}")
-
-    def _retry_later(self, ledger: Ledger, job: Job, exc: TransientError) -> None:
-        attempts = job.attempts + 1
-        limit = self.settings.ingest.max_attempts
-        if attempts >= limit:
-            message = f"gave up after {attempts} attempts; last error: {exc.reason}"
-            log.error("upload failed", error=exc.reason, attempts=attempts)
-            ledger.move(job, JobState.FAILED, message, attempts=attempts, error=exc.reason)
-            return
-        ingest = self.settings.ingest
-        wait = backoff_seconds(attempts, exc, ingest.retry_min_seconds, ingest.retry_max_seconds)
-        when = time.time() + wait
-        log.warning(
-            "upload attempt failed; will retry",
-            error=exc.reason,
-            attempts=attempts,
-            retry_in=round(wait, 1),
-        )
-        ledger.move(
-            job,
-            JobState.QUEUED,
-            f"attempt {attempts} of {limit} failed: {exc.reason}",
-            attempts=attempts,
-            error=exc.reason,
-            next_attempt_at=when,
-            reason=f"retry {attempts + 1} of {limit} after: {exc.reason}",
-        )
-
-    def _bad_input(self, ledger: Ledger, job: Job, exc: JobInputError) -> None:
-        current = ledger.get(job.id)
-        if current is None or current.state != JobState.UPLOADING:
-            return
-        log.warning("cannot upload this file", reason=exc.reason)
-        if exc.fatal:
-            ledger.move(current, JobState.FAILED, exc.reason, error=exc.reason)
-        else:
-            ledger.move(current, JobState.HELD, exc.reason, reason=str(exc))
 
 
 class _Progress:

@@ -6,6 +6,10 @@ A new version becomes a `settling` job; once its size and mtime have not changed
 `ingest.settle_seconds` it is hashed, and its content decides whether it is new (queued) or a
 version the ledger already knows (a restart, a rescan, a touch: nothing to do).
 
+The watcher owns `settling` and only that: a change to a file whose job is queued or held is
+seen by that job's owner (the uploader checks the file before sending, a held job's recheck
+looks at it), and a change to a file whose job is further on is a new version, a new job.
+
 The watch is started before the start-up scan, so nothing that arrives in between is missed;
 the tree is rescanned every `ingest.rescan_seconds` for what the kernel dropped; an observer
 thread that died is noticed by `check_observer` and replaced.
@@ -16,7 +20,8 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-import stat as stat_module
+import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,32 +38,28 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from ingestd import logs
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, JobInputError
+from ingestd.files import display, lstat, open_regular
 from ingestd.jobs import Job, JobKind, JobState, version_of
 from ingestd.ledger import Ledger
+from ingestd.outcomes import Stage
+from ingestd.stageloop import Guard
 
 log = logs.get("ingestd.watcher")
 
 HASH_CHUNK = 1024 * 1024
 URL_EXTENSION = "url"
-# How often a job held for an unreadable file is looked at again.
-RECHECK_HELD_SECONDS = 5.0
 
-
-def sha256_of(path: Path, stop: threading.Event) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            if stop.is_set():
-                raise Cancelled()
-            digest.update(chunk)
-    return digest.hexdigest()
+# File systems where inotify does not see what other machines write: `auto` polls there.
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "lustre", "gpfs"}
+)
 
 
 class MediaFilter:
@@ -90,7 +91,7 @@ class MediaFilter:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.ignore)
 
     def walk(self) -> Iterator[Path]:
-        """Every candidate path under the root; ignored folders are not entered."""
+        """Every candidate path under the root; ignored folders and folder links not entered."""
         for folder, dirs, files in os.walk(self.root, onerror=_log_walk_error):
             dirs[:] = [d for d in dirs if not self.ignored(d)]
             base = Path(folder)
@@ -104,7 +105,61 @@ class MediaFilter:
 
 
 def _log_walk_error(error: OSError) -> None:
-    log.warning("cannot scan folder", folder=error.filename, error=error.strerror)
+    log.warning("cannot scan folder", folder=display(error.filename), error=error.strerror)
+
+
+# --- which observer ------------------------------------------------------------------------------
+
+
+def _unescape_mount_point(text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
+    for code in ("040", "011", "012", "134"):
+        text = text.replace("\\" + code, chr(int(code, 8)))
+    return text
+
+
+def filesystem_of(folder: Path, mountinfo: str) -> tuple[str, str] | None:
+    """(file system type, mount point) of the mount holding `folder`, from mountinfo's text."""
+    best: tuple[str, str] | None = None
+    for line in mountinfo.splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) < 5 or not tail:
+            continue
+        mount_point = _unescape_mount_point(fields[4])
+        if folder.is_relative_to(mount_point) and (
+            best is None or len(mount_point) >= len(best[1])
+        ):
+            best = (tail[0], mount_point)
+    return best
+
+
+def is_network_filesystem(fstype: str) -> bool:
+    return fstype in NETWORK_FILESYSTEMS or fstype == "fuse" or fstype.startswith("fuse.")
+
+
+def choose_observer(mode: str, folder: Path, mountinfo: str | None = None) -> tuple[str, str]:
+    """("inotify" or "polling", why): `ingest.observer` and, for auto, the folder's mount."""
+    if mode == "native":
+        return "inotify", 'ingest.observer = "native"'
+    if mode == "polling":
+        return "polling", 'ingest.observer = "polling"'
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text(errors="replace")
+        except OSError:
+            return "inotify", "auto: /proc/self/mountinfo cannot be read, so inotify"
+    found = filesystem_of(folder, mountinfo)
+    if found is None:
+        return "inotify", "auto: the folder's file system is unknown, so inotify"
+    fstype, mount_point = found
+    where = f"{display(folder)} is on {fstype} (mounted at {display(mount_point)})"
+    if is_network_filesystem(fstype):
+        return "polling", f"auto: {where}, where inotify misses other machines' writes"
+    return "inotify", f"auto: {where}"
+
+
+# --- events ----------------------------------------------------------------------------------
 
 
 class _Hints(FileSystemEventHandler):
@@ -119,30 +174,40 @@ class _Hints(FileSystemEventHandler):
             if isinstance(event, FileMovedEvent | DirMovedEvent) and event.dest_path:
                 paths.append(event.dest_path)
             for raw in paths:
-                path = os.fsdecode(raw)
-                self._push(path, event.is_directory)
+                if raw:
+                    self._push(os.fsdecode(raw), event.is_directory)
         except Exception:
-            log.exception("watch event handler failed", event=repr(event))
+            log.exception("watch event handler failed")
 
 
 class Watcher:
     """Owns the observer and the settling jobs. Runs in its own thread (`run`)."""
 
-    def __init__(self, settings: Settings, ledger_path: Path, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        stop: threading.Event,
+        *,
+        on_change: Callable[[Path], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.stop = stop
+        self.clock = clock
+        self.guard = Guard(Stage.SETTLE, settings, clock)
         self.filter = MediaFilter(settings)
+        self.on_change = on_change  # held jobs in a folder where something changed look again
         self.observer: BaseObserver | None = None
         self.scanned = threading.Event()  # the start-up scan is done (for READY=1)
         self._pending_files: set[str] = set()
         self._pending_dirs: set[str] = set()
         self._pending_lock = threading.Lock()
         self._next_rescan = 0.0
-        self._next_held_check = 0.0
         self._watched_folder: tuple[int, int] | None = None  # (st_dev, st_ino) being watched
         self._folder_missing = False
-        self._reported_links: set[str] = set()
+        self._reported: set[str] = set()  # paths whose trouble was logged once
         self.ledger: Ledger | None = None
 
     # --- the thread ---------------------------------------------------------------------
@@ -154,6 +219,8 @@ class Watcher:
             self.scanned.set()
             tick = min(0.25, max(0.05, self.settings.ingest.settle_seconds / 4))
             while not self.stop.wait(tick):
+                liveness.beat()
+                self.check_observer()
                 self.tick()
         except Cancelled:
             pass
@@ -162,14 +229,10 @@ class Watcher:
             self.ledger.close()
 
     def tick(self) -> None:
-        now = time.monotonic()
-        self.check_observer()
+        """One pass: the paths events pointed at, the settling jobs, the rescan when due."""
         self._drain_hints()
         self._settle()
-        if now >= self._next_held_check:
-            self._next_held_check = now + RECHECK_HELD_SECONDS
-            self._recheck_held()
-        if now >= self._next_rescan:
+        if self.clock() >= self._next_rescan:
             self.scan()
 
     def reload(self) -> None:
@@ -180,8 +243,11 @@ class Watcher:
     # --- the observer -------------------------------------------------------------------
 
     def start_observer(self) -> None:
-        mode = self.settings.ingest.observer
-        observer: BaseObserver = PollingObserver(timeout=1.0) if mode == "polling" else Observer()
+        folder = self.settings.watch_dir
+        kind, why = choose_observer(self.settings.ingest.observer, folder)
+        observer: BaseObserver = (
+            PollingObserver(timeout=1.0) if kind == "polling" else (InotifyObserver())
+        )
         # No modify events: one per write is a storm, and settling files are looked at on
         # every tick anyway. (watchdog 7.1 asks inotify for IN_ATTRIB only with modify events,
         # so a bare `touch` shows up at the next rescan: it changes no bytes, so nothing waits.)
@@ -193,17 +259,15 @@ class Watcher:
             DirCreatedEvent,
             DirMovedEvent,
         ]
-        if mode == "polling":
+        if kind == "polling":
             events.append(FileModifiedEvent)  # polling reports no close events
-        observer.schedule(
-            _Hints(self._push), str(self.settings.watch_dir), recursive=True, event_filter=events
-        )
+        observer.schedule(_Hints(self._push), str(folder), recursive=True, event_filter=events)
         observer.daemon = True
         observer.start()
         self.observer = observer
-        stat = self.settings.watch_dir.stat()
-        self._watched_folder = (stat.st_dev, stat.st_ino)
-        log.info("watching", folder=str(self.settings.watch_dir), observer=type(observer).__name__)
+        stat_ = folder.stat()
+        self._watched_folder = (stat_.st_dev, stat_.st_ino)
+        log.info("watching", folder=display(folder), observer=kind, why=why)
 
     def stop_observer(self) -> None:
         if self.observer is not None:
@@ -219,8 +283,8 @@ class Watcher:
         rescanned for what arrived meanwhile.
         """
         try:
-            stat = self.settings.watch_dir.stat()
-            folder = (stat.st_dev, stat.st_ino)
+            stat_ = self.settings.watch_dir.stat()
+            folder = (stat_.st_dev, stat_.st_ino)
         except OSError:
             folder = None
         if folder is None:
@@ -228,14 +292,14 @@ class Watcher:
                 self._folder_missing = True
                 log.error(
                     "the watch folder is missing; waiting for it to come back",
-                    folder=str(self.settings.watch_dir),
+                    folder=display(self.settings.watch_dir),
                 )
             return
         alive = self.observer is not None and self.observer.is_alive()
         if alive and folder == self._watched_folder and not self._folder_missing:
             return
         if self._folder_missing:
-            log.info("the watch folder is back", folder=str(self.settings.watch_dir))
+            log.info("the watch folder is back", folder=display(self.settings.watch_dir))
         elif not alive and self.observer is not None:
             log.error("the file watcher stopped unexpectedly; restarting it and rescanning")
         self._folder_missing = False
@@ -253,16 +317,22 @@ class Watcher:
             dirs, self._pending_dirs = self._pending_dirs, set()
         for folder in dirs:
             # A new folder: watchdog walks it too, but close events inside it may be lost.
+            self._changed(Path(folder))
             self._scan_folder(Path(folder))
         for path in files:
-            self.observe(Path(path))
+            self._changed(Path(path).parent)
+            self._look(Path(path))
+
+    def _changed(self, folder: Path) -> None:
+        if self.on_change is not None:
+            self.on_change(folder)
 
     # --- looking at paths ---------------------------------------------------------------
 
     def scan(self) -> None:
         """Reconcile the whole tree with the ledger."""
         assert self.ledger is not None
-        self._next_rescan = time.monotonic() + self.settings.ingest.rescan_seconds
+        self._next_rescan = self.clock() + self.settings.ingest.rescan_seconds
         if not self.settings.watch_dir.is_dir():
             return  # check_observer reports it, once
         known = self.ledger.known_versions()
@@ -270,172 +340,138 @@ class Watcher:
         for path in self.filter.walk():
             if self.stop.is_set():
                 raise Cancelled()
+            liveness.beat()
             found += 1
-            if path.is_symlink() or _version(path) != known.get(str(path)):
-                self.observe(path)  # new or changed since the ledger last saw it
+            if _version(path) != known.get(str(path)):
+                self._look(path)  # new or changed since the ledger last saw it
         log.info("scanned watch folder", media_files=found)
 
     def _scan_folder(self, folder: Path) -> None:
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             return
         for base, _dirs, files in os.walk(folder):
             for name in files:
-                self.observe(Path(base) / name)
+                self._look(Path(base) / name)
+
+    def _look(self, path: Path) -> None:
+        """`observe`, contained: trouble with one path is logged once and never stops the rest."""
+        try:
+            self.observe(path)
+        except (sqlite3.Error, Cancelled):
+            raise
+        except Exception as error:
+            key = str(path)
+            if key not in self._reported:
+                self._reported.add(key)
+                log.warning("cannot look at this path", path=display(path), error=repr(error))
 
     def observe(self, path: Path) -> None:
-        """Look at one path and record what it holds."""
+        """Look at one path and record what it holds (a link is looked at, not followed)."""
         assert self.ledger is not None
         kind = self.filter.kind(path)
         if kind is None:
             return
-        if path.is_symlink():
-            target = self._link_target(path)
-            if target is None or self.filter.kind(target) is not None:
-                return  # not followed, or an alias of a media file that is its own job
-            # Otherwise the link is the job: it brings in a file from a hidden folder.
         latest = self.ledger.latest_for_path(str(path))
-        try:
-            stat = path.stat()
-        except OSError:
+        entry = lstat(path)
+        if entry is None:
             if latest is not None and latest.state == JobState.SETTLING:
                 self.ledger.drop_candidate(latest)  # gone before it settled: never a version
             return
-        if not _is_regular(stat.st_mode):
-            return  # a directory named like a media file, a device, ...
-        size, mtime_ns = version_of(stat)
+        if stat.S_ISDIR(entry.st_mode):
+            return  # a folder named like a media file is a folder
+        size, mtime_ns = version_of(entry)
         if latest is not None and latest.version == (size, mtime_ns):
             return  # the version the ledger knows
         if latest is not None and latest.state == JobState.SETTLING:
-            self.ledger.update(latest, size=size, mtime_ns=mtime_ns, settle_since=time.time())
-        elif (
-            latest is not None
-            and latest.state in (JobState.QUEUED, JobState.HELD)
-            and latest.upload_started_at is None
-        ):
-            # Changed before anything was sent: the same job settles again on the new bytes.
-            self.ledger.move(
-                latest,
-                JobState.SETTLING,
-                "file changed before upload",
-                size=size,
-                mtime_ns=mtime_ns,
-                sha256=None,
-                settle_since=time.time(),
-            )
-        elif latest is not None and latest.state in (
-            JobState.UPLOADING,
-            JobState.QUEUED,
-            JobState.HELD,
-        ):
-            return  # an attempt began: the uploader reconciles, then sees the new bytes
+            self.ledger.update(latest, size=size, mtime_ns=mtime_ns, settle_since=self.clock())
+        elif latest is not None and _sees_changes_itself(latest):
+            return
         else:
-            job = self.ledger.add_settling(str(path), kind.value, size, mtime_ns)
+            job = self.ledger.add_settling(str(path), kind.value, size, mtime_ns, self.clock())
             with logs.job_context(job):
                 log.info("found file", size=size)
-
-    def _link_target(self, link: Path) -> Path | None:
-        """Where a symlink leads, if that is inside the watch folder; else None (reported)."""
-        try:
-            target = link.resolve(strict=True)
-        except (OSError, RuntimeError):
-            target = None  # dangling, or a loop
-        root = self.settings.watch_dir
-        if target is not None and target.is_relative_to(root) and target != link:
-            return target
-        if str(link) not in self._reported_links:
-            self._reported_links.add(str(link))
-            log.warning(
-                "symlink not followed: it leads outside the watch folder, nowhere, or in a loop",
-                path=str(link),
-                target=str(target) if target else None,
-            )
-        return None
 
     # --- settling -----------------------------------------------------------------------
 
     def _settle(self) -> None:
         assert self.ledger is not None
+        if self._folder_missing:
+            return  # nothing can settle in a folder that is not there
         for job in self.ledger.jobs_in(JobState.SETTLING):
-            with logs.job_context(job):
-                self._settle_one(job)
+            liveness.beat()
+            self.guard.run(self.ledger, job, self._settle_one)
 
-    def _settle_one(self, job: Job) -> None:
-        assert self.ledger is not None
-        path = Path(job.path)
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
+    def _settle_one(self, ledger: Ledger, job: Job) -> None:
+        entry = lstat(Path(job.path))
+        if entry is None:
             log.info("file went away before it settled")
-            self.ledger.drop_candidate(job)
+            ledger.drop_candidate(job)
             return
-        except OSError as exc:
-            self._hold_unreadable(job, exc)
-            return
-        if version_of(stat) != job.version:
-            self.ledger.update(
-                job, size=stat.st_size, mtime_ns=stat.st_mtime_ns, settle_since=time.time()
+        if version_of(entry) != job.version:
+            ledger.update(
+                job, size=entry.st_size, mtime_ns=entry.st_mtime_ns, settle_since=self.clock()
             )
             return
-        if time.time() - (job.settle_since or 0) < self.settings.ingest.settle_seconds:
+        if self.clock() - (job.settle_since or 0) < self.settings.ingest.settle_seconds:
             return
         try:
-            digest = sha256_of(path, self.stop)
-            after = path.stat()
+            digest = self._hash(job)
         except FileNotFoundError:
-            self.ledger.drop_candidate(job)
+            ledger.drop_candidate(job)
             return
-        except OSError as exc:
-            self._hold_unreadable(job, exc)
-            return
-        if version_of(after) != job.version:
+        if digest is None:
             return  # changed while being hashed: the next tick sees it
         if job.size == 0:
-            self.ledger.settle(job, digest, failure="empty file (0 bytes)")
+            ledger.settle(job, digest, failure="empty file (0 bytes)")
             log.warning("empty file: nothing to upload")
             return
-        queued = self.ledger.settle(job, digest)
+        queued = ledger.settle(job, digest)
         if queued is None:
             log.info("content unchanged since it was last seen; nothing to do")
         else:
             log.info("queued", sha256=digest, size=job.size)
 
-    def _hold_unreadable(self, job: Job, error: OSError) -> None:
-        assert self.ledger is not None
-        problem = unreadable(error)
-        log.warning("cannot read file", reason=problem.reason)
-        self.ledger.move(job, JobState.HELD, problem.reason, reason=str(problem))
+    def _hash(self, job: Job) -> str | None:
+        """The sha256 of the job's version, read from one safely opened descriptor.
 
-    def _recheck_held(self) -> None:
-        """Held because unreadable: once it can be read, it settles again."""
-        assert self.ledger is not None
-        for job in self.ledger.jobs_in(JobState.HELD):
-            if job.sha256 is not None:
-                continue  # held for another reason; not the watcher's
-            path = Path(job.path)
-            if not path.exists():
-                continue
-            if os.access(path, os.R_OK):
-                with logs.job_context(job):
-                    log.info("file is readable again")
-                    self.ledger.move(
-                        job, JobState.SETTLING, "file readable again", settle_since=time.time()
-                    )
+        None when the file is not (or no longer) that version.
+        """
+        fd = open_regular(Path(job.path), self.settings.watch_dir)
+        with os.fdopen(fd, "rb") as handle:
+            if version_of(os.fstat(fd)) != job.version:
+                return None
+            digest = hashlib.sha256()
+            while chunk := handle.read(HASH_CHUNK):
+                if self.stop.is_set():
+                    raise Cancelled()
+                liveness.beat()
+                digest.update(chunk)
+            if version_of(os.fstat(fd)) != job.version:
+                return None
+        return digest.hexdigest()
+
+    def preflight(self, job: Job) -> None:
+        """What stops a job that was never hashed: the file cannot be opened as a regular file.
+
+        The held jobs' recheck runs this, the same check the settle step runs.
+        """
+        try:
+            os.close(open_regular(Path(job.path), self.settings.watch_dir))
+        except FileNotFoundError:
+            raise JobInputError("the file vanished before it could be read", fatal=True) from None
 
 
-def unreadable(error: OSError) -> JobInputError:
-    return JobInputError(
-        f"cannot read the file: {error.strerror or error}",
-        "give the ingestd user read permission (for example: chmod o+r FILE); "
-        "the job goes on by itself once it can read the file",
-    )
+def _sees_changes_itself(job: Job) -> bool:
+    """Jobs whose owner checks the file itself before going on: the queue, an upload under
+    way, a held job not yet in Wistia. A change to any other job's file is a new version."""
+    if job.state in (JobState.QUEUED, JobState.UPLOADING):
+        return True
+    return job.state == JobState.HELD and job.hashed_id is None
 
 
 def _version(path: Path) -> tuple[int, int] | None:
     try:
-        return version_of(path.stat())
+        entry = os.lstat(path)
     except OSError:
         return None
-
-
-def _is_regular(mode: int) -> bool:
-    return stat_module.S_ISREG(mode)
+    return version_of(entry)

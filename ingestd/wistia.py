@@ -7,20 +7,24 @@ Decided here, once:
   until its `Retry-After` (seconds or an HTTP date) has passed;
 - classification: every failure becomes a TransientError, HoldError (VideoLimitError,
   AuthError) or PermanentError (NotFoundError) from ingestd.errors;
-- retries: idempotent Data API calls are retried in-process with tenacity (`_retrying`);
-  uploads are not, since the upload POST is not idempotent: their attempts are the ledger's.
+- retries: idempotent Data API calls are retried in-process with tenacity, waiting by the
+  one backoff law (outcomes.Backoff); uploads are not, since the upload POST is not
+  idempotent: their attempts are the ledger's, decided by the outcome policy.
+
+The HTTP transport can be given (`transport=`, an httpx.MockTransport in unit tests).
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
 import mimetypes
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator
 from datetime import datetime
-from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -28,17 +32,19 @@ import httpx
 import tenacity
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ingestd import __version__
+from ingestd import __version__, liveness
 from ingestd.config import WistiaSettings
 from ingestd.errors import (
     AuthError,
     Cancelled,
+    JobInputError,
     NotFoundError,
     PermanentError,
     TransientError,
     VideoLimitError,
     WistiaError,
 )
+from ingestd.outcomes import Backoff
 
 # Wistia's limit for a media's name (Upload API page).
 MAX_NAME_LENGTH = 255
@@ -49,6 +55,8 @@ DEFAULT_PAUSE_SECONDS = 5.0
 # A little more than a minute, so that requests spaced by the limiter cannot arrive at
 # Wistia closer together than its window because of network jitter.
 RATE_WINDOW_SECONDS = 60.5
+# A Retry-After longer than this is taken as this (a broken header must not stop us for days).
+MAX_RETRY_AFTER_SECONDS = 3600.0
 
 
 # The Upload API's older numeric statuses.
@@ -105,50 +113,25 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return min(MAX_RETRY_AFTER_SECONDS, max(0.0, seconds)) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, wait))
 
 
-class wait_retry_after(tenacity.wait.wait_base):
-    """Wait what the server's Retry-After said; otherwise fall back to another strategy."""
-
-    def __init__(self, fallback: tenacity.wait.wait_base) -> None:
-        self.fallback = fallback
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None and outcome.failed else None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            return float(retry_after)
-        return float(self.fallback(retry_state))
-
-
-def backoff_wait(min_seconds: float, max_seconds: float) -> wait_retry_after:
-    """Retry-After if given, else exponential backoff with jitter, capped."""
-    return wait_retry_after(
-        tenacity.wait_exponential_jitter(
-            multiplier=min_seconds, max=max_seconds, jitter=min_seconds
-        )
-    )
-
-
-def backoff_seconds(
-    attempt: int, error: BaseException, min_seconds: float, max_seconds: float
-) -> float:
-    """The wait before attempt `attempt + 1` of a job, for the ledger's `next_attempt_at`."""
-    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    state.set_exception((type(error), error, None))
-    return backoff_wait(min_seconds, max_seconds)(state)
+# In-process retries of Data API calls: 1 s, 2 s, 4 s ... (Retry-After instead when given).
+API_RETRY_WAIT = Backoff(first=1.0, cap=30.0, jitter=1.0)
+# How much longer than a request's own timeout it may take before its stage counts as stuck.
+STALL_MARGIN_SECONDS = 30.0
 
 
 # --- the shared rate limiter -----------------------------------------------------------------
@@ -194,6 +177,7 @@ class RateLimiter:
                         self._sent.append(now)
                         return
                     wait = self._sent[0] + self.window - now
+            liveness.beat()  # waiting for the budget is not being stuck
             if stop.wait(min(max(wait, 0.001), 1.0)):
                 raise Cancelled()
 
@@ -205,21 +189,31 @@ class ProgressReader:
     """A file object that reports bytes read and aborts the upload when the daemon stops.
 
     httpx reads it in 64 KiB chunks and takes the Content-Length from `fileno()`, so memory
-    stays flat whatever the file size.
+    stays flat whatever the file size. A failing read of our own file is the file's problem
+    (JobInputError), not the network's.
     """
 
     def __init__(
-        self, raw: IO[bytes], on_progress: Callable[[int], None], stop: threading.Event
+        self,
+        raw: IO[bytes],
+        on_progress: Callable[[int], None],
+        stop: threading.Event,
+        allow: float,
     ) -> None:
         self._raw = raw
         self._on_progress = on_progress
         self._stop = stop
+        self._allow = allow
         self.sent = 0
 
     def read(self, size: int = -1) -> bytes:
         if self._stop.is_set():
             raise Cancelled()
-        chunk = self._raw.read(size)
+        try:
+            chunk = self._raw.read(size)
+        except OSError as exc:
+            raise JobInputError(f"cannot read the file while sending it: {exc.strerror}") from None
+        liveness.beat(self._allow)  # after the last chunk, Wistia may take this long to answer
         self.sent += len(chunk)
         self._on_progress(self.sent)
         return chunk
@@ -270,6 +264,7 @@ class WistiaClient:
         stop: threading.Event,
         *,
         api_retries: int = 4,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.upload_url = settings.upload_url
@@ -283,6 +278,7 @@ class WistiaClient:
             headers={"User-Agent": f"ingestd/{__version__}", "Accept": "application/json"},
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             follow_redirects=False,
+            transport=transport,
         )
 
     def _auth(self, token: str) -> BearerAuth:
@@ -298,20 +294,23 @@ class WistiaClient:
     # --- Upload API ------------------------------------------------------------------------
 
     def upload_file(
-        self, path: Path, fields: dict[str, str], on_progress: Callable[[int], None]
+        self, fd: int, filename: str, fields: dict[str, str], on_progress: Callable[[int], None]
     ) -> Media:
-        """Stream one file as multipart/form-data. One attempt: the caller handles retries."""
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        """Stream an open file as multipart/form-data, from its start. One attempt: retries
+        are the outcome policy's. The descriptor stays open (the caller owns it)."""
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         timeout = httpx.Timeout(
             self.settings.timeout_seconds, read=self.settings.upload_timeout_seconds
         )
-        with open(path, "rb") as raw:
-            reader = ProgressReader(raw, on_progress, self._stop)
+        os.lseek(fd, 0, os.SEEK_SET)
+        allow = max(self.settings.timeout_seconds, self.settings.upload_timeout_seconds)
+        with os.fdopen(fd, "rb", closefd=False) as raw:
+            reader = ProgressReader(raw, on_progress, self._stop, allow + STALL_MARGIN_SECONDS)
             response = self._send(
                 "POST",
                 self.upload_url,
                 data=fields,
-                files={"file": (path.name, reader, content_type)},
+                files={"file": (filename, reader, content_type)},
                 timeout=timeout,
             )
         return self._media(response)
@@ -350,8 +349,8 @@ class WistiaClient:
     def delete_media(self, hashed_id: str) -> None:
         self._api("DELETE", f"medias/{hashed_id}.json")
 
-    def account(self) -> dict[str, Any]:
-        payload = self._json(self._api("GET", "account.json"))
+    def account(self, tries: int | None = None) -> dict[str, Any]:
+        payload = self._json(self._api("GET", "account.json", tries=tries))
         if not isinstance(payload, dict):
             raise TransientError("Wistia's account answer was not a JSON object")
         return payload
@@ -376,20 +375,33 @@ class WistiaClient:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def _api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _api(
+        self, method: str, path: str, *, tries: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """A Data API call, retried in-process on transient errors (each try rate-limited)."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
-            wait=backoff_wait(1.0, 30.0),
-            stop=tenacity.stop_after_attempt(self._api_retries)
+            wait=API_RETRY_WAIT,
+            stop=tenacity.stop_after_attempt(tries or self._api_retries)
             | tenacity.stop.stop_when_event_set(self._stop),
-            sleep=tenacity.nap.sleep_using_event(self._stop),
+            sleep=self._sleep,
             reraise=True,
         )
         return retrying(self._send, method, self.api_url + path, **kwargs)
 
+    def _sleep(self, seconds: float) -> None:
+        """tenacity's pause between tries: announced to the stage's heartbeat, cut by a stop."""
+        liveness.beat(seconds + STALL_MARGIN_SECONDS)
+        self._stop.wait(seconds)
+
     def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         self._limiter.acquire(self._stop)
+        timeout = kwargs.get("timeout")
+        longest = max(
+            self.settings.timeout_seconds,
+            (timeout.read or 0.0) if isinstance(timeout, httpx.Timeout) else 0.0,
+        )
+        liveness.beat(longest + STALL_MARGIN_SECONDS)
         try:
             response = self._http.request(method, url, **kwargs)
         except Cancelled:

@@ -70,6 +70,12 @@ class Record:
     dropped: bool = False
     hashed_id: str | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # How the credential came, without the credential: "bearer" (the account's token in the
+    # Authorization header), "bearer-other" (another token there), "none".
+    auth: str = "none"
+    # Whether the account's token also appeared anywhere else: the URL, another header, a
+    # form field. A client that keeps its token to the Authorization header never does this.
+    token_elsewhere: bool = False
 
     @property
     def is_upload(self) -> bool:
@@ -195,6 +201,15 @@ class Sandbox:
             self._records.append(record)
             return record
 
+    def auth_kind(self, header: str | None) -> str:
+        if not header or not header.lower().startswith("bearer "):
+            return "none"
+        offered = header[7:].strip().encode()
+        return "bearer" if hmac.compare_digest(offered, self.token.encode()) else "bearer-other"
+
+    def token_seen_in(self, texts: list[str]) -> bool:
+        return any(self.token in unquote(text) for text in texts)
+
     def authorized(self, header: str | None, params: dict[str, str]) -> bool:
         offered = ""
         if header and header.lower().startswith("bearer "):
@@ -273,6 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=_hide_secrets(query),
             headers={k: v for k, v in self.headers.items() if k.lower() not in HIDDEN_HEADERS},
             started=time.time(),
+            auth=sandbox.auth_kind(self.headers.get("Authorization")),
         )
         self.files: dict[str, UploadedFile] = {}
         try:
@@ -284,11 +300,16 @@ class _Handler(BaseHTTPRequestHandler):
                     upload.path.unlink(missing_ok=True)  # refused: keep nothing of it
 
     def _serve(self, method: str, path: str, query: dict[str, str], record: Record) -> None:
-        faults = self.server.sandbox.faults
+        sandbox = self.server.sandbox
+        faults = sandbox.faults
         is_upload = method == "POST" and path == "/"
         try:
             drop = faults.roll(faults.drop_rate) or (is_upload and faults.take("drop_uploads"))
             form = self._read_body(record, drop_halfway=drop)
+            record.token_elsewhere = sandbox.token_seen_in(
+                [self.path, *form.values()]
+                + [v for k, v in self.headers.items() if k.lower() != "authorization"]
+            )
             params = {**query, **form}
             if method == "POST" and params.get("_method", "").upper() in ("PUT", "DELETE"):
                 method = params["_method"].upper()

@@ -256,5 +256,7 @@ def test_token_never_appears_in_logs_status_or_ledger(daemon: DaemonProcess) -> 
         stored = Path(str(daemon.ledger_path) + suffix)
         if stored.exists():
             assert TOKEN.encode() not in stored.read_bytes()
-    assert all("Authorization" not in r.headers for r in daemon.sandbox.records)
+    # Every request carried the token in its Authorization header, and nowhere else.
+    assert {r.auth for r in daemon.sandbox.records} == {"bearer"}
+    assert not any(r.token_elsewhere for r in daemon.sandbox.records)
     assert "Bearer" not in daemon.logs()

@@ -71,10 +71,28 @@ def test_touch_of_a_done_file_is_not_a_new_job(watcher: Watcher) -> None:
     clip.write_bytes(b"content")
     watcher.observe(clip)
     wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.QUEUED)[1], timeout=5)
+    ledger = watcher.ledger
+    job = ledger.claim_upload()
+    job = ledger.move(job, JobState.PROCESSING, "uploaded", hashed_id="h1")
+    job = ledger.move(ledger.move(job, JobState.FINISHING), JobState.DONE)
     os.utime(clip, ns=(1, 1))
     watcher.observe(clip)
-    assert state_of(watcher, clip) == JobState.SETTLING  # the queued job re-settles in place
+    assert state_of(watcher, clip) == JobState.SETTLING  # a candidate for a new version
+    wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.DONE)[1], timeout=5)
+    assert [j.id for j in ledger.active_and_recent(None)] == [job.id]  # same bytes: same job
+    assert ledger.get(job.id).version == (7, 1)
+
+
+def test_a_changed_queued_file_is_left_to_the_uploader(watcher: Watcher) -> None:
+    clip = watcher.settings.watch_dir / "queued.mp4"
+    clip.write_bytes(b"content")
+    watcher.observe(clip)
     wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.QUEUED)[1], timeout=5)
+    clip.write_bytes(b"new content")
+    watcher.observe(clip)
+    watcher.tick()
+    # The queue is the uploader's: it checks the file before sending (FileChanged).
+    assert state_of(watcher, clip) == JobState.QUEUED
     assert len(watcher.ledger.active_and_recent(None)) == 1
 
 
@@ -123,22 +141,14 @@ def test_media_name_keeps_the_extension_within_wistias_limit() -> None:
 def test_url_files(tmp_path: Path) -> None:
     plain = tmp_path / "a.url"
     plain.write_text("https://example.com/v.mp4\n")
-    assert read_url_file(plain) == "https://example.com/v.mp4"
+    assert read_url_file(plain, tmp_path) == "https://example.com/v.mp4"
     shortcut = tmp_path / "b.url"
     shortcut.write_text("[InternetShortcut]\r\nURL=https://example.com/w.mp4?x=1&y=2\r\n")
-    assert read_url_file(shortcut) == "https://example.com/w.mp4?x=1&y=2"
+    assert read_url_file(shortcut, tmp_path) == "https://example.com/w.mp4?x=1&y=2"
     empty = tmp_path / "c.url"
     empty.write_text("[InternetShortcut]\n")
     with pytest.raises(JobInputError, match="no URL"):
-        read_url_file(empty)
-
-
-def test_rescan_finds_what_no_event_announced(watcher: Watcher) -> None:
-    clip = watcher.settings.watch_dir / "quiet" / "missed.mp4"
-    clip.parent.mkdir()
-    clip.write_bytes(b"never announced")
-    watcher.tick()  # no observer, no hints: only the rescan can find it
-    assert state_of(watcher, clip) == JobState.SETTLING
+        read_url_file(empty, tmp_path)
 
 
 def test_dead_observer_is_replaced(watcher: Watcher) -> None:

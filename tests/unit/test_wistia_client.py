@@ -17,7 +17,7 @@ from ingestd.errors import (
     TransientError,
     VideoLimitError,
 )
-from ingestd.wistia import Media, RateLimiter, WistiaClient, backoff_seconds, parse_retry_after
+from ingestd.wistia import Media, RateLimiter, WistiaClient, parse_retry_after
 
 
 @pytest.fixture
@@ -84,16 +84,6 @@ def test_retry_after_seconds_and_http_dates() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after("") is None
     assert parse_retry_after(None) is None
-
-
-def test_backoff_obeys_retry_after_exactly_and_otherwise_grows_to_a_cap() -> None:
-    told = TransientError("429", retry_after=42.0)
-    assert backoff_seconds(1, told, 1.0, 10.0) == 42.0
-    plain = TransientError("500")
-    waits = [backoff_seconds(n, plain, 1.0, 10.0) for n in range(1, 8)]
-    assert 1.0 <= waits[0] <= 2.0  # initial plus up to one unit of jitter
-    assert 4.0 <= waits[2] <= 5.0
-    assert all(w <= 10.0 for w in waits)  # capped
 
 
 def test_rate_limiter_never_exceeds_its_budget_in_any_window() -> None:

@@ -1,0 +1,96 @@
+"""Held jobs: each waits on its own problem, and this stage alone lets it go on.
+
+A job is `held` (by the outcome policy) when a stage finds a problem only a person can fix: a
+malformed sidecar, an unreadable file, a `.url` file with a bad URL, a link where a file
+should be. This stage owns the `held` state. It looks at each held job again on a growing
+interval, and at once when the watcher saw something change in the job's folder (or above it:
+a `_defaults.json`). It re-detects the problem with the very code that found it: the preflight
+of the stage where the job resumes (watcher, uploader or finisher), never a guess of its own.
+
+- the same problem: nothing is written (the history gets no event per recheck);
+- another problem: the reason shown in `status` changes, still without an event;
+- no problem: the job goes back to where it resumes (`outcomes.release`), with an event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ingestd import logs
+from ingestd.config import Settings
+from ingestd.jobs import Job, JobState, resume_state
+from ingestd.ledger import Ledger
+from ingestd.outcomes import Backoff, Stage, release
+from ingestd.stageloop import Guard, work_through_jobs
+
+log = logs.get("ingestd.held")
+
+# Rechecks of one held job: 2 s after it was held, then 4, 8, ... up to once a minute.
+RECHECK = Backoff(first=2.0, cap=60.0)
+
+# A stage's preflight: raises the problem that stops the job there, if there still is one.
+Preflight = Callable[[Job], None]
+
+
+class HeldJobs:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        stop: threading.Event,
+        preflights: Mapping[JobState, Preflight],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger_path = ledger_path
+        self.stop = stop
+        self.preflights = preflights
+        self.guard = Guard(Stage.RECHECK, settings, clock)
+        # In memory on purpose: a recheck that finds nothing new writes nothing. After a
+        # restart every held job is simply looked at once more.
+        self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
+        self._nudged: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        work_through_jobs(
+            self.ledger_path,
+            self.stop,
+            self.due,
+            self.guard,
+            self.recheck,
+            pause_under_auth_hold=False,
+        )
+
+    def nudge(self, folder: Path) -> None:
+        """Something changed in `folder` (watcher): its held jobs, and those below, look now."""
+        with self._lock:
+            self._nudged.add(folder)
+
+    def due(self, ledger: Ledger, now: float) -> list[Job]:
+        with self._lock:
+            nudged, self._nudged = self._nudged, set()
+        held = ledger.jobs_in(JobState.HELD, limit=100_000)
+        self._schedule = {job.id: self._schedule.get(job.id, (now, 0.0)) for job in held}
+        due = []
+        for job in held:
+            if nudged and _under_any(Path(job.path), nudged):
+                self._schedule[job.id] = (now, 0.0)  # look now, and the interval starts over
+            if self._schedule[job.id][0] <= now:
+                due.append(job)
+        return due
+
+    def recheck(self, ledger: Ledger, job: Job) -> None:
+        now = self.guard.clock()
+        _, interval = self._schedule.get(job.id, (now, 0.0))
+        interval = RECHECK.after(interval or None)
+        self._schedule[job.id] = (now + interval, interval)  # whatever this recheck finds
+        log.debug("looking again at a held job", next_in=interval)
+        self.preflights[resume_state(job)](job)  # raises the problem if it is still there
+        ledger.apply(job, release(job, now))
+
+
+def _under_any(path: Path, folders: set[Path]) -> bool:
+    return any(path.parent == folder or path.is_relative_to(folder) for folder in folders)

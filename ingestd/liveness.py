@@ -1,0 +1,56 @@
+"""Is every stage making progress? The heartbeats the supervisor reads before pinging systemd.
+
+Each stage thread has a Heartbeat, attached to the thread while it runs. The stage beats it on
+every pass of its loop, and so does anything that may wait long inside one job's step: the
+rate limiter while it holds a request back, an upload for every chunk it reads, a request
+before it goes out (allowing for its timeout), a hash for every chunk. A beat says "I am alive;
+worry if you hear nothing for `allow` seconds". The supervisor pings systemd's watchdog only
+while no heartbeat is overdue, so a stage stuck for good gets the daemon restarted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# A stage that says nothing for this long, outside a wait it announced, is stuck.
+DEFAULT_ALLOW_SECONDS = 60.0
+
+
+class Heartbeat:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._last = time.monotonic()
+        self._allow = DEFAULT_ALLOW_SECONDS
+
+    def beat(self, allow: float = DEFAULT_ALLOW_SECONDS) -> None:
+        self._last = time.monotonic()
+        self._allow = allow
+
+    def overdue(self, now: float | None = None) -> float:
+        """Seconds past the allowed silence (0 while all is well)."""
+        now = time.monotonic() if now is None else now
+        return max(0.0, now - self._last - self._allow)
+
+
+_local = threading.local()
+
+
+@contextmanager
+def attached(heartbeat: Heartbeat) -> Iterator[Heartbeat]:
+    """Make `heartbeat` the one `beat()` reaches from this thread."""
+    _local.heartbeat = heartbeat
+    heartbeat.beat()
+    try:
+        yield heartbeat
+    finally:
+        _local.heartbeat = None
+
+
+def beat(allow: float = DEFAULT_ALLOW_SECONDS) -> None:
+    """Beat the heartbeat of the calling thread's stage, if it has one."""
+    heartbeat: Heartbeat | None = getattr(_local, "heartbeat", None)
+    if heartbeat is not None:
+        heartbeat.beat(allow)

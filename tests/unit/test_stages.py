@@ -1,0 +1,366 @@
+"""Stages driven one step at a time: a real ledger and real files, Wistia as an
+httpx.MockTransport, and a clock the test moves. No threads, no subprocess, no sleeping."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ingestd.config import Settings
+from ingestd.finisher import Finisher
+from ingestd.held import HeldJobs
+from ingestd.jobs import Job, JobState
+from ingestd.ledger import Ledger
+from ingestd.poller import Poller
+from ingestd.uploader import Uploader
+from ingestd.watcher import Watcher
+from ingestd.wistia import RateLimiter, WistiaClient
+
+S = JobState
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Wistia:
+    """Answers from a function of the request; remembers every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.answer: Callable[[httpx.Request], httpx.Response] = lambda r: httpx.Response(500)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        return self.answer(request)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict]:
+    watch = tmp_path / "inbox"
+    watch.mkdir()
+    settings = Settings(
+        watch_dir=watch,
+        ledger=tmp_path / "ledger.db",
+        wistia={"api_url": "http://127.0.0.1:9/v1/", "upload_url": "http://127.0.0.1:9/"},
+        ingest={"settle_seconds": 1.0, "max_attempts": 3, "rescan_seconds": 300},
+    )
+    wistia = Wistia()
+    stop = threading.Event()
+    client = WistiaClient(
+        settings.wistia,
+        "tok",
+        RateLimiter(600),
+        stop,
+        api_retries=1,
+        transport=httpx.MockTransport(wistia),
+    )
+    ledger = Ledger(settings.ledger)
+    yield {
+        "settings": settings,
+        "watch": watch,
+        "wistia": wistia,
+        "client": client,
+        "ledger": ledger,
+        "stop": stop,
+        "clock": Clock(),
+    }
+    ledger.close()
+    client.close()
+
+
+def queued_job(ledger: Ledger, path: Path, data: bytes = b"video bytes") -> Job:
+    path.write_bytes(data)
+    stat = path.stat()
+    kind = "url" if path.suffix == ".url" else "file"
+    job = ledger.add_settling(str(path), kind, stat.st_size, stat.st_mtime_ns)
+    return ledger.settle(job, "sha")
+
+
+def processing_job(ledger: Ledger, path: Path) -> Job:
+    queued_job(ledger, path)
+    job = ledger.claim_upload()
+    return ledger.move(
+        job,
+        S.PROCESSING,
+        "uploaded",
+        hashed_id="h1",
+        media_id=1,
+        processing_since=0.0,
+        poll_interval=5.0,
+        media_name=path.name,
+    )
+
+
+def media(status: str = "ready", hashed_id: str = "h1") -> dict:
+    return {"id": 1, "hashed_id": hashed_id, "name": "clip.mp4", "status": status}
+
+
+# --- poller ---------------------------------------------------------------------------------------
+
+
+def test_poll_404_fails_the_job_and_500_polls_later(world: dict) -> None:
+    ledger, clock = world["ledger"], world["clock"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    job = processing_job(ledger, world["watch"] / "clip.mp4")
+    clock.now = 100.0
+
+    world["wistia"].answer = lambda r: httpx.Response(500, json={"error": "boom"})
+    poller.guard.run(ledger, job, poller.poll)
+    later = ledger.get(job.id)
+    assert later.state == S.PROCESSING and later.attempts == 0
+    assert later.next_poll_at == 100.0 + 7.5 and "HTTP 500" in later.reason
+
+    world["wistia"].answer = lambda r: httpx.Response(404, json={"error": "not found"})
+    poller.guard.run(ledger, later, poller.poll)
+    assert ledger.get(job.id).state == S.FAILED
+    assert "deleted in Wistia (404)" in ledger.get(job.id).error
+
+
+def test_poll_ready_moves_to_finishing(world: dict) -> None:
+    ledger = world["ledger"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], world["clock"])
+    job = processing_job(ledger, world["watch"] / "clip.mp4")
+    world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
+    poller.guard.run(ledger, job, poller.poll)
+    assert ledger.get(job.id).state == S.FINISHING
+
+
+# --- uploader -------------------------------------------------------------------------------------
+
+
+def test_upload_video_limit_requeues_and_holds_the_account(world: dict) -> None:
+    ledger = world["ledger"]
+    uploader = Uploader(
+        world["settings"], ledger.path, world["client"], world["stop"], world["clock"]
+    )
+    queued_job(ledger, world["watch"] / "clip.mp4")
+    job = ledger.claim_upload()
+    limit = {"error": "This account has exceeded its video limit. Please upgrade."}
+    world["wistia"].answer = lambda r: httpx.Response(400, json=limit)
+    uploader.guard.run(ledger, job, uploader._process)
+    after = ledger.get(job.id)
+    assert after.state == S.QUEUED and after.attempts == 0
+    assert ledger.hold().kind == "video_limit"
+    (sent,) = world["wistia"].requests
+    assert sent.headers["Authorization"] == "Bearer tok" and b"video bytes" in sent.content
+
+
+def test_upload_of_a_fifo_is_held_without_reading_it(world: dict) -> None:
+    ledger = world["ledger"]
+    uploader = Uploader(
+        world["settings"], ledger.path, world["client"], world["stop"], world["clock"]
+    )
+    path = world["watch"] / "clip.mp4"
+    queued_job(ledger, path)
+    path.unlink()
+    os.mkfifo(path)  # a writer never comes: opening it for reading must not wait for one
+    job = ledger.claim_upload()
+    uploader.guard.run(ledger, job, uploader._process)
+    held = ledger.get(job.id)
+    assert held.state == S.HELD and "FIFO" in held.reason
+    assert world["wistia"].requests == []
+
+
+def test_a_file_changed_before_upload_settles_again(world: dict) -> None:
+    ledger = world["ledger"]
+    uploader = Uploader(
+        world["settings"], ledger.path, world["client"], world["stop"], world["clock"]
+    )
+    path = world["watch"] / "clip.mp4"
+    queued_job(ledger, path)
+    path.write_bytes(b"other, longer video bytes")
+    job = ledger.claim_upload()
+    uploader.guard.run(ledger, job, uploader._process)
+    after = ledger.get(job.id)
+    assert after.state == S.SETTLING and after.size == len(b"other, longer video bytes")
+    assert world["wistia"].requests == []
+
+
+# --- finisher -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "words"),
+    [
+        ('{"customizations": {"playerColor": NaN}}', "NaN"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than the 32 levels"),
+    ],
+    ids=["nan", "deep"],
+)
+def test_a_poisoned_clip_json_holds_only_its_job(world: dict, sidecar: str, words: str) -> None:
+    ledger, watch = world["ledger"], world["watch"]
+    finisher = Finisher(
+        world["settings"], ledger.path, world["client"], world["stop"], world["clock"]
+    )
+    bad = processing_job(ledger, watch / "bad.mp4")
+    (watch / "bad.json").write_text(sidecar)
+    bad = ledger.move(bad, S.FINISHING)
+    finisher.guard.run(ledger, bad, finisher.finish)
+    held = ledger.get(bad.id)
+    assert held.state == S.HELD and words in held.reason and "bad.json" in held.reason
+    assert world["wistia"].requests == []
+
+
+def test_an_unexpected_error_fails_one_job_and_the_next_one_goes_on(world: dict) -> None:
+    ledger, watch = world["ledger"], world["watch"]
+    finisher = Finisher(
+        world["settings"], ledger.path, world["client"], world["stop"], world["clock"]
+    )
+    first = ledger.move(processing_job(ledger, watch / "a.mp4"), S.FINISHING)
+
+    def broken(ledger: Ledger, job: Job) -> None:
+        raise KeyError("surprise")
+
+    finisher.guard.run(ledger, first, broken)
+    failed = ledger.get(first.id)
+    assert failed.state == S.FAILED and failed.error == "internal error: KeyError: 'surprise'"
+
+
+# --- held jobs ------------------------------------------------------------------------------------
+
+
+def test_held_job_recheck_writes_nothing_until_fixed_then_resumes(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    uploader = Uploader(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    held_jobs = HeldJobs(
+        world["settings"], ledger.path, world["stop"], {S.QUEUED: uploader.preflight}, clock
+    )
+    path = watch / "clip.url"
+    queued = queued_job(ledger, path, b"ftp://example.com/clip.mp4\n")
+    job = ledger.claim_upload()
+    uploader.guard.run(ledger, job, uploader._process)
+    held = ledger.get(queued.id)
+    assert held.state == S.HELD and "ftp://" in held.reason
+    events = len(ledger.events(held.id))
+
+    for _ in range(5):  # nothing changed: rechecks at growing intervals, and no writes
+        for due in held_jobs.due(ledger, clock()):
+            held_jobs.guard.run(ledger, due, held_jobs.recheck)
+        clock.now += 1000
+    assert len(ledger.events(held.id)) == events and ledger.get(held.id) == held
+    assert held_jobs.due(ledger, clock()) == [held]  # the interval is long, but it was due
+
+    path.write_text("https://example.com/clip.mp4\n")
+    held_jobs.nudge(watch)  # the watcher saw the folder change: look at once
+    (due,) = held_jobs.due(ledger, clock())
+    held_jobs.guard.run(ledger, due, held_jobs.recheck)
+    assert ledger.get(held.id).state == S.QUEUED
+    assert ledger.events(held.id)[-1].note == "problem fixed"
+    assert uploader.prepare(ledger.get(held.id)).url == "https://example.com/clip.mp4"
+
+
+def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    checks: list[float] = []
+
+    def still_bad(job: Job) -> None:
+        from ingestd.errors import JobInputError
+
+        checks.append(clock.now)
+        raise JobInputError("clip.json: bad")
+
+    held_jobs = HeldJobs(
+        world["settings"], ledger.path, world["stop"], {S.QUEUED: still_bad}, clock
+    )
+    job = queued_job(ledger, watch / "clip.mp4")
+    ledger.move(ledger.claim_upload(), S.HELD, reason="clip.json: bad")
+    for _ in range(400):  # 200 s in half-second steps
+        for due in held_jobs.due(ledger, clock()):
+            held_jobs.guard.run(ledger, due, held_jobs.recheck)
+        clock.now += 0.5
+    gaps = [b - a for a, b in itertools.pairwise(checks)]
+    assert gaps[:5] == [2.0, 4.0, 8.0, 16.0, 32.0] and max(gaps) == 60.0
+    before = len(checks)
+    held_jobs.nudge(watch / "sub")  # another folder: not this job's
+    assert held_jobs.due(ledger, clock()) == []
+    held_jobs.nudge(watch)
+    assert held_jobs.due(ledger, clock()) == [ledger.get(job.id)]
+    assert len(checks) == before
+
+
+# --- watcher --------------------------------------------------------------------------------------
+
+
+def test_the_periodic_rescan_finds_what_no_event_announced(world: dict) -> None:
+    settings, ledger, clock = world["settings"], world["ledger"], world["clock"]
+    watcher = Watcher(settings, settings.ledger, world["stop"], clock=clock)
+    watcher.ledger = ledger
+    watcher.tick()  # the start-up scan (no observer here: no events at all)
+    quiet = world["watch"] / "quiet" / "missed.mp4"
+    quiet.parent.mkdir()
+    quiet.write_bytes(b"never announced")
+    watcher.tick()
+    assert ledger.latest_for_path(str(quiet)) is None  # the rescan is not due yet
+    clock.now += settings.ingest.rescan_seconds
+    watcher.tick()
+    assert ledger.latest_for_path(str(quiet)).state == S.SETTLING
+
+
+def test_a_name_that_is_not_utf8_is_a_job_kept_exactly(world: dict) -> None:
+    settings, ledger, clock = world["settings"], world["ledger"], world["clock"]
+    watcher = Watcher(settings, settings.ledger, world["stop"], clock=clock)
+    watcher.ledger = ledger
+    raw = os.fsencode(world["watch"]) + b"/caf\xe9.mp4"
+    with open(raw, "wb") as handle:
+        handle.write(b"bytes")
+    watcher.tick()
+    clock.now += 2
+    watcher.tick()
+    (job,) = ledger.active_and_recent(None)
+    assert os.fsencode(job.path) == raw and job.state == S.QUEUED
+    assert ledger.latest_for_path(os.fsdecode(raw)) == job
+
+
+def test_a_255_byte_name_settles_and_its_sidecars_are_looked_for(world: dict) -> None:
+    settings, ledger = world["settings"], world["ledger"]
+    path = world["watch"] / ("x" * 251 + ".mp4")
+    queued_job(ledger, path)
+    uploader = Uploader(settings, ledger.path, world["client"], world["stop"], world["clock"])
+    upload = uploader.prepare(ledger.claim_upload())
+    upload.close()
+    assert upload.fields["name"] == path.name
+
+
+def test_observer_choice_follows_the_setting_and_the_mount() -> None:
+    from ingestd.watcher import choose_observer
+
+    mounts = (
+        "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"
+        "40 22 0:50 / /srv/share rw - nfs4 server:/export rw\n"
+        "41 22 0:51 / /srv/my\\040sshfs rw - fuse.sshfs me@host: rw\n"
+    )
+    folder = Path("/srv/share/inbox")
+    assert choose_observer("auto", folder, mounts)[0] == "polling"
+    assert "nfs4" in choose_observer("auto", folder, mounts)[1]
+    assert choose_observer("auto", Path("/srv/my sshfs/x"), mounts)[0] == "polling"
+    assert choose_observer("auto", Path("/home/me"), mounts)[0] == "inotify"
+    assert choose_observer("native", folder, mounts)[0] == "inotify"
+    assert choose_observer("polling", Path("/home/me"), mounts)[0] == "polling"
+
+
+def test_json_sidecar_limits_are_checked_before_parsing(tmp_path: Path) -> None:
+    from ingestd.sidecars import SidecarError, read_metadata
+
+    (tmp_path / "clip.json").write_text(json.dumps({"name": "x" * (1024 * 1024)}))
+    with pytest.raises(SidecarError, match="larger than the 1 MiB"):
+        read_metadata(tmp_path / "clip.mp4", tmp_path)
+    (tmp_path / "clip.json").write_text('{"a": ' * 33 + "1" + "}" * 33)
+    with pytest.raises(SidecarError, match="line 1: nested deeper than the 32"):
+        read_metadata(tmp_path / "clip.mp4", tmp_path)
+    (tmp_path / "clip.json").write_text(
+        '{"a": ' * 31 + '"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["' + "}" * 31
+    )
+    assert read_metadata(tmp_path / "clip.mp4", tmp_path).name is None  # brackets in strings
