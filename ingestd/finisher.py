@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ingestd import logs
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import JobInputError, NotFoundError, PermanentError
-from ingestd.files import display, wistia_name
+from ingestd.files import display, open_regular, wistia_name
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Stage
@@ -34,9 +34,9 @@ from ingestd.sidecars import (
     FATE_STEP,
     METADATA_STEP,
     Sidecars,
+    changed_within,
     digest,
     metadata_digest,
-    newest_change,
     own_sidecar_paths,
     read_sidecars,
 )
@@ -71,16 +71,19 @@ class Finisher:
     # --- finishing one job --------------------------------------------------------------
 
     def finish(self, ledger: Ledger, job: Job) -> None:
-        sidecars = self.preflight(job)
-        now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
-        if now - newest_change(sidecars.paths) < settle:
-            reason = "waiting for its sidecar files to stop changing"
-            ledger.update(job, next_attempt_at=now + settle, reason=reason)
-            return
-        for step, fingerprint, send in self._steps(job, sidecars, ledger):
-            send()
-            ledger.record_sidecar(job.id, step, fingerprint)
-            log.info("applied sidecar", step=step)
+        # Once the file's fate began (recorded first), its sidecars were all sent: a restart
+        # goes straight on with the fate, whatever of the sidecars has moved already.
+        if FATE_STEP not in ledger.applied_sidecars(job.id):
+            sidecars = self.preflight(job)
+            now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
+            if changed_within(sidecars.paths, now, settle):
+                reason = "waiting for its sidecar files to stop changing"
+                ledger.update(job, next_attempt_at=now + settle, reason=reason)
+                return
+            for step, fingerprint, send in self._steps(job, sidecars, ledger):
+                send()
+                ledger.record_sidecar(job.id, step, fingerprint)
+                log.info("applied sidecar", step=step)
         note = self._fate(ledger, job)
         ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
         log.info("done", fate=note)
@@ -92,17 +95,18 @@ class Finisher:
         sidecars = read_sidecars(
             media, self.settings.watch_dir, self.settings.captions.default_language
         )
+        self._check_fate(job, media)
+        return sidecars
+
+    def _check_fate(self, job: Job, media: Path) -> None:
+        """What would stop the move or delete, found before anything is sent or moved."""
         ingest = self.settings.ingest
         if ingest.after_upload == "keep" or not _is_this_version(media, job):
-            return sidecars
-        folders = [media.parent] + ([Path(ingest.archive_dir)] if ingest.archive_dir else [])
-        for folder in folders:
-            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-                raise JobInputError(
-                    f"cannot move or delete files in {display(folder)}",
-                    "give the ingestd user write permission to the folder",
-                )
-        return sidecars
+            return
+        _check_writable_folder(media.parent)
+        if ingest.after_upload == "move":
+            archive = Path(ingest.archive_dir)
+            _check_writable_folder(archive / media.parent.relative_to(self.settings.watch_dir))
 
     def _steps(self, job: Job, sidecars: Sidecars, ledger: Ledger) -> Iterator[Step]:
         """What still has to be sent: each step whose digest the ledger lacks."""
@@ -163,17 +167,18 @@ class Finisher:
         if not _is_this_version(media, job):
             return "done; the file at its path is gone or is a newer version, so it was left"
         followers = own_sidecar_paths(media)
+        root = self.settings.watch_dir
         try:
             if mode == "delete":
+                ledger.record_sidecar(job.id, FATE_STEP, "delete")  # before anything goes
                 for path in [*followers, media]:  # the media last: its presence means "not yet"
                     path.unlink(missing_ok=True)
                 return f"done; deleted the file and {len(followers)} sidecar file(s)"
             target = self._move_target(ledger, job, media, followers)
             for path in followers:
-                move_without_overwriting(
-                    path, target.with_name(_follower_name(target, media, path))
-                )
-            move_without_overwriting(media, target)
+                follower_target = target.with_name(_follower_name(target, media, path))
+                move_without_overwriting(path, follower_target, root)
+            move_without_overwriting(media, target, root)
         except OSError as exc:
             raise JobInputError(
                 f"cannot {mode} the file: {exc.strerror or exc}",
@@ -184,7 +189,7 @@ class Finisher:
     def _move_target(self, ledger: Ledger, job: Job, media: Path, followers: list[Path]) -> Path:
         """Where the file goes, chosen once and recorded before anything moves."""
         chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
-        if chosen:
+        if chosen and chosen != "delete":
             try:
                 return Path(os.fsdecode(bytes.fromhex(chosen)))
             except ValueError:
@@ -215,9 +220,28 @@ def _is_this_version(media: Path, job: Job) -> bool:
         return False
 
 
-def move_without_overwriting(source: Path, target: Path) -> None:
-    """Move a file; never replace what is at `target`. Safe to repeat after a crash."""
-    if not source.exists():
+def _check_writable_folder(folder: Path) -> None:
+    """`folder` is, or can be made, a folder the ingestd user may write to."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or existing.is_symlink():
+        raise JobInputError(
+            f"cannot move or delete files in {display(folder)}: "
+            f"{display(existing)} is not a folder",
+            "make it a folder, or change ingest.archive_dir",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise JobInputError(
+            f"cannot move or delete files in {display(existing)}",
+            "give the ingestd user write permission to the folder",
+        )
+
+
+def move_without_overwriting(source: Path, target: Path, root: Path) -> None:
+    """Move a file out of the watch folder `root`; never replace what is at `target`.
+    Safe to repeat after a crash."""
+    if not os.path.lexists(source):
         return  # moved already
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -228,14 +252,29 @@ def move_without_overwriting(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
             raise
-        _copy_across_filesystems(source, target)
+        _copy_across_filesystems(source, target, root)
     source.unlink()
 
 
-def _copy_across_filesystems(source: Path, target: Path) -> None:
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def _copy_across_filesystems(source: Path, target: Path, root: Path) -> None:
+    """Copy through a partial file, then link it in: the target appears whole or not at all.
+    The source is opened like every file in the watch folder (no links), and the copy beats
+    the stage's heartbeat: a big file on a slow disk is slow, not stuck."""
     partial = target.with_name(f".{target.name}.ingestd-partial")
-    shutil.copy2(source, partial)
+    fd = open_regular(source, root)
     try:
+        with os.fdopen(fd, "rb") as src, open(partial, "wb") as dst:
+            while chunk := src.read(COPY_CHUNK):
+                liveness.beat()
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+            st = os.fstat(src.fileno())
+        os.chmod(partial, stat.S_IMODE(st.st_mode))
+        os.utime(partial, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.link(partial, target)
     finally:
         partial.unlink(missing_ok=True)

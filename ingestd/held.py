@@ -49,7 +49,7 @@ class HeldJobs:
         self.preflights = preflights
         self.guard = Guard(Stage.RECHECK, settings, clock)
         # In memory on purpose: a recheck that finds nothing new writes nothing. After a
-        # restart every held job is simply looked at once more.
+        # restart every held job is simply looked at again, 2 s in.
         self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
         self._nudged: set[Path] = set()
         self._lock = threading.Lock()
@@ -73,14 +73,26 @@ class HeldJobs:
         with self._lock:
             nudged, self._nudged = self._nudged, set()
         held = ledger.jobs_in(JobState.HELD, limit=100_000)
-        self._schedule = {job.id: self._schedule.get(job.id, (now, 0.0)) for job in held}
+        self._forget_released(now, {job.id for job in held})
         due = []
         for job in held:
+            if job.id not in self._schedule:  # newly held: first look a little later
+                self._schedule[job.id] = (now + RECHECK.first, RECHECK.first)
             if nudged and _under_any(Path(job.path), nudged):
                 self._schedule[job.id] = (now, 0.0)  # look now, and the interval starts over
             if self._schedule[job.id][0] <= now:
                 due.append(job)
         return due
+
+    def _forget_released(self, now: float, held: set[int]) -> None:
+        """A released job keeps its interval for a while: if the stage holds it again at once
+        (a problem only the stage itself meets), the next release comes later still."""
+        keep_until = now - 2 * RECHECK.cap
+        self._schedule = {
+            job_id: (due_at, interval)
+            for job_id, (due_at, interval) in self._schedule.items()
+            if job_id in held or due_at >= keep_until
+        }
 
     def recheck(self, ledger: Ledger, job: Job) -> None:
         now = self.guard.clock()

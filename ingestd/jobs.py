@@ -126,6 +126,7 @@ class Job:
     reason: str | None = None
     next_attempt_at: float | None = None
     upload_started_at: float | None = None
+    attempt_sha256: str | None = None
     bytes_sent: int | None = None
     media_name: str | None = None
     media_id: int | None = None
@@ -146,6 +147,11 @@ class Job:
     def version(self) -> tuple[int | None, int | None]:
         """What identifies the file this job saw, short of hashing it: size and mtime."""
         return (self.size, self.mtime_ns)
+
+    @property
+    def attempted(self) -> bool:
+        """An earlier upload attempt of these very bytes began: Wistia may have its media."""
+        return self.upload_started_at is not None and self.attempt_sha256 in (None, self.sha256)
 
 
 _JOB_FIELDS = frozenset(f.name for f in fields(Job))

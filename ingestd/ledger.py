@@ -163,11 +163,18 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     _script(db, "ALTER TABLE jobs ADD COLUMN path_bytes BLOB")
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    # The sha256 of the bytes an upload attempt began sending: reconciling by name is only
+    # right for those same bytes (a touch keeps it; new content does not).
+    _script(db, "ALTER TABLE jobs ADD COLUMN attempt_sha256 TEXT")
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -216,14 +216,14 @@ def _file_changed(case: Case) -> Move:
     return Move(
         to=JobState.SETTLING,
         note=case.error.reason,
+        # What an earlier attempt sent (upload_started_at, media_name, attempt_sha256) stays:
+        # if the bytes turn out the same (a touch), the next claim still reconciles with it.
         changes={
             "size": stat.st_size,
             "mtime_ns": stat.st_mtime_ns,
             "sha256": None,
             "settle_since": case.now,
             "bytes_sent": None,
-            "upload_started_at": None,
-            "media_name": None,
             "next_attempt_at": None,
         },
         level="warning",

@@ -127,7 +127,9 @@ class Metadata:
     unknown: tuple[str, ...] = ()
 
 
-_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+# A JSON string (possessive, and an unclosed one runs to the end: one linear pass whatever
+# the text) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
 
 
 def _deepest_line(text: str, limit: int) -> int | None:
@@ -266,15 +268,44 @@ class Caption:
         return digest(self.text)
 
 
+# An SRT block begins with its number, then its timing line; both are short.
+_INDEX_LINE = re.compile(r"\d{1,9}")
+_TIMING_LINE = re.compile(
+    r"\d{1,3}:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->[ \t]*\d{1,3}:\d{1,2}:\d{1,2}[,.]\d{1,3}"
+    r"(?:[ \t][^\n]{0,200})?"
+)
+
+
+def _check_blocks(name: str, text: str) -> None:
+    """Each block's number and timing line, in one linear pass: srt's own parser takes time
+    that grows with the cube of a malformed line's length, so it only sees well-formed text."""
+    lines = text.splitlines()
+    number = 0
+    while number < len(lines):
+        if not lines[number].strip():
+            number += 1
+            continue
+        timing = lines[number + 1].strip() if number + 1 < len(lines) else ""
+        if not _INDEX_LINE.fullmatch(lines[number].strip()) or not _TIMING_LINE.fullmatch(timing):
+            raise SidecarError(
+                f"{name}, line {number + 1}: not a valid subtitle block "
+                f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text)",
+                "fix the SRT file; the job goes on once it is valid",
+            )
+        number += 2
+        while number < len(lines) and lines[number].strip():
+            number += 1  # the block's text
+
+
 def _validate_srt(path: Path, text: str) -> None:
     name = display(path.name)
+    _check_blocks(name, text)
     try:
         subtitles = list(srt.parse(text))
     except srt.SRTParseError as exc:
         line = text[: exc.expected_start].count("\n") + 1
         raise SidecarError(
-            f"{name}, line {line}: not a valid subtitle block "
-            f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text)",
+            f"{name}, line {line}: not a valid subtitle block",
             "fix the SRT file; the job goes on once it is valid",
         ) from None
     if not subtitles:
@@ -377,11 +408,14 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def newest_change(paths: list[Path]) -> float:
-    newest = 0.0
+def changed_within(paths: list[Path], now: float, seconds: float) -> bool:
+    """Whether any of `paths` changed in the last `seconds`. An mtime in the future (a wrong
+    clock) says nothing, so it never keeps a job waiting."""
     for path in paths:
         try:
-            newest = max(newest, os.lstat(path).st_mtime)
+            mtime = os.lstat(path).st_mtime
         except OSError:
             continue
-    return newest
+        if now - seconds < mtime <= now:
+            return True
+    return False

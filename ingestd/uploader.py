@@ -170,7 +170,7 @@ class Uploader:
 
     def _process(self, ledger: Ledger, job: Job) -> None:
         began = self.guard.clock()
-        media = self._reconcile(ledger, job) if job.upload_started_at else None
+        media = self._reconcile(ledger, job) if job.attempted else None
         if media is None:
             job, media = self._send(ledger, job)
         self._uploaded(ledger, job, media, began)
@@ -211,7 +211,8 @@ class Uploader:
             # Committed before the first byte leaves: a crash from here on is reconciled.
             job = ledger.update(
                 job,
-                upload_started_at=job.upload_started_at or self.guard.clock(),
+                upload_started_at=job.upload_started_at if job.attempted else self.guard.clock(),
+                attempt_sha256=job.sha256,
                 media_name=upload.fields["name"],
                 bytes_sent=None if upload.url else 0,
             )

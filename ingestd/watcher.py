@@ -45,7 +45,7 @@ from watchdog.observers.polling import PollingObserver
 from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, JobInputError
-from ingestd.files import display, lstat, open_regular
+from ingestd.files import display, lstat, open_regular, problem
 from ingestd.jobs import Job, JobKind, JobState, version_of
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Stage
@@ -245,6 +245,26 @@ class Watcher:
     def start_observer(self) -> None:
         folder = self.settings.watch_dir
         kind, why = choose_observer(self.settings.ingest.observer, folder)
+        try:
+            self._start_observer(kind)
+        except OSError as exc:
+            if kind == "polling":
+                raise
+            # inotify's limits (max_user_watches, max_user_instances) are per user: polling
+            # still sees everything, only later.
+            log.error(
+                "inotify cannot watch the folder; polling it instead",
+                error=str(exc),
+                hint="raise fs.inotify.max_user_watches / max_user_instances (sysctl)",
+            )
+            kind, why = "polling", f"inotify failed: {exc}"
+            self._start_observer(kind)
+        stat_ = folder.stat()
+        self._watched_folder = (stat_.st_dev, stat_.st_ino)
+        log.info("watching", folder=display(folder), observer=kind, why=why)
+
+    def _start_observer(self, kind: str) -> None:
+        folder = self.settings.watch_dir
         observer: BaseObserver = (
             PollingObserver(timeout=1.0) if kind == "polling" else (InotifyObserver())
         )
@@ -265,9 +285,6 @@ class Watcher:
         observer.daemon = True
         observer.start()
         self.observer = observer
-        stat_ = folder.stat()
-        self._watched_folder = (stat_.st_dev, stat_.st_ino)
-        log.info("watching", folder=display(folder), observer=kind, why=why)
 
     def stop_observer(self) -> None:
         if self.observer is not None:
@@ -436,16 +453,20 @@ class Watcher:
 
         None when the file is not (or no longer) that version.
         """
-        fd = open_regular(Path(job.path), self.settings.watch_dir)
+        path = Path(job.path)
+        fd = open_regular(path, self.settings.watch_dir)
         with os.fdopen(fd, "rb") as handle:
             if version_of(os.fstat(fd)) != job.version:
                 return None
             digest = hashlib.sha256()
-            while chunk := handle.read(HASH_CHUNK):
-                if self.stop.is_set():
-                    raise Cancelled()
-                liveness.beat()
-                digest.update(chunk)
+            try:
+                while chunk := handle.read(HASH_CHUNK):
+                    if self.stop.is_set():
+                        raise Cancelled()
+                    liveness.beat()
+                    digest.update(chunk)
+            except OSError as exc:  # EIO, a stale handle on a share: the file's problem
+                raise problem(exc, display(path.name)) from None
             if version_of(os.fstat(fd)) != job.version:
                 return None
         return digest.hexdigest()

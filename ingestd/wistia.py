@@ -37,7 +37,6 @@ from ingestd.config import WistiaSettings
 from ingestd.errors import (
     AuthError,
     Cancelled,
-    JobInputError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -189,8 +188,8 @@ class ProgressReader:
     """A file object that reports bytes read and aborts the upload when the daemon stops.
 
     httpx reads it in 64 KiB chunks and takes the Content-Length from `fileno()`, so memory
-    stays flat whatever the file size. A failing read of our own file is the file's problem
-    (JobInputError), not the network's.
+    stays flat whatever the file size. A failing read of our own file is retried later like
+    a network error, an attempt counted.
     """
 
     def __init__(
@@ -211,8 +210,8 @@ class ProgressReader:
             raise Cancelled()
         try:
             chunk = self._raw.read(size)
-        except OSError as exc:
-            raise JobInputError(f"cannot read the file while sending it: {exc.strerror}") from None
+        except OSError as exc:  # EIO, a stale NFS handle: tried again later, counted
+            raise TransientError(f"cannot read the file while sending it: {exc.strerror}") from None
         liveness.beat(self._allow)  # after the last chunk, Wistia may take this long to answer
         self.sent += len(chunk)
         self._on_progress(self.sent)

@@ -76,12 +76,14 @@ def test_a_missing_watch_folder_waits_without_an_attempt() -> None:
 
 
 @pytest.mark.parametrize("stage", [Stage.UPLOAD, Stage.RECHECK])
-def test_a_changed_file_settles_again_and_forgets_its_attempt(stage: Stage) -> None:
+def test_a_changed_file_settles_again_keeping_what_its_attempt_sent(stage: Stage) -> None:
     stat = os.stat_result((0o100644, 1, 1, 1, 0, 0, 20, 0, 0, 0))
     move = decide(job(upload_started_at=NOW - 5), stage, FileChanged(stat), NOW, POLICY)
     assert move.to == S.SETTLING and not move.counts_attempt
     assert move.changes["size"] == 20 and move.changes["sha256"] is None
-    assert move.changes["upload_started_at"] is None and move.changes["settle_since"] == NOW
+    assert move.changes["settle_since"] == NOW
+    # Kept for a reconcile, valid only if the bytes hash the same again (Job.attempted).
+    assert "upload_started_at" not in move.changes and "media_name" not in move.changes
 
 
 @pytest.mark.parametrize(

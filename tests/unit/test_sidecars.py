@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from ingestd.errors import JobInputError
+from ingestd.files import NotRegularFile
 from ingestd.finisher import move_without_overwriting
 from ingestd.sidecars import (
     SidecarError,
@@ -183,12 +187,32 @@ def test_move_never_overwrites_and_can_be_repeated(tmp_path: Path) -> None:
     source = write(tmp_path / "a.mp4", "new")
     taken = write(tmp_path / "archive" / "a.mp4", "old")
     with pytest.raises(FileExistsError):
-        move_without_overwriting(source, taken)
+        move_without_overwriting(source, taken, tmp_path)
     assert taken.read_text() == "old" and source.exists()
     target = tmp_path / "archive" / "deep" / "b.mp4"
-    move_without_overwriting(source, target)
-    move_without_overwriting(source, target)  # repeated after a crash: nothing to do
+    move_without_overwriting(source, target, tmp_path)
+    move_without_overwriting(source, target, tmp_path)  # repeated after a crash: nothing to do
     assert target.read_text() == "new" and not source.exists()
+
+
+def test_move_to_another_file_system_copies_whole_and_follows_no_link(tmp_path: Path) -> None:
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to move to")
+    archive = Path(tempfile.mkdtemp(dir=other))
+    try:
+        source = write(tmp_path / "a.mp4", "x" * 100_000)
+        os.utime(source, ns=(10**18, 10**18))
+        move_without_overwriting(source, archive / "a.mp4", tmp_path)
+        assert (archive / "a.mp4").read_text() == "x" * 100_000 and not source.exists()
+        assert (archive / "a.mp4").stat().st_mtime_ns == 10**18
+        assert not list(archive.glob(".*partial"))
+        link = tmp_path / "b.mp4"
+        link.symlink_to(tmp_path.parent)  # swapped for a link: never read through it
+        with pytest.raises(NotRegularFile):
+            move_without_overwriting(link, archive / "b.mp4", tmp_path)
+    finally:
+        shutil.rmtree(archive)
 
 
 @pytest.mark.parametrize(

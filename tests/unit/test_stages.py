@@ -277,12 +277,13 @@ def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> Non
     )
     job = queued_job(ledger, watch / "clip.mp4")
     ledger.move(ledger.claim_upload(), S.HELD, reason="clip.json: bad")
+    held_at = clock.now
     for _ in range(400):  # 200 s in half-second steps
         for due in held_jobs.due(ledger, clock()):
             held_jobs.guard.run(ledger, due, held_jobs.recheck)
         clock.now += 0.5
-    gaps = [b - a for a, b in itertools.pairwise(checks)]
-    assert gaps[:5] == [2.0, 4.0, 8.0, 16.0, 32.0] and max(gaps) == 60.0
+    gaps = [b - a for a, b in itertools.pairwise([held_at, *checks])]
+    assert gaps[:6] == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0] and max(gaps) == 60.0
     before = len(checks)
     held_jobs.nudge(watch / "sub")  # another folder: not this job's
     assert held_jobs.due(ledger, clock()) == []
@@ -364,3 +365,101 @@ def test_json_sidecar_limits_are_checked_before_parsing(tmp_path: Path) -> None:
         '{"a": ' * 31 + '"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["' + "}" * 31
     )
     assert read_metadata(tmp_path / "clip.mp4", tmp_path).name is None  # brackets in strings
+
+
+def test_a_job_held_again_right_after_release_cycles_ever_more_slowly(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+
+    def looks_fine(job: Job) -> None:
+        pass  # the recheck sees nothing wrong; only the stage itself meets the problem
+
+    held_jobs = HeldJobs(
+        world["settings"], ledger.path, world["stop"], {S.QUEUED: looks_fine}, clock
+    )
+    queued_job(ledger, watch / "clip.mp4")
+    ledger.move(ledger.claim_upload(), S.HELD, reason="cannot move the file")
+    releases = []
+    for _ in range(1200):  # 10 minutes in half-second steps
+        for due in held_jobs.due(ledger, clock()):
+            held_jobs.guard.run(ledger, due, held_jobs.recheck)
+            releases.append(clock.now)
+            again = ledger.claim_upload(clock.now)  # the stage meets the problem again at once
+            ledger.move(again, S.HELD, reason="cannot move the file")
+        clock.now += 0.5
+    gaps = [b - a for a, b in itertools.pairwise(releases)]
+    assert gaps[:4] == [4.0, 8.0, 16.0, 32.0] and min(gaps) >= 4.0
+    assert len(releases) <= 15  # in ten minutes: not several a second, at most one a minute
+
+
+def finishing_job(world: dict, name: str = "clip.mp4", **settings: object) -> tuple:
+    base = world["settings"]
+    if settings:
+        base = base.model_copy(update={"ingest": base.ingest.model_copy(update=settings)})
+    finisher = Finisher(base, world["ledger"].path, world["client"], world["stop"], world["clock"])
+    job = world["ledger"].move(processing_job(world["ledger"], world["watch"] / name), S.FINISHING)
+    return finisher, job
+
+
+def test_a_sidecar_dated_in_the_future_does_not_keep_finishing_waiting(world: dict) -> None:
+    ledger, watch = world["ledger"], world["watch"]
+    finisher, job = finishing_job(world)
+    (watch / "clip.json").write_text('{"description": "from the future"}')
+    os.utime(watch / "clip.json", (4_000_000_000, 4_000_000_000))  # the year 2096
+    world["clock"].now = 2_000_000_000.0
+    world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
+    finisher.guard.run(ledger, job, finisher.finish)
+    assert ledger.get(job.id).state == S.DONE
+    assert b"from+the+future" in world["wistia"].requests[0].content
+
+
+def test_after_a_crash_mid_move_the_sidecars_are_not_sent_again(world: dict, tmp_path) -> None:
+    ledger, watch = world["ledger"], world["watch"]
+    archive = tmp_path / "archive"
+    finisher, job = finishing_job(world, after_upload="move", archive_dir=str(archive))
+    (watch / "clip.json").write_text('{"name": "Launch", "customizations": {"autoPlay": true}}')
+    world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
+    # A first pass sent the sidecars, recorded the move target, moved clip.json, and died.
+    for step, fingerprint, send in finisher._steps(job, finisher.preflight(job), ledger):
+        send()
+        ledger.record_sidecar(job.id, step, fingerprint)
+    target = finisher._move_target(ledger, job, watch / "clip.mp4", [watch / "clip.json"])
+    (archive).mkdir()
+    os.rename(watch / "clip.json", archive / "clip.json")  # moved; then the kill -9
+    sent = len(world["wistia"].requests)
+    finisher.guard.run(ledger, job, finisher.finish)  # the restart
+    assert ledger.get(job.id).state == S.DONE
+    assert len(world["wistia"].requests) == sent  # nothing re-sent without its clip.json
+    assert target.exists() and not (watch / "clip.mp4").exists()
+
+
+def test_an_archive_that_is_a_file_holds_the_job_before_anything_is_sent(
+    world: dict, tmp_path
+) -> None:
+    (tmp_path / "archive").write_text("not a folder")
+    finisher, job = finishing_job(world, after_upload="move", archive_dir=str(tmp_path / "archive"))
+    finisher.guard.run(world["ledger"], job, finisher.finish)
+    held = world["ledger"].get(job.id)
+    assert held.state == S.HELD and "archive is not a folder" in held.reason
+    assert world["wistia"].requests == []
+
+
+def test_a_touch_after_a_timed_out_upload_still_reconciles(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    uploader = Uploader(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    path = watch / "clip.mp4"
+    queued = queued_job(ledger, path)
+
+    def timeout_then_touch(request: httpx.Request) -> httpx.Response:
+        os.utime(path, ns=(5, 5))  # touched while Wistia was (slowly) creating the media
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    world["wistia"].answer = timeout_then_touch
+    uploader.guard.run(ledger, ledger.claim_upload(clock.now), uploader._process)
+    settling = ledger.get(queued.id)
+    assert settling.state == S.SETTLING and settling.attempts == 0
+    assert settling.upload_started_at is not None and settling.media_name == "clip.mp4"
+    requeued = ledger.settle(ledger.update(settling, mtime_ns=5), "sha")  # same bytes again
+    assert requeued.attempted  # the next claim asks Wistia before sending anything
+    assert not ledger.settle(
+        ledger.move(ledger.claim_upload(clock.now), S.SETTLING), "other"
+    ).attempted  # new bytes: the old attempt is not theirs
