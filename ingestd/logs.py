@@ -1,16 +1,18 @@
 """Logging: structlog, JSON lines off a TTY (journald), console lines on one.
 
 Every line about a job carries `job_id`, `path` and `hashed_id` (bound with `job_context`).
-The token is never logged on purpose; as a second line of defence every rendered value is
-scrubbed of the secrets registered with `add_secret`, keys such as `authorization` are
-redacted, and tracebacks are rendered without local variables.
+The token is never logged on purpose; as a second line of defence every rendered line goes
+through redact.redact (the token and any 16 characters of it, URL credentials and query
+strings), keys such as `authorization` are dropped, and tracebacks are rendered without local
+variables. Exceptions that escape a thread are logged the same way, never printed raw.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,33 +20,29 @@ import structlog
 
 from ingestd.files import display
 from ingestd.jobs import Job
+from ingestd.redact import REDACTED, redact
 
-_SECRETS: set[str] = set()
 _REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_password"}
-REDACTED = "[redacted]"
 
 
-def add_secret(secret: str) -> None:
-    if secret:
-        _SECRETS.add(secret)
+def _drop_secret_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {k: REDACTED if str(k).lower() in _REDACTED_KEYS else v for k, v in event.items()}
 
 
-def _scrub(value: Any) -> Any:
-    if isinstance(value, str):
-        for secret in _SECRETS:
-            value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, dict):
-        return {
-            k: REDACTED if str(k).lower() in _REDACTED_KEYS else _scrub(v) for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
-    return value
+# Tracebacks as data, without the frames' local variables (a header dict in a frame holds the
+# token; a buffer holds a file's bytes).
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return _scrub(event)  # type: ignore[no-any-return]
+def _redacted(renderer: Callable[..., str]) -> Callable[..., str]:
+    """The renderer, with the finished line redacted: whatever a value or a traceback held."""
+
+    def render(logger: Any, name: str, event: dict[str, Any]) -> str:
+        return redact(renderer(logger, name, event))
+
+    return render
 
 
 def _journald_friendly(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -82,13 +80,10 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         renderer: Any = structlog.dev.ConsoleRenderer(
             exception_formatter=structlog.dev.plain_traceback
         )
-        tail: list[Any] = [_redact, renderer]
+        tail: list[Any] = [_drop_secret_keys, _redacted(renderer)]
     else:
-        tail = [
-            structlog.processors.dict_tracebacks,
-            _redact,
-            _JournaldJSON() if under_journald else structlog.processors.JSONRenderer(),
-        ]
+        json_renderer = _JournaldJSON() if under_journald else structlog.processors.JSONRenderer()
+        tail = [_TRACEBACKS, _drop_secret_keys, _redacted(json_renderer)]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
@@ -107,6 +102,15 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    threading.excepthook = _log_thread_exception
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """An exception that ends a thread (a library's own thread, say): logged, redacted."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    get("ingestd").error("a thread stopped with an error", thread=thread, exc_info=args.exc_value)
 
 
 def get(name: str = "ingestd") -> structlog.stdlib.BoundLogger:
