@@ -14,19 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import stat
 import sys
 import threading
-import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ingestd import __version__, logs
 from ingestd.config import Settings, find_config, load_settings, resolve_token
-from ingestd.errors import IngestdError, WistiaError
+from ingestd.errors import IngestdError, LedgerError, WistiaError
+from ingestd.files import display
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
+from ingestd.redact import add_secret, redact
 from ingestd.status import UNKNOWN, health, history, render, render_history, snapshot
 
 SANDBOX_WATCH_DIR = Path("inbox")
@@ -43,10 +46,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.command(args))
     except IngestdError as exc:
-        print(f"ingestd: {exc}", file=sys.stderr)
+        _complain(str(exc))
         return EXIT_USAGE if args.command is not cmd_sandbox else EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line, never a traceback: the log has the details
+        logs.get("ingestd").debug("command failed", exc_info=exc)
+        _complain(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        return EXIT_FAILURE
+
+
+def _say(text: str) -> None:
+    """Everything a command prints goes out redacted (the token, URL credentials)."""
+    print(redact(text))
+
+
+def _complain(text: str) -> None:
+    print(f"ingestd: {redact(display(text))}", file=sys.stderr)
 
 
 # --- argument parsing ----------------------------------------------------------------------------
@@ -207,7 +223,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings, path = _settings(args)
     _configure_logs(args, settings)
     token = resolve_token(settings)
-    _require_watch_dir(settings)
 
     def reload() -> tuple[Settings, str]:
         fresh = load_settings(path)
@@ -255,26 +270,16 @@ def _configure_logs(args: argparse.Namespace, settings: Settings) -> None:
     )
 
 
-def _require_watch_dir(settings: Settings) -> None:
-    if not settings.watch_dir.is_dir():
-        raise IngestdError(
-            f"watch_dir: {settings.watch_dir} is not a folder",
-            "create it, or set watch_dir to an existing folder",
-        )
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     if args.check:
         return _status_check(args)
     ledger_path, settings = _ledger_path(args)
+    _know_the_token(settings)
     settle = settings.ingest.settle_seconds if settings else None
-    if not ledger_path.exists():
-        if args.job:
-            raise IngestdError(f"no job {args.job!r}: the ledger {ledger_path} does not exist yet")
+    if not ledger_path.exists() and not args.job:
         view = _empty_view(ledger_path)
     else:
-        ledger = Ledger(ledger_path)
-        try:
+        with _reading(ledger_path) as ledger:
             if args.job:
                 job = ledger.find(args.job)
                 if job is None:
@@ -282,31 +287,46 @@ def cmd_status(args: argparse.Namespace) -> int:
                         f"no job matches {args.job!r}", "give a job id, a path or a hashed id"
                     )
                 one = history(ledger, job, settle)
-                print(json.dumps(one, indent=2) if args.json else render_history(one))
+                _say(json.dumps(one, indent=2) if args.json else render_history(one))
                 return EXIT_OK
             view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle)
-        finally:
-            ledger.close()
-    print(json.dumps(view, indent=2) if args.json else render(view))
+    _say(json.dumps(view, indent=2) if args.json else render(view))
     return EXIT_OK
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[Ledger]:
+    """The ledger, read-only: nothing is created or changed; trouble is one LedgerError."""
+    ledger = Ledger(path, read_only=True)
+    try:
+        yield ledger
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"cannot read the ledger {path}: {exc}") from None
+    finally:
+        ledger.close()
+
+
+def _know_the_token(settings: Settings | None) -> None:
+    """So that output is redacted even of text written before ingestd redacted everything."""
+    if settings is None:
+        return
+    with suppress(IngestdError):  # no token, or not ours to read: nothing to hide
+        add_secret(resolve_token(settings))
 
 
 def _status_check(args: argparse.Namespace) -> int:
     try:
         ledger_path, _ = _ledger_path(args)
         if ledger_path.exists():
-            ledger = Ledger(ledger_path)
-            try:
+            with _reading(ledger_path) as ledger:
                 view = snapshot(ledger, all_jobs=False)
-            finally:
-                ledger.close()
         else:
             view = _empty_view(ledger_path)
     except Exception as exc:
-        print(f"INGESTD UNKNOWN - {exc}")
+        _say(f"INGESTD UNKNOWN - {display(str(exc))}")
         return UNKNOWN
     code, line = health(view)
-    print(line)
+    _say(line)
     return code
 
 
@@ -324,6 +344,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not args.jobs and not args.failed:
         raise IngestdError("say which jobs: `ingestd retry JOB...` or `ingestd retry --failed`")
     ledger_path, _ = _ledger_path(args)
+    if not ledger_path.is_file():
+        raise LedgerError(f"no ledger at {ledger_path}: nothing to retry")
+    with _reading(ledger_path):
+        pass  # a corrupt or foreign ledger: one line, and nothing changed
     ledger = Ledger(ledger_path)
     problems = 0
     try:
@@ -334,18 +358,18 @@ def cmd_retry(args: argparse.Namespace) -> int:
             for ref in args.jobs:
                 job = ledger.find(ref)
                 if job is None:
-                    print(f"ingestd: no job matches {ref!r}", file=sys.stderr)
+                    _complain(f"no job matches {ref!r}")
                     problems += 1
                 elif job.state != JobState.FAILED:
-                    print(f"ingestd: job {job.id} is {job.state}, not failed", file=sys.stderr)
+                    _complain(f"job {job.id} is {job.state}, not failed")
                     problems += 1
                 else:
                     targets.append(job)
         for job in targets:
             moved = ledger.retry(job)
-            print(f"job {moved.id}: {moved.state} ({moved.path})")
+            _say(f"job {moved.id}: {moved.state} ({display(moved.path)})")
         if args.failed and not targets:
-            print("no failed jobs")
+            _say("no failed jobs")
     finally:
         ledger.close()
     return EXIT_FAILURE if problems else EXIT_OK
@@ -357,7 +381,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     def line(ok: bool, what: str, fix: str | None = None) -> None:
         results.append((ok, what, fix))
         mark = "ok  " if ok else "FAIL"
-        print(f"{mark}  {what}" + (f"\n      fix: {fix}" if fix and not ok else ""))
+        _say(f"{mark}  {what}" + (f"\n      fix: {fix}" if fix and not ok else ""))
 
     try:
         settings, path = _settings(args)
@@ -365,26 +389,27 @@ def cmd_check(args: argparse.Namespace) -> int:
         line(False, f"config: {exc.reason}", exc.hint)
         return EXIT_FAILURE
     line(True, f"config: {path or 'the environment (no config file)'} is valid")
-    if path is not None:
-        _check_config_permissions(path)
+    _know_the_token(settings)
+    if path is not None and settings.wistia.api_token.get_secret_value():
+        _warn_if_others_read(path, "config", "holds the API token")
+    if settings.wistia.api_token_file is not None:
+        _warn_if_others_read(settings.wistia.api_token_file, "token file", "holds the API token")
     _check_folders(settings, line)
     _check_ledger(settings, line)
     _check_token(settings, line)
     return EXIT_OK if all(ok for ok, _, _ in results) else EXIT_FAILURE
 
 
-def _check_config_permissions(path: Path) -> None:
-    """A warning (not a failure) when the file holds the token and others may read it."""
+def _warn_if_others_read(path: Path, what: str, why: str) -> None:
+    """A warning (not a failure) when a file with the token is readable by others."""
     try:
-        holds_token = bool(
-            tomllib.loads(path.read_text("utf-8")).get("wistia", {}).get("api_token")
-        )
-    except (OSError, tomllib.TOMLDecodeError):
-        return  # the config check itself reports an unreadable file
-    if holds_token and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
-        print(
-            f"warn  config: {path} holds the API token and is readable by others"
-            f"\n      fix: chmod 600 {path}, or move the token to a credential file"
+        mode = path.stat().st_mode
+    except OSError:
+        return  # the token check reports a file it cannot read
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        _say(
+            f"warn  {what}: {path} {why} and is readable by others"
+            f"\n      fix: chmod 600 {path}, or give the token as a systemd credential"
         )
 
 
@@ -421,18 +446,28 @@ def _check_folders(settings: Settings, line: Callable[..., None]) -> None:
 
 
 def _check_ledger(settings: Settings, line: Callable[..., None]) -> None:
-    try:
-        ledger = Ledger(settings.ledger)
-        counts = ledger.counts()
-        ledger.close()
-    except Exception as exc:
-        line(
-            False,
-            f"ledger: cannot open {settings.ledger}: {exc}",
-            "check that its folder exists and is writable by the ingestd user",
-        )
+    """Read-only: a check creates no ledger and upgrades none."""
+    path = settings.ledger
+    if not os.path.lexists(path):
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            line(True, f"ledger: {path} does not exist yet; the daemon creates it")
+        else:
+            line(
+                False,
+                f"ledger: {path} cannot be created ({folder} is not a writable folder)",
+                "set ledger to a path in a folder the ingestd user may write to",
+            )
         return
-    line(True, f"ledger: {settings.ledger} opens ({sum(counts.values())} jobs)")
+    try:
+        with _reading(path) as ledger:
+            counts = ledger.counts()
+    except LedgerError as exc:
+        line(False, f"ledger: {exc.reason}", exc.hint or "check the ledger path")
+        return
+    line(True, f"ledger: {path} opens ({sum(counts.values())} jobs)")
 
 
 def _check_token(settings: Settings, line: Callable[..., None]) -> None:
@@ -443,7 +478,6 @@ def _check_token(settings: Settings, line: Callable[..., None]) -> None:
     except IngestdError as exc:
         line(False, f"token: {exc.reason}", exc.hint)
         return
-    logs.add_secret(token)
     stop = threading.Event()
     client = WistiaClient(settings.wistia, token, RateLimiter(10), stop, api_retries=2)
     try:

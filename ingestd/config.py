@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +28,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 from ingestd.errors import ConfigError
 
@@ -159,18 +162,62 @@ class Settings(BaseSettings):
         return self
 
 
-def _settings_class(toml_path: Path | None) -> type[Settings]:
+# A config or token file larger than this is not one (and is never read whole).
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_TOKEN_BYTES = 64 * 1024
+
+
+def _settings_class(from_file: dict[str, Any] | None) -> type[Settings]:
     class _Loaded(Settings):
         @classmethod
         def settings_customise_sources(  # type: ignore[override]
             cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
         ):
             sources = [init_settings, env_settings]
-            if toml_path is not None:
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            if from_file is not None:
+                sources.append(InitSettingsSource(settings_cls, init_kwargs=from_file))
             return tuple(sources)
 
     return _Loaded
+
+
+def read_small_file(path: Path, limit: int, what: str) -> str:
+    """A config or token file's text: a regular file (links to one are fine: an
+    administrator's choice), at most `limit` bytes, UTF-8. ConfigError naming it otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror}",
+            "check the path and that the ingestd user may read it",
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        data = os.read(fd, limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB: not a {what}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{what} {path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            "save it as UTF-8",
+        ) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The config file's TOML, parsed; every problem one ConfigError naming the file."""
+    text = read_small_file(path, MAX_CONFIG_BYTES, "config file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -178,11 +225,13 @@ def find_config(explicit: str | None) -> Path | None:
     chosen = explicit or os.environ.get("INGESTD_CONFIG")
     if chosen:
         path = Path(chosen)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(
                 f"config file {path} does not exist",
                 "pass --config with the right path, or unset INGESTD_CONFIG",
             )
+        if not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file")
         return path
     return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
 
@@ -201,16 +250,20 @@ def _describe(error: dict[str, Any]) -> str:
 
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
     """Read and validate the settings; relative paths are taken from the config file's folder."""
+    from_file = read_config_file(path) if path is not None else None
     try:
-        settings = _settings_class(path)(**overrides)
+        settings = _settings_class(from_file)(**overrides)
     except ValidationError as exc:
         where = f" in {path}" if path else ""
         problems = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid config{where}: {problems}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except SettingsError as exc:  # an INGESTD_* variable that should hold JSON does not
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"INGESTD_{field.group(1).upper()}" if field else "an INGESTD_* variable"
+        raise ConfigError(
+            f"invalid config in the environment: {name} is not valid JSON",
+            f"unset {name}, or set single keys like {name}__KEY",
+        ) from None
     base = path.resolve().parent if path else Path.cwd()
     return _resolve_paths(settings, base)
 
@@ -250,9 +303,6 @@ def resolve_token(settings: Settings) -> str:
 
 def _read_secret(path: Path, key: str) -> str:
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"{key}: cannot read {path}: {exc.strerror}",
-            "check the path and that the ingestd user may read it",
-        ) from None
+        return read_small_file(path, MAX_TOKEN_BYTES, "token file").strip()
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc.reason}", exc.hint) from None

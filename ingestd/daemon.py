@@ -27,11 +27,12 @@ from ingestd.errors import Cancelled
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import JobState
-from ingestd.ledger import Ledger, LedgerLock
+from ingestd.ledger import Ledger, LedgerLock, check_ledger_file
 from ingestd.liveness import Heartbeat, attached
 from ingestd.notify import notify, watchdog_interval
 from ingestd.outcomes import Backoff
 from ingestd.poller import Poller
+from ingestd.redact import add_secret
 from ingestd.uploader import Uploader
 from ingestd.watcher import Watcher
 from ingestd.wistia import RateLimiter, WistiaClient
@@ -132,9 +133,10 @@ class Daemon:
     # --- life -----------------------------------------------------------------------------
 
     def run(self) -> int:
+        check_ledger_file(self.settings.ledger)  # before the lock file is made beside it
         lock = LedgerLock(self.settings.ledger)
         lock.acquire()
-        logs.add_secret(self.token)
+        add_secret(self.token)
         self.ledger = Ledger(self.settings.ledger)
         try:
             self._install_signals()
@@ -283,7 +285,7 @@ class Daemon:
         self.client.settings = fresh.wistia  # timeouts
         current.ingest = fresh.ingest
         current.captions = fresh.captions
-        logs.add_secret(token)
+        add_secret(token)
         self.token = token
         self.client.set_token(token)
         self.limiter.set_rate(fresh.wistia.requests_per_minute)

@@ -3,6 +3,7 @@
     IngestdError
     ├── ConfigError            the config cannot be used; names the key and how to fix it
     ├── LedgerBusy             another `ingestd run` holds the ledger
+    ├── LedgerError            the ledger cannot be read: not there, corrupt, another schema
     ├── JobInputError          one job's own input is bad (empty, unreadable, vanished file)
     ├── FileChanged            the file is no longer the version the job hashed: settle again
     ├── WatchFolderMissing     the watch folder is gone (an unmounted share): the job waits
@@ -44,6 +45,10 @@ class ConfigError(IngestdError):
 
 class LedgerBusy(IngestdError):
     """Another daemon already runs on this ledger."""
+
+
+class LedgerError(IngestdError):
+    """The ledger file cannot be used: missing, not a database, from another ingestd."""
 
 
 class JobInputError(IngestdError):

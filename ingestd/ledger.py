@@ -27,12 +27,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 import tenacity
 
 from ingestd import logs
-from ingestd.errors import LedgerBusy
+from ingestd.errors import LedgerBusy, LedgerError
 from ingestd.jobs import (
     TERMINAL,
     HoldRequest,
@@ -43,6 +44,7 @@ from ingestd.jobs import (
     StaleTransition,
     can_move,
 )
+from ingestd.redact import redact
 
 BUSY_TIMEOUT_SECONDS = 15.0
 # How long a write keeps trying while the ledger is locked by another process or its disk is
@@ -169,12 +171,18 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     _script(db, "ALTER TABLE jobs ADD COLUMN attempt_sha256 TEXT")
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    # Device and inode of the file that was hashed: the upload must read that very file.
+    _script(db, "ALTER TABLE jobs ADD COLUMN dev INTEGER; ALTER TABLE jobs ADD COLUMN ino INTEGER")
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -204,7 +212,11 @@ def _job(row: dict[str, Any]) -> Job:
     return Job.from_row(_path_of(row))
 
 
-def _text(value: Any) -> Any:
+# Columns of words for people (why a job waits, its last error): redacted when written.
+_PROSE = frozenset({"reason", "error"})
+
+
+def _storable(value: Any) -> Any:
     """Text the ledger can store: undecodable bytes from file names become escapes."""
     if isinstance(value, str):
         try:
@@ -212,6 +224,11 @@ def _text(value: Any) -> Any:
         except UnicodeEncodeError:
             return value.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
     return value
+
+
+def _prose(value: str | None) -> str | None:
+    """Words for people as the ledger keeps them: storable, without token or URL secrets."""
+    return None if value is None else redact(_storable(value))
 
 
 def _passing(error: BaseException) -> bool:
@@ -238,12 +255,41 @@ _retried_write = tenacity.retry(
 )
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_ledger_file(path: Path) -> None:
+    """Before the daemon writes anything: the ledger's folder exists or can be made, and a
+    ledger already there is a SQLite database. LedgerError naming the path otherwise."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return  # a new ledger
+    except OSError as exc:
+        raise LedgerError(
+            f"cannot use the ledger {path}: {exc.strerror}",
+            "set ledger to a path in a folder the ingestd user may write to",
+        ) from None
+    if header and header != SQLITE_MAGIC:
+        raise LedgerError(
+            f"the ledger {path} is not a SQLite database",
+            "move it away (ingestd starts a new ledger) or point ledger at the right file",
+        )
+
+
 class Ledger:
     """One thread's connection to the ledger."""
 
-    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS, *, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            self._open_read_only(busy_timeout)
+            return
+        check_ledger_file(self.path)
         conn = sqlite3.connect(str(self.path), timeout=busy_timeout)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
@@ -258,6 +304,33 @@ class Ledger:
         if self.db.journal_mode != "wal":
             self.db.enable_wal()
         self._migrate()
+
+    def _open_read_only(self, busy_timeout: float) -> None:
+        """For commands that only read (`status`, `check`): nothing is created or changed.
+
+        Even a read-only connection makes a WAL database's -wal and -shm files when they are
+        missing. They are missing only when no daemon has the ledger open and its last one
+        stopped cleanly, and then the database file alone is complete: read it as immutable.
+        """
+        if not self.path.is_file():
+            raise LedgerError(
+                f"no ledger at {self.path} yet", "the daemon creates it when it first starts"
+            )
+        mode = "mode=ro" if os.path.exists(f"{self.path}-wal") else "immutable=1"
+        uri = f"file:{quote(str(self.path.absolute()))}?{mode}"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            version = self._version()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
+        if version != SCHEMA_VERSION:
+            self.close()
+            raise LedgerError(
+                f"the ledger {self.path} is from another version of ingestd (schema {version}, "
+                f"this one reads {SCHEMA_VERSION})",
+                "start the daemon of this version once: it upgrades the ledger",
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -279,7 +352,7 @@ class Ledger:
     def _version(self) -> int:
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            raise LedgerError(
                 f"ledger {self.path} has schema {version}, newer than this ingestd "
                 f"({SCHEMA_VERSION}): upgrade ingestd"
             )
@@ -299,13 +372,16 @@ class Ledger:
     def _event(self, job_id: int, from_state: str | None, to_state: str, note: str | None) -> None:
         self.db.execute(
             "INSERT INTO events (job_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
-            (job_id, _now(), from_state, to_state, _text(note)),
+            (job_id, _now(), from_state, to_state, _prose(note)),
         )
 
     def _set(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """`SET` assignments and their parameters, with text made storable."""
         assignments = ", ".join(f"{column} = :{column}" for column in values)
-        return assignments, {column: _text(value) for column, value in values.items()}
+        return assignments, {
+            column: _prose(value) if column in _PROSE else _storable(value)
+            for column, value in values.items()
+        }
 
     # --- moving jobs --------------------------------------------------------------------------
 
@@ -393,13 +469,21 @@ class Ledger:
         return _job(row)
 
     @_retried_write
-    def settle(self, job: Job, sha256: str, failure: str | None = None) -> Job | None:
+    def settle(
+        self,
+        job: Job,
+        sha256: str,
+        failure: str | None = None,
+        file: tuple[int, int] | None = None,
+    ) -> Job | None:
         """The settling file is complete and hashed: queue it, unless its content is known.
 
         Same path and same bytes as an earlier job (a restart, a touch) is the same version:
         the earlier job takes the new size and mtime, and the candidate row goes away. Returns
         the queued (or, given a `failure`, failed) job, or None when the content was known.
+        `file` is the (device, inode) that was hashed: the upload checks it reads that file.
         """
+        dev, ino = file if file is not None else (None, None)
         with self._write():
             earlier = self._one(
                 """SELECT id FROM jobs WHERE path = ? AND path_bytes IS ? AND sha256 = ?
@@ -408,8 +492,8 @@ class Ledger:
             )
             if earlier is not None:
                 self.db.execute(
-                    "UPDATE jobs SET size = ?, mtime_ns = ? WHERE id = ?",
-                    (job.size, job.mtime_ns, earlier["id"]),
+                    "UPDATE jobs SET size = ?, mtime_ns = ?, dev = ?, ino = ? WHERE id = ?",
+                    (job.size, job.mtime_ns, dev, ino, earlier["id"]),
                 )
                 self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
                 return None
@@ -419,10 +503,14 @@ class Ledger:
                     JobState.SETTLING,
                     JobState.FAILED,
                     failure,
-                    {"sha256": sha256, "error": failure},
+                    {"sha256": sha256, "error": failure, "dev": dev, "ino": ino},
                 )
             return self._move_in_transaction(
-                job.id, JobState.SETTLING, JobState.QUEUED, "settled", {"sha256": sha256}
+                job.id,
+                JobState.SETTLING,
+                JobState.QUEUED,
+                "settled",
+                {"sha256": sha256, "dev": dev, "ino": ino},
             )
 
     @_retried_write
@@ -538,10 +626,10 @@ class Ledger:
 
     def find(self, ref: str) -> Job | None:
         """A job by id, hashed id, or path (the newest job of that path)."""
-        if ref.isdigit() and len(ref) < 19 and (job := self.get(int(ref))):
+        if ref.isascii() and ref.isdigit() and len(ref) < 19 and (job := self.get(int(ref))):
             return job
         row = self._one(
-            "SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (_text(ref),)
+            "SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (_storable(ref),)
         )
         if row is None:
             for candidate in (ref, str(Path(ref).expanduser().absolute())):
@@ -589,7 +677,7 @@ class Ledger:
         with self._write():
             current = self._one("SELECT kind FROM hold")
             if current and current["kind"] == request.kind:
-                self.db.execute("UPDATE hold SET reason = ?", (_text(request.reason),))
+                self.db.execute("UPDATE hold SET reason = ?", (_prose(request.reason),))
             else:
                 self.db.execute(
                     """INSERT OR REPLACE INTO hold (id, kind, reason, since, next_probe_at,
@@ -597,7 +685,7 @@ class Ledger:
                        VALUES (1, ?, ?, ?, ?, ?)""",
                     (
                         request.kind,
-                        _text(request.reason),
+                        _prose(request.reason),
                         now,
                         now + request.first_probe_in,
                         request.first_probe_in,

@@ -112,7 +112,8 @@ def history(ledger: Ledger, job: Job, settle_seconds: float | None = None) -> di
 
 
 def _shown(text: str) -> str:
-    """Text on one line, whatever it contains: control characters escaped."""
+    """Text on one line, whatever it contains: control characters escaped, so that a name or
+    a reason cannot move the terminal's cursor or change its colours."""
     return display(text)
 
 
@@ -144,7 +145,7 @@ def render(view: dict[str, Any]) -> str:
     hold = view["hold"]
     if hold:
         lines.append("")
-        lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {hold['reason']}")
+        lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {_shown(hold['reason'])}")
         lines.append(
             f"        since {_clock(hold['since'])}; next probe {_clock(hold['next_probe_at'])}"
         )
@@ -164,9 +165,9 @@ def render(view: dict[str, Any]) -> str:
             if job["next_retry_at"]:
                 lines.append(f"  {'':>6}  next retry {_clock(job['next_retry_at'])}")
             if job["reason"]:
-                lines.append(f"  {'':>6}  why: {job['reason']}")
+                lines.append(f"  {'':>6}  why: {_shown(job['reason'])}")
             if job["error"]:
-                lines.append(f"  {'':>6}  last error: {job['error']}")
+                lines.append(f"  {'':>6}  last error: {_shown(job['error'])}")
     if recent:
         lines += [
             "",
@@ -179,7 +180,7 @@ def render(view: dict[str, Any]) -> str:
                 f"{_clock(job['updated_at']):<23}  {_shown(job['path'])}"
             )
             if job["state"] == "failed" and job["error"]:
-                lines.append(f"  {'':>6}  error: {job['error']}")
+                lines.append(f"  {'':>6}  error: {_shown(job['error'])}")
     if not view["jobs"]:
         lines += ["", "no jobs yet: drop a video in the watch folder"]
     return "\n".join(lines)
@@ -204,15 +205,15 @@ def render_history(view: dict[str, Any]) -> str:
         f"  attempts:  {job['attempts']}",
     ]
     if job["reason"]:
-        lines.append(f"  why:       {job['reason']}")
+        lines.append(f"  why:       {_shown(job['reason'])}")
     if job["error"]:
-        lines.append(f"  error:     {job['error']}")
+        lines.append(f"  error:     {_shown(job['error'])}")
     if job["next_retry_at"]:
         lines.append(f"  next try:  {_clock(job['next_retry_at'])}")
     lines += ["", "history:"]
     for event in view["events"]:
         arrow = f"{event['from'] or 'new'} -> {event['to']}"
-        lines.append(f"  {_clock(event['at'])}  {arrow:<26}  {event['note'] or ''}")
+        lines.append(f"  {_clock(event['at'])}  {arrow:<26}  {_shown(event['note'] or '')}")
     return "\n".join(lines)
 
 
@@ -235,9 +236,9 @@ def health(view: dict[str, Any]) -> tuple[int, str]:
     if not daemon["running"]:
         problems.append((CRITICAL, "daemon not running"))
     if hold and hold["kind"] == "auth":
-        problems.append((CRITICAL, f"on hold: {hold['reason']}"))
+        problems.append((CRITICAL, f"on hold: {_shown(hold['reason'])}"))
     elif hold:
-        problems.append((WARNING, f"on hold: {hold['reason']}"))
+        problems.append((WARNING, f"on hold: {_shown(hold['reason'])}"))
     if counts.get("failed"):
         problems.append((WARNING, f"{counts['failed']} failed"))
     if counts.get("held"):
