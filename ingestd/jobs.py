@@ -120,6 +120,8 @@ class Job:
     size: int | None = None
     mtime_ns: int | None = None
     sha256: str | None = None
+    dev: int | None = None  # device and inode of the file that was hashed
+    ino: int | None = None
     settle_since: float | None = None
     attempts: int = 0
     error: str | None = None
@@ -147,6 +149,12 @@ class Job:
     def version(self) -> tuple[int | None, int | None]:
         """What identifies the file this job saw, short of hashing it: size and mtime."""
         return (self.size, self.mtime_ns)
+
+    def is_file_hashed(self, stat: os.stat_result) -> bool:
+        """Whether an opened file is the very file this job hashed, unchanged since."""
+        if version_of(stat) != self.version:
+            return False
+        return self.dev is None or (stat.st_dev, stat.st_ino) == (self.dev, self.ino)
 
     @property
     def attempted(self) -> bool:

@@ -42,6 +42,8 @@ _LANGUAGE_LIKE = re.compile(r"^[A-Za-z]{2,3}$")
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
 MAX_CAPTION_BYTES = 10 * 1024 * 1024
+# How much of a bad line a reason quotes.
+QUOTE_CHARACTERS = 40
 
 
 class SidecarError(JobInputError):
@@ -287,9 +289,12 @@ def _check_blocks(name: str, text: str) -> None:
             continue
         timing = lines[number + 1].strip() if number + 1 < len(lines) else ""
         if not _INDEX_LINE.fullmatch(lines[number].strip()) or not _TIMING_LINE.fullmatch(timing):
+            # A short quote helps find the line; every output redacts it (the token, URLs).
+            found = display(lines[number].strip()[:QUOTE_CHARACTERS])
             raise SidecarError(
                 f"{name}, line {number + 1}: not a valid subtitle block "
-                f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text)",
+                f"(expected a number, then 'HH:MM:SS,mmm --> HH:MM:SS,mmm', then text; "
+                f"found '{found}')",
                 "fix the SRT file; the job goes on once it is valid",
             )
         number += 2

@@ -197,7 +197,7 @@ class Uploader:
             ) from None
         upload = Upload(fields, file=fd, filename=wistia_name(path.name))
         opened = os.fstat(fd)
-        if version_of(opened) != job.version:
+        if not job.is_file_hashed(opened):  # the bytes hashed are the bytes uploaded
             upload.close()
             raise FileChanged(opened)
         return upload

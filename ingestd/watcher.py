@@ -208,6 +208,7 @@ class Watcher:
         self._watched_folder: tuple[int, int] | None = None  # (st_dev, st_ino) being watched
         self._folder_missing = False
         self._reported: set[str] = set()  # paths whose trouble was logged once
+        self._after_upload: set[str] = set()  # changed while their job uploads: look again
         self.ledger: Ledger | None = None
 
     # --- the thread ---------------------------------------------------------------------
@@ -332,6 +333,9 @@ class Watcher:
         with self._pending_lock:
             files, self._pending_files = self._pending_files, set()
             dirs, self._pending_dirs = self._pending_dirs, set()
+        waiting, self._after_upload = self._after_upload, set()
+        for path in waiting:
+            self._look(Path(path))
         for folder in dirs:
             # A new folder: watchdog walks it too, but close events inside it may be lost.
             self._changed(Path(folder))
@@ -401,6 +405,10 @@ class Watcher:
             return  # the version the ledger knows
         if latest is not None and latest.state == JobState.SETTLING:
             self.ledger.update(latest, size=size, mtime_ns=mtime_ns, settle_since=self.clock())
+        elif latest is not None and latest.state == JobState.UPLOADING:
+            # The upload reads the file it hashed, whatever is at the path now; what is there
+            # now is looked at again once the upload is over.
+            self._after_upload.add(str(path))
         elif latest is not None and _sees_changes_itself(latest):
             return
         else:
@@ -432,26 +440,26 @@ class Watcher:
         if self.clock() - (job.settle_since or 0) < self.settings.ingest.settle_seconds:
             return
         try:
-            digest = self._hash(job)
+            hashed = self._hash(job)
         except FileNotFoundError:
             ledger.drop_candidate(job)
             return
-        if digest is None:
+        if hashed is None:
             return  # changed while being hashed: the next tick sees it
+        digest, file = hashed
         if job.size == 0:
-            ledger.settle(job, digest, failure="empty file (0 bytes)")
+            ledger.settle(job, digest, failure="empty file (0 bytes)", file=file)
             log.warning("empty file: nothing to upload")
             return
-        queued = ledger.settle(job, digest)
+        queued = ledger.settle(job, digest, file=file)
         if queued is None:
             log.info("content unchanged since it was last seen; nothing to do")
         else:
             log.info("queued", sha256=digest, size=job.size)
 
-    def _hash(self, job: Job) -> str | None:
-        """The sha256 of the job's version, read from one safely opened descriptor.
-
-        None when the file is not (or no longer) that version.
+    def _hash(self, job: Job) -> tuple[str, tuple[int, int]] | None:
+        """The sha256 of the job's version, read from one safely opened descriptor, and that
+        file's (device, inode). None when the file is not (or no longer) that version.
         """
         path = Path(job.path)
         fd = open_regular(path, self.settings.watch_dir)
@@ -467,9 +475,10 @@ class Watcher:
                     digest.update(chunk)
             except OSError as exc:  # EIO, a stale handle on a share: the file's problem
                 raise problem(exc, display(path.name)) from None
-            if version_of(os.fstat(fd)) != job.version:
+            after = os.fstat(fd)
+            if version_of(after) != job.version:
                 return None
-        return digest.hexdigest()
+        return digest.hexdigest(), (after.st_dev, after.st_ino)
 
     def preflight(self, job: Job) -> None:
         """What stops a job that was never hashed: the file cannot be opened as a regular file.
@@ -483,11 +492,9 @@ class Watcher:
 
 
 def _sees_changes_itself(job: Job) -> bool:
-    """Jobs whose owner checks the file itself before going on: the queue, an upload under
-    way, a held job not yet in Wistia. A change to any other job's file is a new version."""
-    if job.state in (JobState.QUEUED, JobState.UPLOADING):
-        return True
-    return job.state == JobState.HELD and job.hashed_id is None
+    """Jobs whose owner checks the file itself before going on: the queue, a held job not yet
+    in Wistia. A change to any other job's file is a new version."""
+    return job.state == JobState.QUEUED or (job.state == JobState.HELD and job.hashed_id is None)
 
 
 def _version(path: Path) -> tuple[int, int] | None:

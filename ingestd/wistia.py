@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+import h11
 import httpx
 import tenacity
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -409,6 +410,8 @@ class WistiaClient:
             raise TransientError(f"timed out talking to Wistia ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise TransientError(f"network error talking to Wistia: {_describe(exc)}") from None
+        except h11.ProtocolError as exc:  # httpx lets this one through (a body cut short)
+            raise TransientError(f"the request could not be sent whole: {_describe(exc)}") from None
         error = self._classify(response)
         if error is not None:
             raise error
