@@ -28,14 +28,14 @@ from pathlib import Path
 TOKEN = "bench-token"
 
 CLIENT = """
-import sys, threading
-from pathlib import Path
+import os, sys, threading
 from ingestd.config import WistiaSettings
 from ingestd.wistia import RateLimiter, WistiaClient
 url = sys.argv[1]
 settings = WistiaSettings(upload_url=url, api_url=url + "v1/", upload_timeout_seconds=600)
 client = WistiaClient(settings, sys.argv[3], RateLimiter(600), threading.Event())
-media = client.upload_file(Path(sys.argv[2]), {"name": "bench.mp4"}, lambda sent: None)
+fd = os.open(sys.argv[2], os.O_RDONLY)
+media = client.upload_file(fd, "bench.mp4", {"name": "bench.mp4"}, lambda sent: None)
 print(media.hashed_id)
 """
 
