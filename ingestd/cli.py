@@ -50,15 +50,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if args.command is not cmd_sandbox else EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # one line, never a traceback: the log has the details
-        logs.get("ingestd").debug("command failed", exc_info=exc)
+    except Exception as exc:  # one line, never a traceback
         _complain(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}")
         return EXIT_FAILURE
 
 
 def _say(text: str) -> None:
-    """Everything a command prints goes out redacted (the token, URL credentials)."""
-    print(redact(text))
+    """Everything a command prints goes out redacted (the token, URL credentials), and with
+    control characters escaped, whatever field of a ledger they came from."""
+    print("\n".join(display(line) for line in redact(text).split("\n")))
 
 
 def _complain(text: str) -> None:

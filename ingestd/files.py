@@ -15,9 +15,12 @@ FIFOs that block a reader forever, devices, huge files, names that are not UTF-8
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from ingestd.errors import JobInputError
@@ -75,31 +78,48 @@ def open_regular(path: Path, root: Path) -> int:
     vanished media or an absent sidecar), NotRegularFile for anything but a regular file, and
     JobInputError for anything else that stops the read (permissions, a name too long).
     """
-    name = display(path.name)
+    if path == root:
+        raise NotRegularFile(display(path.name), "a folder")
+    folder = open_folder(path.parent, root, name=display(path.name))
     try:
-        parts = path.relative_to(root).parts
+        return _open_leaf(folder, path.name, display(path.name))
+    finally:
+        os.close(folder)
+
+
+def open_folder(folder: Path, base: Path, *, create: bool = False, name: str = "") -> int:
+    """A descriptor of `folder`, reached from `base` one part at a time without following a
+    link (`base` itself is configured, so trusted). With `create`, missing folders are made
+    on the way, each inside the descriptor of its parent."""
+    name = name or display(folder.name)
+    try:
+        parts = folder.relative_to(base).parts
     except ValueError:
         raise JobInputError(f"{name} is outside the watch folder") from None
-    if not parts:
-        raise NotRegularFile(name, "a folder")
     try:
-        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        current = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise problem(exc, name) from None
     try:
-        for part in parts[:-1]:
-            folder = _enter(folder, part, name)
-        return _open_leaf(folder, parts[-1], name)
-    finally:
-        os.close(folder)
+        for part in parts:
+            inner = _enter(current, part, name, create)
+            os.close(current)
+            current = inner
+    except BaseException:
+        os.close(current)
+        raise
+    return current
 
 
-def _enter(folder: int, part: str, name: str) -> int:
-    """The descriptor of a subfolder; a symlinked folder on the way is refused."""
+def _enter(folder: int, part: str, name: str, create: bool) -> int:
+    """The descriptor of a subfolder (the caller keeps and closes `folder`); a link is refused."""
+    if create:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(part, 0o755, dir_fd=folder)
     try:
-        inner = os.open(part, _DIR_FLAGS, dir_fd=folder)
+        return os.open(part, _DIR_FLAGS, dir_fd=folder)
     except OSError as exc:
         if exc.errno == errno.ENOTDIR:  # a link (O_NOFOLLOW) or a file on the way
             try:
@@ -108,13 +128,12 @@ def _enter(folder: int, part: str, name: str) -> int:
                 mode = 0
             if stat.S_ISLNK(mode):
                 raise NotRegularFile(name, f"inside a symbolic link to a folder ({part})") from None
+            if create:
+                raise NotRegularFile(display(part), kind_of(mode)) from None
             raise FileNotFoundError(errno.ENOENT, "not a folder", part) from None
         if exc.errno == errno.ENOENT:
             raise
         raise problem(exc, name) from None
-    finally:
-        os.close(folder)
-    return inner
 
 
 def _open_leaf(folder: int, leaf: str, name: str) -> int:
@@ -170,6 +189,86 @@ def lstat(path: Path) -> os.stat_result | None:
         raise problem(exc, display(path.name)) from None
 
 
+class Folder:
+    """A folder reached without links, and what the file's fate does in it: every operation is
+    relative to the folder's descriptor, so no name is ever resolved through a link again, and
+    a folder swapped for a link after the checks changes nothing."""
+
+    COPY_CHUNK = 8 * 1024 * 1024
+
+    def __init__(self, path: Path, base: Path, *, create: bool = False) -> None:
+        self.path = path
+        self.fd = open_folder(path, base, create=create)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Folder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def entry(self, name: str) -> os.stat_result | None:
+        """What is at `name` itself (a link is not followed), or None."""
+        try:
+            return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def names(self) -> list[str]:
+        return os.listdir(self.fd)
+
+    def unlink(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self.fd)
+
+    def move_to(self, name: str, target: Folder, new_name: str, beat: Callable[[], None]) -> None:
+        """Move `name` into `target` as `new_name`, never replacing anything there; safe to
+        repeat after a crash. Across file systems the bytes are copied through a partial file
+        (calling `beat` per chunk: a big copy is slow, not stuck)."""
+        source = self.entry(name)
+        if source is None:
+            return  # moved already
+        try:
+            os.link(name, new_name, src_dir_fd=self.fd, dst_dir_fd=target.fd, follow_symlinks=False)
+        except FileExistsError:
+            there = target.entry(new_name)
+            if there is None or (there.st_dev, there.st_ino) != (source.st_dev, source.st_ino):
+                raise  # something else is there: no overwrite, ever
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+            self._copy(name, target, new_name, beat)
+        os.unlink(name, dir_fd=self.fd)
+
+    def _copy(self, name: str, target: Folder, new_name: str, beat: Callable[[], None]) -> None:
+        partial = f".ingestd-partial-{secrets.token_hex(6)}"  # short: any name length works
+        source = _open_leaf(self.fd, name, display(name))
+        try:
+            made = os.open(
+                partial,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o600,
+                dir_fd=target.fd,
+            )
+            try:
+                with os.fdopen(source, "rb", closefd=False) as src, os.fdopen(made, "wb") as dst:
+                    while chunk := src.read(self.COPY_CHUNK):
+                        beat()
+                        dst.write(chunk)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                    st = os.fstat(source)
+                    os.fchmod(dst.fileno(), stat.S_IMODE(st.st_mode))
+                    os.utime(dst.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
+                os.link(partial, new_name, src_dir_fd=target.fd, dst_dir_fd=target.fd)
+            finally:
+                target.unlink(partial)
+        finally:
+            os.close(source)
+
+
 # --- names ----------------------------------------------------------------------------------
 
 
@@ -215,3 +314,13 @@ def fits(name: str) -> bool:
 def sibling(path: Path, name: str) -> Path | None:
     """`name` in the folder of `path`, or None when no file can have that name."""
     return path.with_name(name) if fits(name) else None
+
+
+def fit_stem(stem: str, suffixes: list[str], mark: str = "") -> str:
+    """`stem` + `mark`, cut short (by whole characters) so that it plus any of `suffixes`
+    fits the file system's limit: `clip (1).mp4` from a 255-byte `clip.mp4`."""
+    longest = max((len(raw(s)) for s in suffixes), default=0)
+    budget = NAME_MAX - longest - len(raw(mark))
+    while len(raw(stem)) > budget and stem:
+        stem = stem[:-1]
+    return stem + mark

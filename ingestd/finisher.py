@@ -13,7 +13,6 @@ through the guard and the outcome policy; `preflight` is also what the held jobs
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import JobInputError, NotFoundError, PermanentError
-from ingestd.files import display, open_regular, wistia_name
+from ingestd.files import Folder, NotRegularFile, display, fit_stem, wistia_name
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Stage
@@ -37,7 +36,7 @@ from ingestd.sidecars import (
     changed_within,
     digest,
     metadata_digest,
-    own_sidecar_paths,
+    own_sidecar_names,
     read_sidecars,
 )
 from ingestd.stageloop import Guard, work_through_jobs
@@ -160,57 +159,80 @@ class Finisher:
     # --- the file's fate ----------------------------------------------------------------
 
     def _fate(self, ledger: Ledger, job: Job) -> str:
+        """Keep, delete or move the file and its own sidecars. Every step works in folders
+        reached without links (files.Folder): a folder swapped for a link after the checks
+        cannot send a delete or a move anywhere else."""
         mode = self.settings.ingest.after_upload
         if mode == "keep":
             return "done; the file stays where it is"
         media = Path(job.path)
-        if not _is_this_version(media, job):
-            return "done; the file at its path is gone or is a newer version, so it was left"
-        followers = own_sidecar_paths(media)
-        root = self.settings.watch_dir
         try:
-            if mode == "delete":
-                ledger.record_sidecar(job.id, FATE_STEP, "delete")  # before anything goes
-                for path in [*followers, media]:  # the media last: its presence means "not yet"
-                    path.unlink(missing_ok=True)
-                return f"done; deleted the file and {len(followers)} sidecar file(s)"
-            target = self._move_target(ledger, job, media, followers)
-            for path in followers:
-                follower_target = target.with_name(_follower_name(target, media, path))
-                move_without_overwriting(path, follower_target, root)
-            move_without_overwriting(media, target, root)
-        except OSError as exc:
+            with Folder(media.parent, self.settings.watch_dir) as source:
+                entry = source.entry(media.name)
+                if entry is None or not job.is_file_hashed(entry):
+                    return "done; the file at its path is gone or is a newer version: left"
+                followers = [
+                    name
+                    for name in own_sidecar_names(media.name, source.names())
+                    if _regular(source.entry(name))
+                ]
+                if mode == "delete":
+                    ledger.record_sidecar(job.id, FATE_STEP, "delete")  # before anything goes
+                    for name in [*followers, media.name]:  # the media last: "not yet" while there
+                        source.unlink(name)
+                    return f"done; deleted the file and {len(followers)} sidecar file(s)"
+                target = self._move(ledger, job, source, followers)
+        except (OSError, NotRegularFile) as exc:
+            reason = exc.reason if isinstance(exc, NotRegularFile) else exc.strerror or exc
             raise JobInputError(
-                f"cannot {mode} the file: {exc.strerror or exc}",
+                f"cannot {mode} the file: {reason}",
                 "check that the ingestd user may write to the watch and archive folders",
             ) from None
         return f"done; moved to {display(target)}"
 
-    def _move_target(self, ledger: Ledger, job: Job, media: Path, followers: list[Path]) -> Path:
-        """Where the file goes, chosen once and recorded before anything moves."""
+    def _move(self, ledger: Ledger, job: Job, source: Folder, followers: list[str]) -> Path:
+        media = Path(job.path)
+        archive = Path(self.settings.ingest.archive_dir)
+        folder = archive / media.parent.relative_to(self.settings.watch_dir)
+        with Folder(folder, archive, create=True) as target:
+            name = self._move_target(ledger, job, target, followers)
+            for follower in followers:
+                source.move_to(
+                    follower, target, _follower_name(name, media.name, follower), liveness.beat
+                )
+            source.move_to(media.name, target, name, liveness.beat)
+        return folder / name
+
+    def _move_target(self, ledger: Ledger, job: Job, target: Folder, followers: list[str]) -> str:
+        """The name the file gets in the archive, chosen once and recorded before anything
+        moves; never one that is taken, and never longer than the file system allows."""
         chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
         if chosen and chosen != "delete":
             try:
-                return Path(os.fsdecode(bytes.fromhex(chosen)))
+                return Path(os.fsdecode(bytes.fromhex(chosen))).name
             except ValueError:
-                return Path(chosen)  # recorded as text by an older ingestd
-        archive = Path(self.settings.ingest.archive_dir)
-        folder = archive / media.parent.relative_to(self.settings.watch_dir)
+                return Path(chosen).name  # recorded as text by an older ingestd
+        media = Path(job.path)
+        tails = [media.suffix] + [f[len(media.stem) :] for f in followers]
         for n in range(10_000):
-            stem = media.stem if n == 0 else f"{media.stem} ({n})"
-            candidate = folder / (stem + media.suffix)
-            names = [candidate] + [folder / _follower_name(candidate, media, p) for p in followers]
-            if not any(os.path.lexists(p) for p in names):
+            stem = fit_stem(media.stem, tails, f" ({n})" if n else "")
+            names = [stem + media.suffix] + [stem + tail for tail in tails[1:]]
+            if all(target.entry(name) is None for name in names):
                 # As bytes, in hex: the ledger keeps text, and a name need not be UTF-8.
-                ledger.record_sidecar(job.id, FATE_STEP, os.fsencode(candidate).hex())
-                return candidate
-        raise JobInputError(f"no free name for {display(media.name)} in {display(folder)}")
+                chosen_path = target.path / names[0]
+                ledger.record_sidecar(job.id, FATE_STEP, os.fsencode(chosen_path).hex())
+                return names[0]
+        raise JobInputError(f"no free name for {display(media.name)} in {display(target.path)}")
 
 
-def _follower_name(target: Path, media: Path, follower: Path) -> str:
+def _regular(entry: os.stat_result | None) -> bool:
+    return entry is not None and stat.S_ISREG(entry.st_mode)
+
+
+def _follower_name(target: str, media: str, follower: str) -> str:
     """A sidecar's name beside the moved media: `clip.fr.srt` follows `clip.mp4` as
     `clip (1).fr.srt` when the media became `clip (1).mp4`."""
-    return target.stem + follower.name[len(media.stem) :]
+    return Path(target).stem + follower[len(Path(media).stem) :]
 
 
 def _is_this_version(media: Path, job: Job) -> bool:
@@ -236,45 +258,3 @@ def _check_writable_folder(folder: Path) -> None:
             f"cannot move or delete files in {display(existing)}",
             "give the ingestd user write permission to the folder",
         )
-
-
-def move_without_overwriting(source: Path, target: Path, root: Path) -> None:
-    """Move a file out of the watch folder `root`; never replace what is at `target`.
-    Safe to repeat after a crash."""
-    if not os.path.lexists(source):
-        return  # moved already
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)  # fails if target exists: no overwrite, ever
-    except FileExistsError:
-        if not os.path.samefile(source, target):
-            raise
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-            raise
-        _copy_across_filesystems(source, target, root)
-    source.unlink()
-
-
-COPY_CHUNK = 8 * 1024 * 1024
-
-
-def _copy_across_filesystems(source: Path, target: Path, root: Path) -> None:
-    """Copy through a partial file, then link it in: the target appears whole or not at all.
-    The source is opened like every file in the watch folder (no links), and the copy beats
-    the stage's heartbeat: a big file on a slow disk is slow, not stuck."""
-    partial = target.with_name(f".{target.name}.ingestd-partial")
-    fd = open_regular(source, root)
-    try:
-        with os.fdopen(fd, "rb") as src, open(partial, "wb") as dst:
-            while chunk := src.read(COPY_CHUNK):
-                liveness.beat()
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-            st = os.fstat(src.fileno())
-        os.chmod(partial, stat.S_IMODE(st.st_mode))
-        os.utime(partial, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.link(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)

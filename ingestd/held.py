@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from ingestd import logs
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.jobs import Job, JobState, resume_state
 from ingestd.ledger import Ledger
@@ -30,6 +30,8 @@ log = logs.get("ingestd.held")
 
 # Rechecks of one held job: 2 s after it was held, then 4, 8, ... up to once a minute.
 RECHECK = Backoff(first=2.0, cap=60.0)
+# How often the stage looks for jobs held since it last looked.
+LOOK_FOR_NEW_SECONDS = 1.0
 
 # A stage's preflight: raises the problem that stops the job there, if there still is one.
 Preflight = Callable[[Job], None]
@@ -53,6 +55,7 @@ class HeldJobs:
         self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
         self._nudged: set[Path] = set()
         self._lock = threading.Lock()
+        self._next_look = 0.0  # nothing is due before this, unless a folder is nudged
 
     def run(self) -> None:
         work_through_jobs(
@@ -72,16 +75,23 @@ class HeldJobs:
     def due(self, ledger: Ledger, now: float) -> list[Job]:
         with self._lock:
             nudged, self._nudged = self._nudged, set()
+        if not nudged and now < self._next_look:
+            return []
         held = ledger.jobs_in(JobState.HELD, limit=100_000)
         self._forget_released(now, {job.id for job in held})
-        due = []
-        for job in held:
+        due, soonest = [], now + LOOK_FOR_NEW_SECONDS
+        for number, job in enumerate(held):
+            if number % 1000 == 0:
+                liveness.beat()
             if job.id not in self._schedule:  # newly held: first look a little later
                 self._schedule[job.id] = (now + RECHECK.first, RECHECK.first)
             if nudged and _under_any(Path(job.path), nudged):
                 self._schedule[job.id] = (now, 0.0)  # look now, and the interval starts over
-            if self._schedule[job.id][0] <= now:
+            due_at = self._schedule[job.id][0]
+            if due_at <= now:
                 due.append(job)
+            soonest = min(soonest, due_at)
+        self._next_look = soonest
         return due
 
     def _forget_released(self, now: float, held: set[int]) -> None:
@@ -105,4 +115,5 @@ class HeldJobs:
 
 
 def _under_any(path: Path, folders: set[Path]) -> bool:
-    return any(path.parent == folder or path.is_relative_to(folder) for folder in folders)
+    """Whether `path` is in one of `folders` or below: one set lookup per level."""
+    return any(parent in folders for parent in path.parents)

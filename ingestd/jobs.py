@@ -120,8 +120,9 @@ class Job:
     size: int | None = None
     mtime_ns: int | None = None
     sha256: str | None = None
-    dev: int | None = None  # device and inode of the file that was hashed
+    dev: int | None = None  # device, inode and change time of the file that was hashed
     ino: int | None = None
+    ctime_ns: int | None = None
     settle_since: float | None = None
     attempts: int = 0
     error: str | None = None
@@ -154,7 +155,7 @@ class Job:
         """Whether an opened file is the very file this job hashed, unchanged since."""
         if version_of(stat) != self.version:
             return False
-        return self.dev is None or (stat.st_dev, stat.st_ino) == (self.dev, self.ino)
+        return self.dev is None or file_identity(stat) == (self.dev, self.ino, self.ctime_ns)
 
     @property
     def attempted(self) -> bool:
@@ -168,6 +169,11 @@ _JOB_FIELDS = frozenset(f.name for f in fields(Job))
 def version_of(stat: os.stat_result) -> tuple[int, int]:
     """A file's version as a job records it (see Job.version)."""
     return (stat.st_size, stat.st_mtime_ns)
+
+
+def file_identity(stat: os.stat_result) -> tuple[int, int, int]:
+    """Which file, and whether it changed at all: device, inode and change time."""
+    return (stat.st_dev, stat.st_ino, stat.st_ctime_ns)
 
 
 def resume_state(job: Job) -> JobState:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -172,8 +174,14 @@ def _migration_4(db: sqlite_utils.Database) -> None:
 
 
 def _migration_5(db: sqlite_utils.Database) -> None:
-    # Device and inode of the file that was hashed: the upload must read that very file.
-    _script(db, "ALTER TABLE jobs ADD COLUMN dev INTEGER; ALTER TABLE jobs ADD COLUMN ino INTEGER")
+    # Device, inode and change time of the file that was hashed: the upload must read that
+    # very file, unchanged (ctime cannot be set back by hand, as mtime can).
+    _script(
+        db,
+        """ALTER TABLE jobs ADD COLUMN dev INTEGER;
+           ALTER TABLE jobs ADD COLUMN ino INTEGER;
+           ALTER TABLE jobs ADD COLUMN ctime_ns INTEGER""",
+    )
 
 
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
@@ -260,7 +268,11 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 
 def check_ledger_file(path: Path) -> None:
     """Before the daemon writes anything: the ledger's folder exists or can be made, and a
-    ledger already there is a SQLite database. LedgerError naming the path otherwise."""
+    ledger already there is a SQLite database. LedgerError naming the path otherwise.
+
+    Only before this process opens any connection to the ledger: closing any descriptor of a
+    file drops all of the process's POSIX locks on it, SQLite's included.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "rb") as handle:
@@ -289,10 +301,14 @@ class Ledger:
         if read_only:
             self._open_read_only(busy_timeout)
             return
-        check_ledger_file(self.path)
-        conn = sqlite3.connect(str(self.path), timeout=busy_timeout)
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
-        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=busy_timeout)
+            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self.db.execute("PRAGMA user_version").fetchone()  # a file that is not a database
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise LedgerError(f"cannot use the ledger {self.path}: {exc}") from None
         self.db.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit survives power loss too; the ledger writes little, so it costs nothing.
         self.db.execute("PRAGMA synchronous = FULL")
@@ -309,15 +325,27 @@ class Ledger:
         """For commands that only read (`status`, `check`): nothing is created or changed.
 
         Even a read-only connection makes a WAL database's -wal and -shm files when they are
-        missing. They are missing only when no daemon has the ledger open and its last one
-        stopped cleanly, and then the database file alone is complete: read it as immutable.
+        missing, and rewrites -shm when a crash left the -wal behind. So: with a daemon
+        running, share its files (mode=ro); with none and no -wal (a clean stop), the database
+        file alone is complete (immutable); with none but a -wal (a crash), read a private
+        copy of the two files, which costs a copy but changes nothing.
         """
         if not self.path.is_file():
             raise LedgerError(
                 f"no ledger at {self.path} yet", "the daemon creates it when it first starts"
             )
-        mode = "mode=ro" if os.path.exists(f"{self.path}-wal") else "immutable=1"
-        uri = f"file:{quote(str(self.path.absolute()))}?{mode}"
+        target, self._copy = self.path.absolute(), None
+        if not os.path.exists(f"{self.path}-wal"):
+            mode = "immutable=1"
+        elif LedgerLock(self.path).holder() is not None:
+            mode = "mode=ro"
+        else:
+            self._copy = tempfile.TemporaryDirectory(prefix="ingestd-status-")
+            target = Path(self._copy.name) / "ledger.db"
+            shutil.copyfile(self.path, target)
+            shutil.copyfile(f"{self.path}-wal", f"{target}-wal")
+            mode = "mode=rw"
+        uri = f"file:{quote(str(target))}?{mode}"
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
             self.db = sqlite_utils.Database(conn, execute_plugins=False)
@@ -334,6 +362,8 @@ class Ledger:
 
     def close(self) -> None:
         self.db.close()
+        if getattr(self, "_copy", None) is not None:
+            self._copy.cleanup()
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -474,16 +504,17 @@ class Ledger:
         job: Job,
         sha256: str,
         failure: str | None = None,
-        file: tuple[int, int] | None = None,
+        file: tuple[int, int, int] | None = None,
     ) -> Job | None:
         """The settling file is complete and hashed: queue it, unless its content is known.
 
         Same path and same bytes as an earlier job (a restart, a touch) is the same version:
         the earlier job takes the new size and mtime, and the candidate row goes away. Returns
         the queued (or, given a `failure`, failed) job, or None when the content was known.
-        `file` is the (device, inode) that was hashed: the upload checks it reads that file.
+        `file` is the (device, inode, ctime) hashed: the upload checks it reads that file.
         """
-        dev, ino = file if file is not None else (None, None)
+        dev, ino, ctime_ns = file if file is not None else (None, None, None)
+        identity = {"dev": dev, "ino": ino, "ctime_ns": ctime_ns}
         with self._write():
             earlier = self._one(
                 """SELECT id FROM jobs WHERE path = ? AND path_bytes IS ? AND sha256 = ?
@@ -492,8 +523,9 @@ class Ledger:
             )
             if earlier is not None:
                 self.db.execute(
-                    "UPDATE jobs SET size = ?, mtime_ns = ?, dev = ?, ino = ? WHERE id = ?",
-                    (job.size, job.mtime_ns, dev, ino, earlier["id"]),
+                    """UPDATE jobs SET size = ?, mtime_ns = ?, dev = ?, ino = ?, ctime_ns = ?
+                       WHERE id = ?""",
+                    (job.size, job.mtime_ns, dev, ino, ctime_ns, earlier["id"]),
                 )
                 self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
                 return None
@@ -503,14 +535,14 @@ class Ledger:
                     JobState.SETTLING,
                     JobState.FAILED,
                     failure,
-                    {"sha256": sha256, "error": failure, "dev": dev, "ino": ino},
+                    {"sha256": sha256, "error": failure, **identity},
                 )
             return self._move_in_transaction(
                 job.id,
                 JobState.SETTLING,
                 JobState.QUEUED,
                 "settled",
-                {"sha256": sha256, "dev": dev, "ino": ino},
+                {"sha256": sha256, **identity},
             )
 
     @_retried_write

@@ -26,7 +26,22 @@ _REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_pa
 
 
 def _drop_secret_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
-    return {k: REDACTED if str(k).lower() in _REDACTED_KEYS else v for k, v in event.items()}
+    """Secret keys dropped, and every text value redacted before it is encoded (JSON escapes
+    could hide a secret from the redaction of the finished line)."""
+    return {
+        k: REDACTED if str(k).lower() in _REDACTED_KEYS else _redact_value(v)
+        for k, v in event.items()
+    }
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
 
 
 # Tracebacks as data, without the frames' local variables (a header dict in a frame holds the

@@ -23,7 +23,7 @@ WINDOW = 16
 # whitespace, quotes and angle brackets, so a URL inside a sentence or a JSON string is found.
 _URL = re.compile(
     r"""(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,20}://)"""
-    r"""(?P<userinfo>[^\s/?#@"'<>]*@)?"""
+    r"""(?P<userinfo>[^\s/?#"'<>]*@)?"""  # up to the last @ of the authority
     r"""(?P<rest>[^\s?#"'<>]*)"""
     r"""(?P<query>\?[^\s#"'<>]*)?"""
 )

@@ -21,23 +21,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pycountry
-import srt
 
 from ingestd.errors import JobInputError
-from ingestd.files import display, read_bounded, sibling
+from ingestd.files import display, fits, read_bounded, sibling
 from ingestd.wistia import MAX_NAME_LENGTH
 
 DEFAULTS_NAME = "_defaults.json"
 KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations")
-_LANGUAGE_LIKE = re.compile(r"^[A-Za-z]{2,3}$")
+_LANGUAGE_LIKE = re.compile(r"[A-Za-z]{2,3}")  # always with fullmatch
 
 MAX_JSON_BYTES = 1024 * 1024
 MAX_JSON_DEPTH = 32
@@ -178,7 +177,30 @@ def _load_json_object(path: Path, root: Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(value, dict):
         raise SidecarError(f"{name}: must hold a JSON object ({{...}}), not {type(value).__name__}")
+    _check_sendable(name, value)
     return value
+
+
+def _check_sendable(name: str, value: Any) -> None:
+    """Values JSON parses but Wistia cannot be sent: a number beyond float range (1e999 parses
+    as infinity) or text with a lone surrogate ("\\ud800"). Nested at most 32 deep."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SidecarError(f"{name}: a number too large to send", "write a smaller number")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SidecarError(
+                f"{name}: text that is not valid Unicode (a lone \\u surrogate escape)",
+                "remove the \\uD800-\\uDFFF escape",
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_sendable(name, key)
+            _check_sendable(name, item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_sendable(name, item)
 
 
 def _checked(path: Path, values: dict[str, Any]) -> dict[str, Any]:
@@ -270,25 +292,35 @@ class Caption:
         return digest(self.text)
 
 
-# An SRT block begins with its number, then its timing line; both are short.
+# An SRT block: its number, its timing line, then text up to a blank line.
 _INDEX_LINE = re.compile(r"\d{1,9}")
-_TIMING_LINE = re.compile(
-    r"\d{1,3}:\d{1,2}:\d{1,2}[,.]\d{1,3}[ \t]*-->[ \t]*\d{1,3}:\d{1,2}:\d{1,2}[,.]\d{1,3}"
-    r"(?:[ \t][^\n]{0,200})?"
-)
+_TIME = r"(\d{1,3}):(\d{1,2}):(\d{1,2})[,.](\d{1,3})"
+_TIMING_LINE = re.compile(_TIME + r"[ \t]*-->[ \t]*" + _TIME + r"(?:[ \t][^\n]{0,200})?")
 
 
-def _check_blocks(name: str, text: str) -> None:
-    """Each block's number and timing line, in one linear pass: srt's own parser takes time
-    that grows with the cube of a malformed line's length, so it only sees well-formed text."""
+def _milliseconds(hours: str, minutes: str, seconds: str, fraction: str) -> int:
+    return ((int(hours) * 60 + int(minutes)) * 60 + int(seconds)) * 1000 + int(
+        fraction.ljust(3, "0")
+    )
+
+
+def _validate_srt(path: Path, text: str) -> None:
+    """Every block's number and timing line, in one linear pass over the lines.
+
+    Written here rather than left to an SRT library: parsers built on one big regular
+    expression take time that grows with the square (or cube) of a malformed line's length,
+    and a caption file is whatever anyone drops in the folder.
+    """
+    name = display(path.name)
     lines = text.splitlines()
-    number = 0
+    number, blocks = 0, 0
     while number < len(lines):
         if not lines[number].strip():
             number += 1
             continue
         timing = lines[number + 1].strip() if number + 1 < len(lines) else ""
-        if not _INDEX_LINE.fullmatch(lines[number].strip()) or not _TIMING_LINE.fullmatch(timing):
+        times = _TIMING_LINE.fullmatch(timing)
+        if not _INDEX_LINE.fullmatch(lines[number].strip()) or times is None:
             # A short quote helps find the line; every output redacts it (the token, URLs).
             found = display(lines[number].strip()[:QUOTE_CHARACTERS])
             raise SidecarError(
@@ -297,53 +329,37 @@ def _check_blocks(name: str, text: str) -> None:
                 f"found '{found}')",
                 "fix the SRT file; the job goes on once it is valid",
             )
+        if _milliseconds(*times.groups()[4:]) < _milliseconds(*times.groups()[:4]):
+            raise SidecarError(
+                f"{name}, line {number + 2}: subtitle {lines[number].strip()} ends before it starts"
+            )
+        blocks += 1
         number += 2
         while number < len(lines) and lines[number].strip():
             number += 1  # the block's text
-
-
-def _validate_srt(path: Path, text: str) -> None:
-    name = display(path.name)
-    _check_blocks(name, text)
-    try:
-        subtitles = list(srt.parse(text))
-    except srt.SRTParseError as exc:
-        line = text[: exc.expected_start].count("\n") + 1
-        raise SidecarError(
-            f"{name}, line {line}: not a valid subtitle block",
-            "fix the SRT file; the job goes on once it is valid",
-        ) from None
-    if not subtitles:
+    if blocks == 0:
         raise SidecarError(f"{name}: holds no subtitles")
-    for subtitle in subtitles:
-        if subtitle.end < subtitle.start:
-            line = _line_of_index(text, subtitle.index)
-            raise SidecarError(
-                f"{name}, line {line}: subtitle {subtitle.index} ends before it starts"
-            )
-
-
-def _line_of_index(text: str, index: int | None) -> int:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip() == str(index):
-            return number
-    return 1
 
 
 def _tagged_captions(media: Path) -> list[tuple[str, Path]]:
     """(tag, path) of the `clip.<tag>.srt` entries next to `clip.mp4` whose tag looks like a
     language (two or three letters): clip.final.srt belongs to clip.final.mp4, not clip.mp4."""
-    prefix = media.stem + "."
     try:
-        siblings = sorted(os.listdir(media.parent))
+        names = os.listdir(media.parent)
     except OSError:
         return []
+    return [(tag, media.parent / name) for tag, name in tagged_caption_names(media.stem, names)]
+
+
+def tagged_caption_names(stem: str, names: list[str]) -> list[tuple[str, str]]:
+    """(tag, name) of the `<stem>.<tag>.srt` names among `names`, sorted by name."""
+    prefix = stem + "."
     tagged = []
-    for name in siblings:
+    for name in sorted(names):
         if name.startswith(prefix) and name.lower().endswith(".srt"):
             tag = name[len(prefix) : -len(".srt")]
-            if _LANGUAGE_LIKE.match(tag):
-                tagged.append((tag, media.parent / name))
+            if _LANGUAGE_LIKE.fullmatch(tag):
+                tagged.append((tag, name))
     return tagged
 
 
@@ -399,18 +415,14 @@ def read_sidecars(media: Path, root: Path, default_language: str) -> Sidecars:
     return Sidecars(read_metadata(media, root), read_captions(media, root, default_language))
 
 
-def own_sidecar_paths(media: Path) -> list[Path]:
-    """Regular files that belong to `media` and follow it when it is moved or deleted."""
-    own = [own_metadata_file(media), sibling(media, media.stem + ".srt")]
-    tagged = [path for tag, path in _tagged_captions(media) if language_code(tag)]
-    return [path for path in [*own, *tagged] if path is not None and _is_regular(path)]
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
+def own_sidecar_names(media: str, names: list[str]) -> list[str]:
+    """Which of `names` (one folder's listing) belong to the media named `media` and follow it
+    when it is moved or deleted: its clip.json, clip.srt and clip.<lang>.srt."""
+    stem = Path(media).stem
+    present = set(names)
+    own = [stem + ".json", stem + ".srt"]
+    tagged = [name for tag, name in tagged_caption_names(stem, names) if language_code(tag)]
+    return [name for name in own if name in present and fits(name)] + tagged
 
 
 def changed_within(paths: list[Path], now: float, seconds: float) -> bool:

@@ -46,7 +46,7 @@ from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, JobInputError
 from ingestd.files import display, lstat, open_regular, problem
-from ingestd.jobs import Job, JobKind, JobState, version_of
+from ingestd.jobs import Job, JobKind, JobState, file_identity, version_of
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Stage
 from ingestd.stageloop import Guard
@@ -90,9 +90,13 @@ class MediaFilter:
     def ignored(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.ignore)
 
-    def walk(self) -> Iterator[Path]:
-        """Every candidate path under the root; ignored folders and folder links not entered."""
-        for folder, dirs, files in os.walk(self.root, onerror=_log_walk_error):
+    def walk(self, top: Path | None = None) -> Iterator[Path]:
+        """Every candidate path under `top` (the root); ignored folders not entered.
+
+        os.fwalk opens each folder relative to its parent's descriptor and checks it is the
+        folder it listed, so a folder swapped for a link while the scan runs is not entered.
+        """
+        for folder, dirs, files, _fd in os.fwalk(top or self.root, onerror=_log_walk_error):
             dirs[:] = [d for d in dirs if not self.ignored(d)]
             base = Path(folder)
             if self.archive and base.is_relative_to(self.archive):
@@ -368,11 +372,9 @@ class Watcher:
         log.info("scanned watch folder", media_files=found)
 
     def _scan_folder(self, folder: Path) -> None:
-        if not folder.is_dir() or folder.is_symlink():
-            return
-        for base, _dirs, files in os.walk(folder):
-            for name in files:
-                self._look(Path(base) / name)
+        if folder.is_relative_to(self.settings.watch_dir):
+            for path in self.filter.walk(folder):
+                self._look(path)
 
     def _look(self, path: Path) -> None:
         """`observe`, contained: trouble with one path is logged once and never stops the rest."""
@@ -457,14 +459,16 @@ class Watcher:
         else:
             log.info("queued", sha256=digest, size=job.size)
 
-    def _hash(self, job: Job) -> tuple[str, tuple[int, int]] | None:
+    def _hash(self, job: Job) -> tuple[str, tuple[int, int, int]] | None:
         """The sha256 of the job's version, read from one safely opened descriptor, and that
-        file's (device, inode). None when the file is not (or no longer) that version.
+        file's identity (device, inode, ctime). None when the file is not (or no longer)
+        that version.
         """
         path = Path(job.path)
         fd = open_regular(path, self.settings.watch_dir)
         with os.fdopen(fd, "rb") as handle:
-            if version_of(os.fstat(fd)) != job.version:
+            before = os.fstat(fd)
+            if version_of(before) != job.version:
                 return None
             digest = hashlib.sha256()
             try:
@@ -476,9 +480,9 @@ class Watcher:
             except OSError as exc:  # EIO, a stale handle on a share: the file's problem
                 raise problem(exc, display(path.name)) from None
             after = os.fstat(fd)
-            if version_of(after) != job.version:
-                return None
-        return digest.hexdigest(), (after.st_dev, after.st_ino)
+            if version_of(after) != job.version or file_identity(after) != file_identity(before):
+                return None  # written to while it was read
+        return digest.hexdigest(), file_identity(after)
 
     def preflight(self, job: Job) -> None:
         """What stops a job that was never hashed: the file cannot be opened as a regular file.

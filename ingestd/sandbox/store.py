@@ -109,6 +109,16 @@ class Media:
             )
         return "ready", 1.0
 
+    def updated_at(self, processing_seconds: float, now: float | None = None) -> float:
+        """When the media last changed, as Wistia's `updated` says: an edit, or its status
+        moving on (queued -> processing -> ready or failed)."""
+        now = time.time() if now is None else now
+        moves = [self.created, self.created + processing_seconds / 3]
+        if self.size != 0 and self.type != "UnknownType":
+            moves.append(self.created + processing_seconds)
+        changed = max((t for t in moves if t <= now), default=self.created)
+        return max(changed, self.updated)
+
     def to_json(self, processing_seconds: float) -> dict[str, Any]:
         status, progress = self.status(processing_seconds)
         return {
@@ -116,7 +126,7 @@ class Media:
             "name": self.name,
             "type": self.type,
             "created": iso(self.created),
-            "updated": iso(self.updated or self.created),
+            "updated": iso(self.updated_at(processing_seconds)),
             "duration": 0.0 if status != "ready" else 10.0,
             "hashed_id": self.hashed_id,
             "description": self.description,
@@ -244,10 +254,11 @@ class Store:
         if "project_id" in filters:
             ref = filters["project_id"]
             found = [m for m in found if ref in (str(m.project.id), m.project.hashed_id)]
+        now = time.time()
         key = {
             "name": lambda m: m.name,
             "created": lambda m: m.created,
-            "updated": lambda m: m.updated or m.created,
+            "updated": lambda m: m.updated_at(self.processing_seconds, now),
         }.get(filters.get("sort_by", ""))
         found.sort(key=key or (lambda m: m.id), reverse=filters.get("sort_direction") == "0")
         return found

@@ -591,3 +591,18 @@ def test_status_and_check_create_and_change_nothing(daemon_factory) -> None:
         run_cli(daemon.config_path, *args)
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
     assert after == before
+
+    daemon.start()  # and after a kill -9, when SQLite's side files are left behind
+    write_media(daemon.watch / "b.mp4", seed=7)
+    daemon.wait_state(daemon.watch / "b.mp4", S.DONE)
+    daemon.ledger.close()  # first, or closing the last connection would tidy the -wal away
+    daemon._ledger = None
+    daemon.kill()
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    assert "ledger.db-wal" in before
+    for args in (("status",), ("status", "--json", "1"), ("status", "--check"), ("check",)):
+        assert "Traceback" not in run_cli(daemon.config_path, *args).stderr
+    shown = run_cli(daemon.config_path, "status", "--json").stdout
+    assert json.loads(shown)["counts"]["done"] == 2  # the -wal's commits are read too
+    after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+    assert after == before

@@ -245,3 +245,16 @@ def test_status_check_exit_codes(daemon_factory) -> None:
     wait_until(lambda: (daemon.status_json()["hold"] or {}).get("kind") == "auth", what="auth hold")
     code, line = status_check(daemon)
     assert code == 2 and "refused the API token" in line
+
+
+def test_check_warns_when_the_token_file_is_readable_by_others(daemon_factory, tmp_path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o644)
+    daemon = daemon_factory(wistia={"api_token": "", "api_token_file": str(token_file)})
+    write_config(daemon.config_path, daemon.config)
+    loose = daemon.cli("check")
+    assert loose.returncode == 0 and "warn  token file:" in loose.stdout
+    assert "chmod 600" in loose.stdout and TOKEN not in loose.stdout
+    token_file.chmod(0o600)
+    assert not [line for line in daemon.cli("check").stdout.splitlines() if line.startswith("warn")]

@@ -261,3 +261,23 @@ def test_an_older_ledger_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
     assert ledger.latest_for_path("/w/a.mp4").state == JobState.DONE
     assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     ledger.close()
+
+
+def test_opening_another_connection_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    # POSIX drops all of a process's locks on a file when any descriptor of it closes: only
+    # SQLite may open the ledger once a connection exists, or another process closing its
+    # connection believes itself the last and checkpoints the WAL away under ours.
+    import subprocess
+    import sys
+
+    path = tmp_path / "l.db"
+    first = Ledger(path)
+    first.add_settling("/w/a.mp4", "file", 1, 1)
+    Ledger(path).close()  # another thread's connection, as each stage has
+    other = (
+        f"import sqlite3; c = sqlite3.connect({str(path)!r}); "
+        "c.execute('select count(*) from jobs').fetchone(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", other], check=True, timeout=30)
+    assert Path(f"{path}-wal").exists()
+    first.close()

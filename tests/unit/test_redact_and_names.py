@@ -49,6 +49,7 @@ def test_the_token_and_any_16_characters_of_it_are_removed(text: str, shown: str
         ('{"url": "http://u:p@h/x?a=1"}', f'{{"url": "http://{REDACTED}@h/x?{REDACTED}"}}'),
         ("https://example.com/clip.mp4 is fine", "https://example.com/clip.mp4 is fine"),
         ("ftp://x.org/a?b#frag", f"ftp://x.org/a?{REDACTED}#frag"),
+        ("https://u:p@ss@h.com/v.mp4", f"https://{REDACTED}@h.com/v.mp4"),
     ],
 )
 def test_url_credentials_and_query_strings_are_removed(text: str, shown: str) -> None:

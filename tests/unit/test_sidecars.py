@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from ingestd.errors import JobInputError
-from ingestd.files import NotRegularFile
-from ingestd.finisher import move_without_overwriting
+from ingestd.files import Folder, NotRegularFile, open_regular
 from ingestd.sidecars import (
     SidecarError,
     caption_files,
     language_code,
     merge,
-    own_sidecar_paths,
+    own_sidecar_names,
     read_captions,
     read_metadata,
 )
@@ -102,6 +101,9 @@ def test_nearest_defaults_win_and_own_sidecar_overrides(tmp_path: Path) -> None:
         ('{"contact_id": "abc"}', '"contact_id" must be an integer'),
         ('{"project_id": true}', '"project_id" must be'),
         ('{"customizations": [1]}', '"customizations" must be an object'),
+        ('{"customizations": {"a": 1e999}}', "a number too large to send"),
+        ('{"description": "\\ud800"}', "not valid Unicode"),
+        ('{"customizations": {"\\udfff": 1}}', "not valid Unicode"),
     ],
 )
 def test_bad_metadata_names_file_and_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -147,7 +149,7 @@ def test_unknown_language_and_duplicates_are_problems(tmp_path: Path) -> None:
         ),
         ("just some text\n", r"clip\.srt, line 1"),
         ("", "holds no subtitles"),
-        ("1\n00:00:05,000 --> 00:00:01,000\nbackwards\n", "line 1: subtitle 1 ends before"),
+        ("1\n00:00:05,000 --> 00:00:01,000\nbackwards\n", "line 2: subtitle 1 ends before"),
         ("\ufeff".encode("utf-16-le") + SRT.encode("utf-16-le"), "UTF-16, not UTF-8"),
         (SRT.encode() + "caf\xe9\n".encode("latin-1"), r"line 4: not UTF-8"),
     ],
@@ -157,6 +159,16 @@ def test_broken_captions_say_file_line_and_what(
 ) -> None:
     write(tmp_path / "clip.srt", content)
     with pytest.raises(SidecarError, match=message):
+        read_captions(tmp_path / "clip.mp4", tmp_path, "eng")
+
+
+def test_hostile_caption_lines_take_one_pass(tmp_path: Path) -> None:
+    # Long digit runs made the srt package's regular expression backtrack for hours.
+    write(tmp_path / "clip.srt", SRT + "0" * 200_000 + "x\n")  # text of the block: valid
+    (caption,) = read_captions(tmp_path / "clip.mp4", tmp_path, "eng")
+    assert caption.text.endswith("x\n")
+    write(tmp_path / "clip.srt", "1\n" + "0" * 200_000 + "\n")
+    with pytest.raises(SidecarError, match="line 1: not a valid subtitle block"):
         read_captions(tmp_path / "clip.mp4", tmp_path, "eng")
 
 
@@ -176,22 +188,27 @@ def test_own_sidecars_follow_the_media_but_defaults_stay(tmp_path: Path) -> None
         "clipper.srt",
     ):
         write(tmp_path / name, SRT)
-    assert [p.name for p in own_sidecar_paths(tmp_path / "clip.mp4")] == [
+    assert own_sidecar_names("clip.mp4", os.listdir(tmp_path)) == [
         "clip.json",
         "clip.srt",
         "clip.en.srt",
     ]
 
 
+def move(source: Path, target: Path, root: Path) -> None:
+    with Folder(source.parent, root) as src, Folder(target.parent, root, create=True) as dst:
+        src.move_to(source.name, dst, target.name, lambda: None)
+
+
 def test_move_never_overwrites_and_can_be_repeated(tmp_path: Path) -> None:
     source = write(tmp_path / "a.mp4", "new")
     taken = write(tmp_path / "archive" / "a.mp4", "old")
     with pytest.raises(FileExistsError):
-        move_without_overwriting(source, taken, tmp_path)
+        move(source, taken, tmp_path)
     assert taken.read_text() == "old" and source.exists()
     target = tmp_path / "archive" / "deep" / "b.mp4"
-    move_without_overwriting(source, target, tmp_path)
-    move_without_overwriting(source, target, tmp_path)  # repeated after a crash: nothing to do
+    move(source, target, tmp_path)
+    move(source, target, tmp_path)  # repeated after a crash: nothing to do
     assert target.read_text() == "new" and not source.exists()
 
 
@@ -201,18 +218,49 @@ def test_move_to_another_file_system_copies_whole_and_follows_no_link(tmp_path: 
         pytest.skip("no second file system to move to")
     archive = Path(tempfile.mkdtemp(dir=other))
     try:
-        source = write(tmp_path / "a.mp4", "x" * 100_000)
+        source = write(tmp_path / ("n" * 251 + ".mp4"), "x" * 100_000)  # 255 bytes
         os.utime(source, ns=(10**18, 10**18))
-        move_without_overwriting(source, archive / "a.mp4", tmp_path)
-        assert (archive / "a.mp4").read_text() == "x" * 100_000 and not source.exists()
-        assert (archive / "a.mp4").stat().st_mtime_ns == 10**18
-        assert not list(archive.glob(".*partial"))
-        link = tmp_path / "b.mp4"
-        link.symlink_to(tmp_path.parent)  # swapped for a link: never read through it
-        with pytest.raises(NotRegularFile):
-            move_without_overwriting(link, archive / "b.mp4", tmp_path)
+        with Folder(tmp_path, tmp_path) as src, Folder(archive, archive) as dst:
+            src.move_to(source.name, dst, source.name, lambda: None)
+            assert (archive / source.name).read_text() == "x" * 100_000
+            assert (archive / source.name).stat().st_mtime_ns == 10**18
+            assert not source.exists() and not list(archive.glob(".*partial*"))
+            (tmp_path / "b.mp4").symlink_to(tmp_path.parent)  # a link: never read through
+            with pytest.raises(NotRegularFile):
+                src.move_to("b.mp4", dst, "b.mp4", lambda: None)
     finally:
         shutil.rmtree(archive)
+
+
+def test_a_folder_swapped_for_a_link_is_never_gone_through(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
+    write(elsewhere / "victim.mp4", "theirs")
+    (root / "sub").mkdir(parents=True)
+    (root / "sub").rmdir()
+    (root / "sub").symlink_to(elsewhere)
+    with pytest.raises(NotRegularFile, match="inside a symbolic link to a folder"):
+        Folder(root / "sub", root)
+    with pytest.raises(NotRegularFile, match="symbolic link"):
+        open_regular(root / "sub" / "victim.mp4", root)
+    archive = tmp_path / "archive"
+    (archive / "planted").parent.mkdir()
+    (archive / "planted").symlink_to(elsewhere)  # a link planted inside the archive
+    with pytest.raises(NotRegularFile):
+        Folder(archive / "planted" / "deeper", archive, create=True)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["victim.mp4"]
+
+
+def test_a_refused_folder_does_not_close_another_threads_descriptor(tmp_path: Path) -> None:
+    root = tmp_path / "inbox"
+    (root / "sub").mkdir(parents=True)
+    write(root / "sub" / "a.mp4", "a")
+    (root / "link").symlink_to(root / "sub")
+    for _ in range(200):
+        keep = os.open(tmp_path, os.O_RDONLY)  # takes the lowest free number, as others would
+        with pytest.raises(NotRegularFile):
+            open_regular(root / "link" / "a.mp4", root)
+        os.fstat(keep)  # still open: nothing closed it twice
+        os.close(keep)
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,13 @@ import httpx
 import pytest
 
 from ingestd.config import Settings
+from ingestd.errors import FileChanged
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Ledger
 from ingestd.poller import Poller
+from ingestd.sidecars import FATE_STEP
 from ingestd.uploader import Uploader
 from ingestd.watcher import Watcher
 from ingestd.wistia import RateLimiter, WistiaClient
@@ -422,8 +424,9 @@ def test_after_a_crash_mid_move_the_sidecars_are_not_sent_again(world: dict, tmp
     for step, fingerprint, send in finisher._steps(job, finisher.preflight(job), ledger):
         send()
         ledger.record_sidecar(job.id, step, fingerprint)
-    target = finisher._move_target(ledger, job, watch / "clip.mp4", [watch / "clip.json"])
-    (archive).mkdir()
+    target = archive / "clip.mp4"
+    ledger.record_sidecar(job.id, FATE_STEP, os.fsencode(target).hex())
+    archive.mkdir()
     os.rename(watch / "clip.json", archive / "clip.json")  # moved; then the kill -9
     sent = len(world["wistia"].requests)
     finisher.guard.run(ledger, job, finisher.finish)  # the restart
@@ -463,3 +466,40 @@ def test_a_touch_after_a_timed_out_upload_still_reconciles(world: dict) -> None:
     assert not ledger.settle(
         ledger.move(ledger.claim_upload(clock.now), S.SETTLING), "other"
     ).attempted  # new bytes: the old attempt is not theirs
+
+
+def test_bytes_rewritten_in_place_with_the_mtime_put_back_are_not_uploaded(world: dict) -> None:
+    settings, ledger, clock = world["settings"], world["ledger"], world["clock"]
+    watcher = Watcher(settings, settings.ledger, world["stop"], clock=clock)
+    watcher.ledger = ledger
+    path = world["watch"] / "clip.mp4"
+    path.write_bytes(b"the bytes that are hashed")
+    watcher.tick()
+    clock.now += 2
+    watcher.tick()
+    (job,) = ledger.active_and_recent(None)
+    assert job.state == S.QUEUED and job.ctime_ns is not None
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.write(b"THE BYTES THAT ARE HASHED")  # same size, in place
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime put back
+    uploader = Uploader(settings, ledger.path, world["client"], world["stop"], clock)
+    with pytest.raises(FileChanged):
+        uploader.prepare(ledger.claim_upload(clock.now))
+
+
+def test_a_255_byte_name_moves_into_an_archive_where_it_is_taken(world: dict, tmp_path) -> None:
+    ledger, watch = world["ledger"], world["watch"]
+    archive = tmp_path / "archive"
+    name = "n" * 251 + ".mp4"
+    finisher, job = finishing_job(world, name, after_upload="move", archive_dir=str(archive))
+    archive.mkdir()
+    (archive / name).write_text("an earlier file of the same name")
+    world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
+    finisher.guard.run(ledger, job, finisher.finish)
+    done = ledger.get(job.id)
+    assert done.state == S.DONE, done.reason
+    (moved,) = [p for p in archive.iterdir() if p.name != name]
+    assert moved.name.endswith(" (1).mp4") and len(os.fsencode(moved.name)) <= 255
+    assert (archive / name).read_text() == "an earlier file of the same name"
+    assert not (watch / name).exists()
