@@ -4,11 +4,12 @@
     python benchmarks/ledger.py                 # 100,000 jobs
     python benchmarks/ledger.py --jobs 1000000
 
-Builds a ledger with N finished jobs (each with its events) and a few hundred active ones, and
-times the operations on the hot paths: the claim, a state move, the rescan's view of every
-path, the counts and job list of `status`, finding a job by path or hashed id, and the whole
-`ingestd status --json` / `status --check` commands. The reference is the same operations on a
-ledger with one job: the difference is what the size costs. Prints median milliseconds.
+Builds ledgers with N finished jobs (each with its events) and a few hundred, or ten
+thousand, active ones, and times the operations on the hot paths: the claim, a state move,
+the rescan's view of every path, the counts and job list of `status`, finding a job by path or
+hashed id, and the whole `ingestd status`, `status --json` and `status --check` commands (a
+process each: imports included). The reference is the same operations on a ledger with one
+job: the difference is what the size costs. Prints median milliseconds.
 """
 
 from __future__ import annotations
@@ -57,9 +58,24 @@ def fill(ledger: Ledger, jobs: int, active: int) -> None:
         for a, b in zip([None, *steps], steps, strict=False)
     )
     ledger.db["events"].insert_all(events, batch_size=10000)
-    for n in range(active):
-        job = ledger.add_settling(f"/srv/inbox/new/active-{n:05d}.mp4", "file", n, n)
-        ledger.settle(job, f"a{n:063x}")
+    ledger.db["jobs"].insert_all(
+        (
+            {
+                "id": jobs + n + 1,
+                "path": f"/srv/inbox/new/active-{n:05d}.mp4",
+                "kind": "file",
+                "state": ("queued", "processing", "settling")[n % 3],
+                "size": n,
+                "mtime_ns": n,
+                "sha256": f"a{n:063x}",
+                "reason": "waiting for its turn",
+                "created_at": now + n,
+                "updated_at": now + n,
+            }
+            for n in range(active)
+        ),
+        batch_size=5000,
+    )
 
 
 def timed(action: Callable[[], object], repeat: int = 20) -> float:
@@ -102,6 +118,7 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
         "find by path": timed(lambda: ledger.find(some.path)),
         "find by hashed id": timed(lambda: ledger.find(some.hashed_id or "x")),
         "one job's history": timed(lambda: ledger.events(some.id)),
+        "`status` (process)": timed(lambda: cli("status"), repeat=5),
         "`status --json` (process)": timed(lambda: cli("status", "--json"), repeat=5),
         "`status --check` (process)": timed(lambda: cli("status", "--check"), repeat=5),
     }
@@ -113,25 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--active", type=int, default=300)
+    parser.add_argument("--busy", type=int, default=10_000, help="active jobs, third ledger")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="ingestd-ledger-bench-"))
+    ledgers = {
+        "1 job": (1, 1),
+        f"{args.jobs:,} jobs": (args.jobs, args.active),
+        f"{args.jobs:,}, {args.busy:,} active": (args.jobs, args.busy),
+    }
     try:
-        (folder / "small").mkdir()
-        (folder / "large").mkdir()
-        reference = measure(folder / "small", 1, 1)
-        started = time.perf_counter()
-        large = measure(folder / "large", args.jobs, args.active)
-        build = time.perf_counter() - started
-        size = (folder / "large" / "ledger.db").stat().st_size / 1e6
+        figures = {}
+        for n, (name, (jobs, active)) in enumerate(ledgers.items()):
+            (folder / str(n)).mkdir()
+            figures[name] = measure(folder / str(n), jobs, active)
+        size = (folder / "1" / "ledger.db").stat().st_size / 1e6
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(
-        f"ledger with {args.jobs:,} done jobs (+{args.active} active, 6 events each): "
-        f"{size:.0f} MB, built and measured in {build:.0f} s; median ms"
+        f"ledgers of {args.jobs:,} done jobs (6 events each, {size:.0f} MB) plus "
+        f"{args.active} or {args.busy:,} active ones; median ms"
     )
-    print(f"{'operation':<28} {'1 job':>9} {f'{args.jobs:,} jobs':>14}")
-    for name, value in large.items():
-        print(f"{name:<28} {reference[name]:>9.2f} {value:>14.2f}")
+    print("| operation | " + " | ".join(ledgers) + " |")
+    print("| --- |" + " --- |" * len(ledgers))
+    for operation in figures["1 job"]:
+        values = " | ".join(f"{figures[name][operation]:.2f}" for name in ledgers)
+        print(f"| {operation} | {values} |")
     return 0
 
 

@@ -183,6 +183,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the window --rate-limit counts in (Wistia's is 60 s)",
     )
     faults.add_argument("--auth-fail", action="store_true", help="answer every request 401")
+    faults.add_argument(
+        "--list-lag",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="media lists show a media only S seconds after it was created",
+    )
     faults.add_argument("--seed", type=int, default=None, help="seed for the random faults")
     sandbox.set_defaults(command=cmd_sandbox)
     return parser
@@ -289,7 +296,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 one = history(ledger, job, settle)
                 _say(json.dumps(one, indent=2) if args.json else render_history(one))
                 return EXIT_OK
-            view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle)
+            hours = settings.ingest.hours if settings else None
+            view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle, hours=hours)
     _say(json.dumps(view, indent=2) if args.json else render(view))
     return EXIT_OK
 
@@ -505,6 +513,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         slow_seconds=args.slow,
         rate_window_seconds=args.rate_window,
         auth_fail=args.auth_fail,
+        list_lag_seconds=args.list_lag,
         seed=args.seed,
     )
     sandbox = Sandbox(

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDi
 from pydantic_settings.exceptions import SettingsError
 
 from ingestd.errors import ConfigError
+from ingestd.limits import UploadHours, parse_bandwidth
 
 DEFAULT_CONFIG_PATHS = (Path("ingestd.toml"), Path("/etc/ingestd/config.toml"))
 CREDENTIAL_NAME = "wistia-token"
@@ -121,6 +122,33 @@ class IngestSettings(_Section):
     # Growing interval between probes while uploading is on hold (video limit, auth).
     probe_min_seconds: float = Field(60.0, gt=0)
     probe_max_seconds: float = Field(3600.0, gt=0)
+    # All uploads together, bytes per second ("20M"; K/M/G = 1024^n); empty: no limit.
+    upload_bandwidth: str = ""
+    # New uploads start only inside this local-time window ("19:00-07:00"); empty: always.
+    upload_hours: str = ""
+    # One `GET /v1/medias.json` answers for many medias in processing; false: one per media.
+    batch_polling: bool = True
+
+    @field_validator("upload_bandwidth")
+    @classmethod
+    def _bandwidth(cls, value: str) -> str:
+        parse_bandwidth(value)  # raises with what is wrong
+        return value.strip()
+
+    @field_validator("upload_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        UploadHours.parse(value)
+        return value.strip()
+
+    @property
+    def bandwidth(self) -> float | None:
+        """Bytes per second for all uploads together, or None: no limit."""
+        return parse_bandwidth(self.upload_bandwidth)
+
+    @property
+    def hours(self) -> UploadHours | None:
+        return UploadHours.parse(self.upload_hours)
 
     @field_validator("extensions")
     @classmethod

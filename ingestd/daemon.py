@@ -35,7 +35,7 @@ from ingestd.poller import Poller
 from ingestd.redact import add_secret
 from ingestd.uploader import Uploader
 from ingestd.watcher import Watcher
-from ingestd.wistia import RateLimiter, WistiaClient
+from ingestd.wistia import RateLimiter, WistiaClient, poll_share
 
 log = logs.get("ingestd.daemon")
 
@@ -99,6 +99,7 @@ class Daemon:
         self._reload_requested = threading.Event()
         self.limiter = RateLimiter(settings.wistia.requests_per_minute)
         self.client = WistiaClient(settings.wistia, token, self.limiter, self.stop)
+        self.client.throttle.set_rate(settings.ingest.bandwidth)
         path = settings.ledger
         self.uploader = Uploader(settings, path, self.client, self.stop)
         self.poller = Poller(settings, path, self.client, self.stop)
@@ -289,6 +290,8 @@ class Daemon:
         self.token = token
         self.client.set_token(token)
         self.limiter.set_rate(fresh.wistia.requests_per_minute)
+        self.client.poll_budget.set_rate(poll_share(fresh.wistia.requests_per_minute))
+        self.client.throttle.set_rate(fresh.ingest.bandwidth)
         self.watcher.reload()
         self._set_workers(fresh.ingest.workers)
         if self.ledger.clear_hold("auth"):
@@ -297,6 +300,8 @@ class Daemon:
             "config reloaded",
             workers=fresh.ingest.workers,
             requests_per_minute=fresh.wistia.requests_per_minute,
+            upload_bandwidth=fresh.ingest.upload_bandwidth or "no limit",
+            upload_hours=fresh.ingest.upload_hours or "always",
         )
         notify("READY=1")
 

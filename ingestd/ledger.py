@@ -644,6 +644,19 @@ class Ledger:
         )
         return [_job(r) for r in rows]
 
+    def processing_with(self, hashed_ids: list[str]) -> list[Job]:
+        """The jobs in processing whose media is one of `hashed_ids` (a batch poll's answer)."""
+        found: list[Job] = []
+        for start in range(0, len(hashed_ids), 500):  # SQLite's limit on parameters
+            chunk = hashed_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.db.query(
+                f"SELECT * FROM jobs WHERE hashed_id IN ({marks}) AND state = 'processing'",
+                chunk,
+            )
+            found += [_job(r) for r in rows]
+        return found
+
     def due_finishing(self, now: float | None = None, limit: int = 50) -> list[Job]:
         rows = self.db.query(
             """SELECT * FROM jobs WHERE state = 'finishing'

@@ -1,30 +1,48 @@
-"""Wait for processing: poll each uploaded media until Wistia says `ready` or `failed`.
+"""Wait for processing: learn when each uploaded media is `ready` (or `failed`) in Wistia.
 
-One thread. Each job is polled at a growing interval (from `ingest.poll_min_seconds`, times
-1.5, up to `ingest.poll_max_seconds`), so a long processing queue costs few requests.
-`ready` -> finishing. Everything else (Wistia's `failed`, a 404 for a media deleted in Wistia,
-processing longer than `ingest.processing_timeout_seconds`, network trouble) ends in the job's
-state through the guard and the outcome policy. Polling goes on under a video-limit hold;
-under an auth hold nothing is sent.
+One thread, in sweeps. A sweep happens when some job's poll is due (each job's interval grows
+from `ingest.poll_min_seconds`, times 1.5, up to `ingest.poll_max_seconds`):
+
+1. one `GET /v1/medias.json?sort_by=updated&sort_direction=0&per_page=100` answers for every
+   media on that page, due or not. Further pages are read only while they may still hold a
+   media being waited for: the list is sorted by last change, and a media changes (its status
+   moves on) no earlier than it was created, so once a page ends with medias changed before
+   the oldest waited-for upload began, no later page can hold it;
+2. a due media that no page showed is asked about on its own (`GET /v1/medias/<id>.json`), at
+   its own growing interval.
+
+So many medias in processing cost about one request per sweep, not one each. Polls also take
+from their own share of the request budget (wistia.POLL_SHARE), so that they can never crowd
+out uploads. `ready` -> finishing; everything else (Wistia's `failed`, a 404 for a media
+deleted in Wistia, processing longer than `ingest.processing_timeout_seconds`, network trouble)
+ends in the job's state through the guard and the outcome policy. Under an auth hold nothing
+is sent. With `ingest.batch_polling = false` every due media is asked about on its own.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingestd import logs
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import MediaFailed
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Policy, Stage
-from ingestd.stageloop import Guard, work_through_jobs
-from ingestd.wistia import WistiaClient
+from ingestd.stageloop import IDLE_WAIT_SECONDS, Guard
+from ingestd.wistia import PER_PAGE, Media, WistiaClient
 
 log = logs.get("ingestd.poller")
+
+# Wistia's clock and ours may differ: a page is worth reading if it may hold medias changed up
+# to this long before our oldest waited-for upload began.
+CLOCK_MARGIN_SECONDS = 300.0
+# However many medias change at once, a sweep reads at most this many pages.
+MAX_PAGES = 10
 
 
 class Poller:
@@ -43,11 +61,73 @@ class Poller:
         self.guard = Guard(Stage.POLL, settings, clock)
 
     def run(self) -> None:
-        work_through_jobs(self.ledger_path, self.stop, Ledger.due_polls, self.guard, self.poll)
+        ledger = Ledger(self.ledger_path)
+        try:
+            while not self.stop.is_set():
+                liveness.beat()
+                hold = ledger.hold()
+                due = [] if hold and hold.kind == "auth" else ledger.due_polls(self.guard.clock())
+                if due:
+                    self.sweep(ledger, due)
+                else:
+                    self.stop.wait(IDLE_WAIT_SECONDS)
+        finally:
+            ledger.close()
+
+    # --- one sweep ------------------------------------------------------------------------
+
+    def sweep(self, ledger: Ledger, due: list[Job]) -> None:
+        """Learn the state of every due media, with as few requests as the list allows."""
+        seen: dict[str, Media] = {}
+        if self.settings.ingest.batch_polling:
+            try:
+                seen = self._list(due)
+            except sqlite3.Error:
+                raise
+            except Exception as error:  # the list's trouble is every due job's: one policy
+                for job in due:
+                    with logs.job_context(job):
+                        self.guard.outcome(ledger, job, error)
+                return
+            self._learn(ledger, seen, due)
+        for job in due:
+            if job.hashed_id not in seen and not self.stop.is_set():
+                liveness.beat()
+                self.guard.run(ledger, job, self.poll)  # asked on its own
+
+    def _list(self, due: list[Job]) -> dict[str, Media]:
+        """The first pages of medias by last change: as many as may hold a due media."""
+        waiting = {job.hashed_id for job in due}
+        began = min(job.processing_since or 0.0 for job in due) - CLOCK_MARGIN_SECONDS
+        seen: dict[str, Media] = {}
+        for page in range(1, MAX_PAGES + 1):
+            medias = self.client.medias_by_update(page)
+            seen.update((media.hashed_id, media) for media in medias)
+            if len(medias) < PER_PAGE or waiting <= seen.keys():
+                break
+            changed = medias[-1].updated_epoch
+            if changed is None or changed < began:
+                break  # later pages hold only medias changed before any due one was uploaded
+        return seen
+
+    def _learn(self, ledger: Ledger, seen: dict[str, Media], due: list[Job]) -> None:
+        """Every job in processing whose media the list showed takes what it says, due or
+        not: the answer is already paid for."""
+        waiting = {job.hashed_id: job for job in due}
+        for job in ledger.processing_with(list(seen)):
+            liveness.beat()
+            current = waiting.get(job.hashed_id, job)
+            self.guard.run(ledger, current, lambda lg, j: self._take(lg, j, seen[j.hashed_id]))
+
+    # --- one media ------------------------------------------------------------------------
 
     def poll(self, ledger: Ledger, job: Job) -> None:
+        """Ask Wistia about this one media."""
         assert job.hashed_id is not None
-        media = self.client.media(job.hashed_id)
+        self._take(ledger, job, self.client.media(job.hashed_id))
+
+    def _take(self, ledger: Ledger, job: Job, media: Media) -> None:
+        """What Wistia says of the media moves the job on, or sets its next poll."""
         now = self.guard.clock()
         if media.state == "ready":
             log.info("processed by Wistia")

@@ -14,6 +14,7 @@ from typing import Any
 from ingestd.files import as_text, display
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Event, Ledger, LedgerLock
+from ingestd.limits import UploadHours
 
 
 def iso(epoch: float | None) -> str | None:
@@ -22,10 +23,18 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def waiting_reason(job: Job, settle_seconds: float | None, now: float) -> str | None:
-    """Why the job waits: the ledger's reason, or for a settling file how long it has been still."""
+def waiting_reason(
+    job: Job, settle_seconds: float | None, now: float, hours: UploadHours | None = None
+) -> str | None:
+    """Why the job waits: the ledger's reason, for a settling file how long it has been
+    still, for a queued one outside the upload hours when they open."""
     if job.reason:
         return job.reason
+    if job.state == JobState.QUEUED and hours is not None:
+        moment = datetime.fromtimestamp(now)
+        if not hours.open_at(moment):
+            opens = hours.next_opening(moment).strftime("%H:%M")
+            return f"outside the upload hours ({hours}): uploads start at {opens}"
     if job.state == JobState.SETTLING and job.settle_since is not None:
         still = max(0.0, now - job.settle_since)
         target = f" of {settle_seconds:g}" if settle_seconds is not None else ""
@@ -34,7 +43,10 @@ def waiting_reason(job: Job, settle_seconds: float | None, now: float) -> str | 
 
 
 def job_view(
-    job: Job, settle_seconds: float | None = None, now: float | None = None
+    job: Job,
+    settle_seconds: float | None = None,
+    now: float | None = None,
+    hours: UploadHours | None = None,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
     progress = None
@@ -47,7 +59,7 @@ def job_view(
         "state": job.state.value,
         "attempts": job.attempts,
         "error": job.error,
-        "reason": waiting_reason(job, settle_seconds, now),
+        "reason": waiting_reason(job, settle_seconds, now, hours),
         "media_id": job.media_id,
         "hashed_id": job.hashed_id,
         "size": job.size,
@@ -77,7 +89,11 @@ def daemon_view(ledger: Ledger) -> dict[str, Any]:
 
 
 def snapshot(
-    ledger: Ledger, *, all_jobs: bool = False, settle_seconds: float | None = None
+    ledger: Ledger,
+    *,
+    all_jobs: bool = False,
+    settle_seconds: float | None = None,
+    hours: UploadHours | None = None,
 ) -> dict[str, Any]:
     """Everything `status --json` prints."""
     now = time.time()
@@ -97,7 +113,7 @@ def snapshot(
         },
         "daemon": daemon_view(ledger),
         "ledger": str(ledger.path),
-        "jobs": [job_view(job, settle_seconds, now) for job in jobs],
+        "jobs": [job_view(job, settle_seconds, now, hours) for job in jobs],
     }
 
 

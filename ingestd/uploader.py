@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Self
 
@@ -103,6 +104,7 @@ class Uploader:
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
         self._claim_lock = threading.Lock()
+        self._was_inside = True  # inside the upload hours at the last look (for the log)
 
     # --- the worker thread --------------------------------------------------------------
 
@@ -126,11 +128,14 @@ class Uploader:
 
     def _next_job(self, ledger: Ledger) -> Job | None:
         hold = ledger.hold()
+        if hold is not None and hold.kind == "auth":
+            if ledger.take_probe(hold.kind, self._next_probe_in(hold)):
+                self._probe_token(ledger)  # no upload: allowed outside the upload hours
+            return None
+        if not self._inside_upload_hours():
+            return None
         if hold is not None:
             if not ledger.take_probe(hold.kind, self._next_probe_in(hold)):
-                return None
-            if hold.kind == "auth":
-                self._probe_token(ledger)
                 return None
             log.info("probing whether uploads are possible again")
         with self._claim_lock:
@@ -138,6 +143,19 @@ class Uploader:
             if job is not None:
                 self._in_flight.add(job.id)
         return job
+
+    def _inside_upload_hours(self) -> bool:
+        """Whether a new upload may start now (`ingest.upload_hours`); logged when it changes."""
+        hours = self.settings.ingest.hours
+        inside = hours is None or hours.open_at(datetime.fromtimestamp(self.guard.clock()))
+        with self._claim_lock:
+            if inside != self._was_inside:
+                self._was_inside = inside
+                if inside:
+                    log.info("inside the upload hours: uploads start", hours=str(hours))
+                else:
+                    log.info("outside the upload hours: no new upload starts", hours=str(hours))
+        return inside
 
     def _next_probe_in(self, hold: Hold) -> float:
         ingest = self.settings.ingest

@@ -20,12 +20,13 @@ import email.utils
 import math
 import mimetypes
 import os
+import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import h11
@@ -78,6 +79,7 @@ class Media(BaseModel):
     progress: float | None = None
     created: str | None = None
     created_at: str | None = None  # the Upload API's older spelling
+    updated: str | None = None
     assets: list[dict[str, Any]] = []
 
     @property
@@ -88,19 +90,26 @@ class Media(BaseModel):
 
     @property
     def created_epoch(self) -> float | None:
-        text = self.created or self.created_at
-        if not text:
-            return None
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
+        return _epoch(self.created or self.created_at)
+
+    @property
+    def updated_epoch(self) -> float | None:
+        return _epoch(self.updated)
 
     @property
     def original_size(self) -> int | None:
         for asset in self.assets:
             if asset.get("type") == "OriginalFile" and isinstance(asset.get("fileSize"), int):
                 return int(asset["fileSize"])
+        return None
+
+
+def _epoch(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
         return None
 
 
@@ -126,6 +135,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     wait = when.timestamp() - (time.time() if now is None else now)
     return min(MAX_RETRY_AFTER_SECONDS, max(0.0, wait))
+
+
+# Medias per page of a list (Wistia's maximum).
+PER_PAGE = 100
+# The share of the request budget polling may use, whatever else waits.
+POLL_SHARE = 0.25
+
+
+def poll_share(per_minute: int) -> int:
+    return max(1, int(per_minute * POLL_SHARE))
 
 
 # In-process retries of Data API calls: 1 s, 2 s, 4 s ... (Retry-After instead when given).
@@ -184,49 +203,117 @@ class RateLimiter:
 
 # --- streaming the file ----------------------------------------------------------------------
 
+READ_CHUNK = 1024 * 1024  # large reads: per-chunk work is paid once per MiB, not per 64 KiB
+# Characters that HTML5 (and Wistia's form parser) escape inside a quoted multipart parameter.
+_FORM_ESCAPES = {'"': "%22", "\\": "\\\\"} | {chr(c): f"%{c:02X}" for c in range(32) if c != 27}
 
-class ProgressReader:
-    """A file object that reports bytes read and aborts the upload when the daemon stops.
 
-    httpx reads it in 64 KiB chunks and takes the Content-Length from `fileno()`, so memory
-    stays flat whatever the file size. A failing read of our own file is retried later like
-    a network error, an attempt counted.
+class Throttle:
+    """All uploads together stay under `rate` bytes per second (`ingest.upload_bandwidth`).
+
+    Each chunk is given its slot in time (the generic cell rate algorithm): the long-run rate
+    is exactly the limit, with at most a quarter of a second's worth sent ahead of it.
     """
 
-    def __init__(
+    BURST_SECONDS = 0.25
+
+    def __init__(self, rate: float | None = None) -> None:
+        self._rate = rate
+        self._due = time.monotonic()
+        self._lock = threading.Lock()
+
+    def set_rate(self, rate: float | None) -> None:
+        with self._lock:
+            self._rate = rate
+
+    @property
+    def rate(self) -> float | None:
+        return self._rate
+
+    def chunk_size(self, largest: int) -> int:
+        """A read small enough that the limit holds smoothly: a tenth of a second's worth."""
+        rate = self._rate
+        return largest if not rate else max(4096, min(largest, int(rate / 10)))
+
+    def take(self, size: int, stop: threading.Event) -> None:
+        with self._lock:
+            if not self._rate:
+                return
+            now = time.monotonic()
+            self._due = max(self._due, now) + size / self._rate
+            wait = self._due - now - self.BURST_SECONDS - size / self._rate
+        while wait > 0:
+            liveness.beat(wait + STALL_MARGIN_SECONDS)
+            if stop.wait(min(wait, 1.0)):
+                raise Cancelled()
+            wait -= 1.0
+
+
+class MultipartUpload:
+    """One file as multipart/form-data, streamed from its descriptor in large reads.
+
+    The body is what a browser form (and httpx) would send: the fields, then the file part.
+    Its length is known from fstat, so it goes with a Content-Length, never chunked.
+    """
+
+    def __init__(self, fd: int, filename: str, fields: dict[str, str]) -> None:
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+        boundary = secrets.token_hex(16)
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        parts = [
+            f"--{boundary}\r\nContent-Disposition: form-data; {_param('name', name)}"
+            f"\r\n\r\n".encode()
+            + value.encode()
+            + b"\r\n"
+            for name, value in fields.items()
+        ]
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f"{_param('filename', filename)}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        )
+        self.head = b"".join(parts)
+        self.tail = f"\r\n--{boundary}--\r\n".encode()
+        self.headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(self.head) + self.size + len(self.tail)),
+        }
+
+    def body(
         self,
-        raw: IO[bytes],
         on_progress: Callable[[int], None],
         stop: threading.Event,
+        throttle: Throttle,
         allow: float,
-    ) -> None:
-        self._raw = raw
-        self._on_progress = on_progress
-        self._stop = stop
-        self._allow = allow
-        self.sent = 0
+    ) -> Iterator[bytes]:
+        """The body's chunks. A failing read of our own file is retried later like a network
+        error (an attempt counted); a file that shrank ends the body short, which the server
+        and h11 refuse, and the uploader then sees the file changed."""
+        yield self.head
+        sent = 0
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        while sent < self.size:
+            if stop.is_set():
+                raise Cancelled()
+            try:
+                chunk = os.read(self.fd, min(throttle.chunk_size(READ_CHUNK), self.size - sent))
+            except OSError as exc:  # EIO, a stale NFS handle
+                raise TransientError(
+                    f"cannot read the file while sending it: {exc.strerror}"
+                ) from None
+            if not chunk:
+                break
+            throttle.take(len(chunk), stop)
+            sent += len(chunk)
+            liveness.beat(allow)  # after the last chunk, Wistia may take this long to answer
+            on_progress(sent)
+            yield chunk
+        yield self.tail
 
-    def read(self, size: int = -1) -> bytes:
-        if self._stop.is_set():
-            raise Cancelled()
-        try:
-            chunk = self._raw.read(size)
-        except OSError as exc:  # EIO, a stale NFS handle: tried again later, counted
-            raise TransientError(f"cannot read the file while sending it: {exc.strerror}") from None
-        liveness.beat(self._allow)  # after the last chunk, Wistia may take this long to answer
-        self.sent += len(chunk)
-        self._on_progress(self.sent)
-        return chunk
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self.sent = 0 if (offset == 0 and whence == 0) else self.sent
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def fileno(self) -> int:
-        return self._raw.fileno()
+def _param(name: str, value: str) -> str:
+    escaped = "".join(_FORM_ESCAPES.get(ch, ch) for ch in value)
+    return f'{name}="{escaped}"'
 
 
 # --- auth --------------------------------------------------------------------------------------
@@ -272,6 +359,9 @@ class WistiaClient:
         self._limiter = limiter
         self._stop = stop
         self._api_retries = api_retries
+        self.throttle = Throttle(None)  # ingest.upload_bandwidth, set by the daemon
+        # Polls may use at most this share of the account's requests: uploads keep the rest.
+        self.poll_budget = RateLimiter(poll_share(limiter.per_minute))
         self._http = httpx.Client(
             auth=self._auth(token),
             timeout=httpx.Timeout(settings.timeout_seconds),
@@ -298,21 +388,20 @@ class WistiaClient:
     ) -> Media:
         """Stream an open file as multipart/form-data, from its start. One attempt: retries
         are the outcome policy's. The descriptor stays open (the caller owns it)."""
-        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         timeout = httpx.Timeout(
             self.settings.timeout_seconds, read=self.settings.upload_timeout_seconds
         )
-        os.lseek(fd, 0, os.SEEK_SET)
         allow = max(self.settings.timeout_seconds, self.settings.upload_timeout_seconds)
-        with os.fdopen(fd, "rb", closefd=False) as raw:
-            reader = ProgressReader(raw, on_progress, self._stop, allow + STALL_MARGIN_SECONDS)
-            response = self._send(
-                "POST",
-                self.upload_url,
-                data=fields,
-                files={"file": (filename, reader, content_type)},
-                timeout=timeout,
-            )
+        upload = MultipartUpload(fd, filename, fields)
+        response = self._send(
+            "POST",
+            self.upload_url,
+            content=upload.body(
+                on_progress, self._stop, self.throttle, allow + STALL_MARGIN_SECONDS
+            ),
+            headers=upload.headers,
+            timeout=timeout,
+        )
         return self._media(response)
 
     def import_url(self, url: str, fields: dict[str, str]) -> Media:
@@ -323,16 +412,22 @@ class WistiaClient:
     # --- Data API --------------------------------------------------------------------------
 
     def media(self, hashed_id: str) -> Media:
-        return self._media(self._api("GET", f"medias/{hashed_id}.json"))
+        """One media (a poll: counted against the polls' share of the budget)."""
+        return self._media(self._api("GET", f"medias/{hashed_id}.json", budget=self.poll_budget))
+
+    def medias_by_update(self, page: int) -> list[Media]:
+        """The account's medias, the most recently changed first, a page of PER_PAGE (a poll
+        of all of them at once: counted against the polls' share of the budget)."""
+        params = {"sort_by": "updated", "sort_direction": "0", "per_page": str(PER_PAGE)}
+        return self._medias({**params, "page": str(page)}, budget=self.poll_budget)
 
     def medias_named(self, name: str) -> list[Media]:
         """Medias whose name is exactly `name`, newest first (for reconciling a crash)."""
-        response = self._api(
-            "GET",
-            "medias.json",
-            params={"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "100"},
-        )
-        payload = self._json(response)
+        params = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "100"}
+        return self._medias(params)
+
+    def _medias(self, params: dict[str, str], budget: RateLimiter | None = None) -> list[Media]:
+        payload = self._json(self._api("GET", "medias.json", params=params, budget=budget))
         if not isinstance(payload, list):
             raise TransientError("Wistia's medias list was not a JSON array")
         medias = []
@@ -376,9 +471,16 @@ class WistiaClient:
     # --- plumbing --------------------------------------------------------------------------
 
     def _api(
-        self, method: str, path: str, *, tries: int | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        tries: int | None = None,
+        budget: RateLimiter | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
-        """A Data API call, retried in-process on transient errors (each try rate-limited)."""
+        """A Data API call, retried in-process on transient errors (each try rate-limited,
+        and also by `budget` when it is a poll)."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             wait=API_RETRY_WAIT,
@@ -387,14 +489,18 @@ class WistiaClient:
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._send, method, self.api_url + path, **kwargs)
+        return retrying(self._send, method, self.api_url + path, budget=budget, **kwargs)
 
     def _sleep(self, seconds: float) -> None:
         """tenacity's pause between tries: announced to the stage's heartbeat, cut by a stop."""
         liveness.beat(seconds + STALL_MARGIN_SECONDS)
         self._stop.wait(seconds)
 
-    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self, method: str, url: str, budget: RateLimiter | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        if budget is not None:
+            budget.acquire(self._stop)  # its share first, then the account's limiter
         self._limiter.acquire(self._stop)
         timeout = kwargs.get("timeout")
         longest = max(

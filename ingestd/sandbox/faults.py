@@ -3,7 +3,7 @@
 Each switch imitates something Wistia or the network really does: the rate limit (429, or
 the older 503, with Retry-After in seconds or as an HTTP date), the account's video limit,
 server errors, dropped connections, latency, answers slow enough to trip a client timeout,
-and a token that stops working.
+a token that stops working, and media lists that lag behind.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class Faults:
     slow_seconds: float = 0.0
     # Every request is answered 401.
     auth_fail: bool = False
+    # Lists (GET /v1/medias.json) show a media only this long after it was created, as a
+    # search index that lags behind would; show and update see it at once.
+    list_lag_seconds: float = 0.0
     # Deterministic switches for tests: the next N uploads fail with `fail_status`, or are
     # dropped halfway through their body.
     fail_uploads: int = 0

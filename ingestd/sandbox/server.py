@@ -588,8 +588,10 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {**sandbox.account, "mediaCount": len(sandbox.store.medias)}
 
     def _medias_list(self, params: dict[str, str], record: Record) -> tuple[int, Any]:
-        store = self.server.sandbox.store
-        medias = store.list_medias(params)
+        sandbox = self.server.sandbox
+        store = sandbox.store
+        lag = sandbox.faults.list_lag_seconds
+        medias = [m for m in store.list_medias(params) if m.created <= time.time() - lag]
         page, per_page = _paging(params)
         chosen = medias[(page - 1) * per_page : page * per_page]
         return 200, [m.to_json(store.processing_seconds) for m in chosen]

@@ -57,12 +57,12 @@ def test_no_request_leaves_before_retry_after_expires(
 
 def test_client_limiter_keeps_under_requests_per_minute(daemon_factory) -> None:
     daemon = daemon_factory(wistia={"requests_per_minute": 12})
-    clips = [daemon.watch / f"c{n}.mp4" for n in range(10)]
+    clips = [daemon.watch / f"c{n}.mp4" for n in range(16)]
     for n, clip in enumerate(clips):
         write_media(clip, 20_000, seed=n)
     daemon.start()
     first = wait_until(lambda: daemon.sandbox.records, what="first request")[0].started
-    # Ten files need at least 20 requests (upload and poll each); watch for 8 s.
+    # Sixteen files need at least 16 uploads and a poll; watch for 8 s.
     wait_until(lambda: time.time() > first + 8, timeout=15, what="8 s of work")
     sent = [r for r in daemon.sandbox.records if r.started < first + 8]
     assert len(sent) == 12, f"{len(sent)} requests in the first 8 s with a budget of 12/min"

@@ -91,23 +91,29 @@ def queued_job(ledger: Ledger, path: Path, data: bytes = b"video bytes") -> Job:
     return ledger.settle(job, "sha")
 
 
-def processing_job(ledger: Ledger, path: Path) -> Job:
-    queued_job(ledger, path)
+def processing_job(ledger: Ledger, path: Path, hashed_id: str = "h1", since: float = 0.0) -> Job:
+    queued_job(ledger, path, path.name.encode())
     job = ledger.claim_upload()
     return ledger.move(
         job,
         S.PROCESSING,
         "uploaded",
-        hashed_id="h1",
+        hashed_id=hashed_id,
         media_id=1,
-        processing_since=0.0,
+        processing_since=since,
+        next_poll_at=since,
         poll_interval=5.0,
         media_name=path.name,
     )
 
 
-def media(status: str = "ready", hashed_id: str = "h1") -> dict:
-    return {"id": 1, "hashed_id": hashed_id, "name": "clip.mp4", "status": status}
+def media(status: str = "ready", hashed_id: str = "h1", updated: float | None = None) -> dict:
+    from datetime import UTC, datetime
+
+    answer = {"id": 1, "hashed_id": hashed_id, "name": "clip.mp4", "status": status}
+    if updated is not None:
+        answer["updated"] = datetime.fromtimestamp(updated, UTC).isoformat()
+    return answer
 
 
 # --- poller ---------------------------------------------------------------------------------------
@@ -138,6 +144,90 @@ def test_poll_ready_moves_to_finishing(world: dict) -> None:
     world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
     poller.guard.run(ledger, job, poller.poll)
     assert ledger.get(job.id).state == S.FINISHING
+
+
+def test_one_list_answers_for_every_media_it_shows(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    for n in range(3):
+        processing_job(ledger, watch / f"c{n}.mp4", hashed_id=f"h{n}", since=clock.now)
+    listed = [media("ready", "h0"), media("processing", "h1"), media("failed", "h2")]
+    world["wistia"].answer = lambda r: httpx.Response(200, json=listed)
+    poller.sweep(ledger, ledger.due_polls(clock.now))
+    (request,) = world["wistia"].requests  # one request for the three of them
+    assert request.url.path == "/v1/medias.json"
+    assert dict(request.url.params) == {
+        "sort_by": "updated", "sort_direction": "0", "per_page": "100", "page": "1"
+    }  # fmt: skip
+    states = [ledger.latest_for_path(str(watch / f"c{n}.mp4")).state for n in range(3)]
+    assert states == [S.FINISHING, S.PROCESSING, S.FAILED]
+    assert ledger.latest_for_path(str(watch / "c1.mp4")).next_poll_at == clock.now + 7.5
+
+
+def test_pages_are_read_while_they_may_hold_a_due_media_then_it_is_asked_alone(
+    world: dict,
+) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    clock.now = 10_000.0
+    job = processing_job(ledger, watch / "x.mp4", hashed_id="hx", since=clock.now)
+    newer = [media("ready", f"n{n}", updated=20_000) for n in range(100)]  # changed since
+    older = [media("ready", f"o{n}", updated=5_000) for n in range(100)]  # before any upload
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/medias.json":
+            page = int(request.url.params["page"])
+            return httpx.Response(200, json=newer if page == 1 else older)
+        return httpx.Response(200, json=media("processing", "hx"))
+
+    world["wistia"].answer = answer
+    poller.sweep(ledger, ledger.due_polls(clock.now))
+    asked = [(r.url.path, r.url.params.get("page")) for r in world["wistia"].requests]
+    assert asked == [
+        ("/v1/medias.json", "1"),  # full, and changed after the upload began: read on
+        ("/v1/medias.json", "2"),  # changed before it: no later page can hold it
+        ("/v1/medias/hx.json", None),  # so it is asked about on its own
+    ]
+    assert ledger.get(job.id).state == S.PROCESSING
+
+
+def test_a_failed_list_is_every_due_jobs_outcome(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    jobs = [processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.now) for n in range(2)]
+    world["wistia"].answer = lambda r: httpx.Response(401, content=b"")
+    poller.sweep(ledger, ledger.due_polls(clock.now))
+    assert ledger.hold().kind == "auth"
+    assert [ledger.get(j.id).state for j in jobs] == [S.PROCESSING, S.PROCESSING]
+
+
+def test_without_batch_polling_each_media_is_asked_alone(world: dict) -> None:
+    ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
+    settings = world["settings"].model_copy(
+        update={"ingest": world["settings"].ingest.model_copy(update={"batch_polling": False})}
+    )
+    poller = Poller(settings, ledger.path, world["client"], world["stop"], clock)
+    for n in range(2):
+        processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.now)
+    world["wistia"].answer = lambda r: httpx.Response(
+        200, json=media("ready", r.url.path.split("/")[-1].removesuffix(".json"))
+    )
+    poller.sweep(ledger, ledger.due_polls(clock.now))
+    assert sorted(r.url.path for r in world["wistia"].requests) == [
+        "/v1/medias/h0.json",
+        "/v1/medias/h1.json",
+    ]
+
+
+def test_polls_take_at_most_their_share_of_the_budget() -> None:
+    from ingestd.wistia import POLL_SHARE
+
+    client = WistiaClient(
+        Settings(watch_dir=Path("/w")).wistia, "t", RateLimiter(600), threading.Event(),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=[])),
+    )  # fmt: skip
+    assert client.poll_budget.per_minute == 600 * POLL_SHARE == 150
+    client.close()
 
 
 # --- uploader -------------------------------------------------------------------------------------
