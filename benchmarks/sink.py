@@ -39,11 +39,15 @@ def _handle(conn: socket.socket) -> None:
                     return
                 pending += chunk
             head, _, pending = pending.partition(b"\r\n\r\n")
-            length = 0
+            length, expect = 0, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
+                if name.strip().lower() == b"expect" and b"100-continue" in value.lower():
+                    expect = True
+            if expect:  # as any server does (curl otherwise waits a second before the body)
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             left = length - len(pending)
             pending = b"" if left >= 0 else pending[length:]
             while left > 0:

@@ -7,6 +7,8 @@
     ingestd sandbox [--port N] [fault options]
 
 Errors the user can fix end as one line on stderr ("ingestd: ..."), never a traceback.
+The read-only commands import only what they need (no pydantic, httpx or structlog): they
+start in a few tens of milliseconds; each command imports the rest when it runs.
 """
 
 from __future__ import annotations
@@ -17,20 +19,22 @@ import os
 import sqlite3
 import stat
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingestd import __version__, logs
-from ingestd.config import Settings, find_config, load_settings, resolve_token
+from ingestd import __version__
+from ingestd.configfile import StatusConfig, Unusual, find_config, read_for_status
 from ingestd.errors import IngestdError, LedgerError, WistiaError
 from ingestd.files import display
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
 from ingestd.redact import add_secret, redact
 from ingestd.status import UNKNOWN, health, history, render, render_history, snapshot
+
+if TYPE_CHECKING:
+    from ingestd.config import Settings
 
 SANDBOX_WATCH_DIR = Path("inbox")
 SANDBOX_LEDGER = Path(".ingestd/ledger.db")
@@ -59,6 +63,12 @@ def _say(text: str) -> None:
     """Everything a command prints goes out redacted (the token, URL credentials), and with
     control characters escaped, whatever field of a ledger they came from."""
     print("\n".join(display(line) for line in redact(text).split("\n")))
+
+
+def _say_json(value: object, *, indent: int | None = None) -> None:
+    """JSON out, redacted. The encoder escapes every control character itself (and, with no
+    indent, is the fast C one: ten thousand jobs are printed in a blink)."""
+    print(redact(json.dumps(value, indent=indent)))
 
 
 def _complain(text: str) -> None:
@@ -198,31 +208,50 @@ def _parser() -> argparse.ArgumentParser:
 # --- settings --------------------------------------------------------------------------------
 
 
+NO_CONFIG = IngestdError(
+    "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
+    "/etc/ingestd/config.toml) and INGESTD_WATCH_DIR is not set",
+    "pass --config PATH, or try `ingestd run --sandbox`",
+)
+
+
 def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
     """The settings from the config file, or from the environment alone when there is none."""
+    from ingestd.config import load_settings
+
     path = find_config(args.config)
     if path is None and not os.environ.get("INGESTD_WATCH_DIR"):
-        raise IngestdError(
-            "no config file found (looked for $INGESTD_CONFIG, ./ingestd.toml, "
-            "/etc/ingestd/config.toml) and INGESTD_WATCH_DIR is not set",
-            "pass --config PATH, or try `ingestd run --sandbox`",
-        )
+        raise NO_CONFIG
     return load_settings(path), path
 
 
-def _ledger_path(args: argparse.Namespace) -> tuple[Path, Settings | None]:
-    """The ledger `status` and `retry` read: the config's, or the sandbox run's default."""
-    configured = find_config(args.config) or os.environ.get("INGESTD_WATCH_DIR")
-    if not configured and SANDBOX_LEDGER.exists():
-        return SANDBOX_LEDGER.absolute(), None
-    settings, _ = _settings(args)
-    return settings.ledger, settings
+def _status_config(args: argparse.Namespace) -> StatusConfig:
+    """What `status` and `retry` need: the config's ledger, or the sandbox run's default.
+    Read without loading every setting (quick), unless something needs full validation."""
+    path = find_config(args.config)
+    if path is None and not os.environ.get("INGESTD_WATCH_DIR"):
+        if SANDBOX_LEDGER.exists():
+            return StatusConfig(SANDBOX_LEDGER.absolute(), 5.0, None, None)
+        raise NO_CONFIG
+    try:
+        return read_for_status(path)
+    except Unusual:
+        from ingestd.config import load_settings, resolve_token
+
+        settings = load_settings(path)
+        try:
+            token: str | None = resolve_token(settings)
+        except IngestdError:
+            token = None
+        ingest = settings.ingest
+        return StatusConfig(settings.ledger, ingest.settle_seconds, ingest.hours, token)
 
 
 # --- commands --------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from ingestd.config import load_settings, resolve_token
     from ingestd.daemon import Daemon
 
     if args.sandbox:
@@ -239,6 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_with_sandbox(args: argparse.Namespace) -> int:
+    from ingestd import logs
+    from ingestd.config import load_settings
     from ingestd.daemon import Daemon
     from ingestd.sandbox import Sandbox
 
@@ -270,6 +301,8 @@ def _run_with_sandbox(args: argparse.Namespace) -> int:
 
 
 def _configure_logs(args: argparse.Namespace, settings: Settings) -> None:
+    from ingestd import logs
+
     logs.configure(
         level=args.log_level or settings.log.level,
         fmt=args.log_format or settings.log.format,
@@ -280,9 +313,11 @@ def _configure_logs(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_status(args: argparse.Namespace) -> int:
     if args.check:
         return _status_check(args)
-    ledger_path, settings = _ledger_path(args)
-    _know_the_token(settings)
-    settle = settings.ingest.settle_seconds if settings else None
+    config = _status_config(args)
+    ledger_path = config.ledger
+    if config.token:
+        add_secret(config.token)  # output is redacted even of text from before redaction
+    settle = config.settle_seconds
     if not ledger_path.exists() and not args.job:
         view = _empty_view(ledger_path)
     else:
@@ -294,11 +329,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                         f"no job matches {args.job!r}", "give a job id, a path or a hashed id"
                     )
                 one = history(ledger, job, settle)
-                _say(json.dumps(one, indent=2) if args.json else render_history(one))
+                if args.json:
+                    _say_json(one, indent=2)
+                else:
+                    _say(render_history(one))
                 return EXIT_OK
-            hours = settings.ingest.hours if settings else None
-            view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle, hours=hours)
-    _say(json.dumps(view, indent=2) if args.json else render(view))
+            view = snapshot(ledger, all_jobs=args.all, settle_seconds=settle, hours=config.hours)
+    if args.json:
+        _say_json(view)
+    else:
+        _say(render(view))
     return EXIT_OK
 
 
@@ -314,17 +354,9 @@ def _reading(path: Path) -> Iterator[Ledger]:
         ledger.close()
 
 
-def _know_the_token(settings: Settings | None) -> None:
-    """So that output is redacted even of text written before ingestd redacted everything."""
-    if settings is None:
-        return
-    with suppress(IngestdError):  # no token, or not ours to read: nothing to hide
-        add_secret(resolve_token(settings))
-
-
 def _status_check(args: argparse.Namespace) -> int:
     try:
-        ledger_path, _ = _ledger_path(args)
+        ledger_path = _status_config(args).ledger
         if ledger_path.exists():
             with _reading(ledger_path) as ledger:
                 view = snapshot(ledger, all_jobs=False)
@@ -351,7 +383,7 @@ def _empty_view(ledger_path: Path) -> dict[str, Any]:
 def cmd_retry(args: argparse.Namespace) -> int:
     if not args.jobs and not args.failed:
         raise IngestdError("say which jobs: `ingestd retry JOB...` or `ingestd retry --failed`")
-    ledger_path, _ = _ledger_path(args)
+    ledger_path = _status_config(args).ledger
     if not ledger_path.is_file():
         raise LedgerError(f"no ledger at {ledger_path}: nothing to retry")
     with _reading(ledger_path):
@@ -384,6 +416,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from ingestd.config import resolve_token
+
     results: list[tuple[bool, str, str | None]] = []
 
     def line(ok: bool, what: str, fix: str | None = None) -> None:
@@ -397,7 +431,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         line(False, f"config: {exc.reason}", exc.hint)
         return EXIT_FAILURE
     line(True, f"config: {path or 'the environment (no config file)'} is valid")
-    _know_the_token(settings)
+    with suppress(IngestdError):  # the token check below says what is wrong
+        add_secret(resolve_token(settings))
     if path is not None and settings.wistia.api_token.get_secret_value():
         _warn_if_others_read(path, "config", "holds the API token")
     if settings.wistia.api_token_file is not None:
@@ -479,6 +514,9 @@ def _check_ledger(settings: Settings, line: Callable[..., None]) -> None:
 
 
 def _check_token(settings: Settings, line: Callable[..., None]) -> None:
+    import threading
+
+    from ingestd.config import resolve_token
     from ingestd.wistia import RateLimiter, WistiaClient
 
     try:

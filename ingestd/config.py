@@ -13,8 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import stat
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -31,11 +29,14 @@ from pydantic import (
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from ingestd.configfile import (
+    CREDENTIAL_NAME,
+    MAX_TOKEN_BYTES,
+    read_config_file,
+    read_small_file,
+)
 from ingestd.errors import ConfigError
 from ingestd.limits import UploadHours, parse_bandwidth
-
-DEFAULT_CONFIG_PATHS = (Path("ingestd.toml"), Path("/etc/ingestd/config.toml"))
-CREDENTIAL_NAME = "wistia-token"
 
 
 class _Section(BaseModel):
@@ -190,11 +191,6 @@ class Settings(BaseSettings):
         return self
 
 
-# A config or token file larger than this is not one (and is never read whole).
-MAX_CONFIG_BYTES = 1024 * 1024
-MAX_TOKEN_BYTES = 64 * 1024
-
-
 def _settings_class(from_file: dict[str, Any] | None) -> type[Settings]:
     class _Loaded(Settings):
         @classmethod
@@ -207,61 +203,6 @@ def _settings_class(from_file: dict[str, Any] | None) -> type[Settings]:
             return tuple(sources)
 
     return _Loaded
-
-
-def read_small_file(path: Path, limit: int, what: str) -> str:
-    """A config or token file's text: a regular file (links to one are fine: an
-    administrator's choice), at most `limit` bytes, UTF-8. ConfigError naming it otherwise."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {what} {path}: {exc.strerror}",
-            "check the path and that the ingestd user may read it",
-        ) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ConfigError(f"{what} {path} is not a regular file")
-        data = os.read(fd, limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ConfigError(f"{what} {path} is larger than {limit // 1024} KiB: not a {what}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{what} {path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x})",
-            "save it as UTF-8",
-        ) from None
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The config file's TOML, parsed; every problem one ConfigError naming the file."""
-    text = read_small_file(path, MAX_CONFIG_BYTES, "config file")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-
-
-def find_config(explicit: str | None) -> Path | None:
-    """The config file to read: --config, $INGESTD_CONFIG, ./ingestd.toml, /etc/ingestd/..."""
-    chosen = explicit or os.environ.get("INGESTD_CONFIG")
-    if chosen:
-        path = Path(chosen)
-        if not path.exists():
-            raise ConfigError(
-                f"config file {path} does not exist",
-                "pass --config with the right path, or unset INGESTD_CONFIG",
-            )
-        if not path.is_file():
-            raise ConfigError(f"config file {path} is not a regular file")
-        return path
-    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
 
 
 def _describe(error: dict[str, Any]) -> str:

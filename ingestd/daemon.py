@@ -27,7 +27,7 @@ from ingestd.errors import Cancelled
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import JobState
-from ingestd.ledger import Ledger, LedgerLock, check_ledger_file
+from ingestd.ledger import Ledger, LedgerLock, check_ledger_file, wake, wake_all
 from ingestd.liveness import Heartbeat, attached
 from ingestd.notify import notify, watchdog_interval
 from ingestd.outcomes import Backoff
@@ -39,7 +39,7 @@ from ingestd.wistia import RateLimiter, WistiaClient, poll_share
 
 log = logs.get("ingestd.daemon")
 
-TICK_SECONDS = 0.25
+TICK_SECONDS = 1.0  # signals interrupt the wait; nothing else here needs to be sooner
 STOP_DEADLINE_SECONDS = 8.0  # leaves headroom under the 10 s promised to systemd
 ORPHAN_CHECK_SECONDS = 10.0
 # A stage thread that died is restarted after 1 s, 2 s, 4 s ... up to a minute; one that ran
@@ -97,6 +97,7 @@ class Daemon:
         self._reload = reload
         self.stop = threading.Event()
         self._reload_requested = threading.Event()
+        self._attention = threading.Event()  # a signal arrived: the main loop looks at once
         self.limiter = RateLimiter(settings.wistia.requests_per_minute)
         self.client = WistiaClient(settings.wistia, token, self.limiter, self.stop)
         self.client.throttle.set_rate(settings.ingest.bandwidth)
@@ -166,7 +167,12 @@ class Daemon:
         next_ping = 0.0
         next_status = 0.0
         next_orphan_check = time.monotonic() + ORPHAN_CHECK_SECONDS
-        while not self.stop.wait(TICK_SECONDS):
+        while not self.stop.is_set():
+            until_ping = next_ping - time.monotonic() if ping_every else TICK_SECONDS
+            self._attention.wait(max(0.0, min(TICK_SECONDS, until_ping)))
+            self._attention.clear()
+            if self.stop.is_set():
+                break
             now = time.monotonic()
             healthy = self._supervise(now)
             if not ready and self.watcher.scanned.is_set():
@@ -228,6 +234,7 @@ class Daemon:
     def _shut_down(self) -> None:
         notify("STOPPING=1")
         self.stop.set()
+        wake_all()  # every stage waiting for work wakes, sees the stop, and ends
         deadline = time.monotonic() + STOP_DEADLINE_SECONDS
         for stage in self.stages:
             if stage.thread is not None:
@@ -251,9 +258,11 @@ class Daemon:
         if self.stop.is_set():
             raise SystemExit(1)  # a second Ctrl+C: stop now
         self.stop.set()
+        self._attention.set()
 
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
         self._reload_requested.set()
+        self._attention.set()
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the config; a bad one is rejected and the running one kept.
@@ -315,6 +324,7 @@ class Daemon:
         active = [s for s in workers if not s.retire.is_set()]
         for stage in active[wanted:]:
             stage.retire.set()
+        wake(JobState.QUEUED)  # idle workers let go see it at once
         missing = wanted - len(active)
         for stage in workers:
             if missing > 0 and stage.retire.is_set() and stage.alive():

@@ -279,6 +279,8 @@ def raw(name: str | os.PathLike[str]) -> bytes:
 
 def as_text(name: str | os.PathLike[str]) -> str:
     """A name as text that any encoder takes: undecodable bytes as \\xNN, the rest exact."""
+    if isinstance(name, str) and name.isascii():
+        return name  # the common case, quickly: nothing undecodable in it
     return raw(name).decode("utf-8", "backslashreplace")
 
 

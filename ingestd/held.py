@@ -22,7 +22,7 @@ from pathlib import Path
 from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.jobs import Job, JobState, resume_state
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, arrivals
 from ingestd.outcomes import Backoff, Stage, release
 from ingestd.stageloop import Guard, work_through_jobs
 
@@ -30,8 +30,6 @@ log = logs.get("ingestd.held")
 
 # Rechecks of one held job: 2 s after it was held, then 4, 8, ... up to once a minute.
 RECHECK = Backoff(first=2.0, cap=60.0)
-# How often the stage looks for jobs held since it last looked.
-LOOK_FOR_NEW_SECONDS = 1.0
 
 # A stage's preflight: raises the problem that stops the job there, if there still is one.
 Preflight = Callable[[Job], None]
@@ -55,7 +53,8 @@ class HeldJobs:
         self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
         self._nudged: set[Path] = set()
         self._lock = threading.Lock()
-        self._next_look = 0.0  # nothing is due before this, unless a folder is nudged
+        self._next_look: float | None = None  # when the next recheck is due
+        self._wake = arrivals(JobState.HELD)  # a job held, or a folder nudged
 
     def run(self) -> None:
         work_through_jobs(
@@ -64,6 +63,8 @@ class HeldJobs:
             self.due,
             self.guard,
             self.recheck,
+            wake=self._wake,
+            soonest=lambda ledger: self._next_look,
             pause_under_auth_hold=False,
         )
 
@@ -71,15 +72,14 @@ class HeldJobs:
         """Something changed in `folder` (watcher): its held jobs, and those below, look now."""
         with self._lock:
             self._nudged.add(folder)
+        self._wake.set()
 
     def due(self, ledger: Ledger, now: float) -> list[Job]:
         with self._lock:
             nudged, self._nudged = self._nudged, set()
-        if not nudged and now < self._next_look:
-            return []
         held = ledger.jobs_in(JobState.HELD, limit=100_000)
         self._forget_released(now, {job.id for job in held})
-        due, soonest = [], now + LOOK_FOR_NEW_SECONDS
+        due, soonest = [], None
         for number, job in enumerate(held):
             if number % 1000 == 0:
                 liveness.beat()
@@ -90,7 +90,7 @@ class HeldJobs:
             due_at = self._schedule[job.id][0]
             if due_at <= now:
                 due.append(job)
-            soonest = min(soonest, due_at)
+            soonest = due_at if soonest is None else min(soonest, due_at)
         self._next_look = soonest
         return due
 

@@ -24,9 +24,9 @@ What happens to a job after anything goes wrong is decided once, by outcomes.dec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class JobState(StrEnum):
@@ -109,9 +109,9 @@ class JobKind(StrEnum):
     URL = "url"  # a `.url` file, imported by Wistia from the web
 
 
-@dataclass(frozen=True)
-class Job:
-    """One row of the ledger's jobs table."""
+class Job(NamedTuple):
+    """One row of the ledger's jobs table: immutable, and built straight from the row's
+    values (ten thousand of them make a `status` in milliseconds)."""
 
     id: int
     path: str
@@ -140,12 +140,6 @@ class Job:
     created_at: float = 0.0
     updated_at: float = 0.0
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Job:
-        values = {k: v for k, v in row.items() if k in _JOB_FIELDS}
-        values["state"] = JobState(values["state"])
-        return cls(**values)
-
     @property
     def version(self) -> tuple[int | None, int | None]:
         """What identifies the file this job saw, short of hashing it: size and mtime."""
@@ -161,9 +155,6 @@ class Job:
     def attempted(self) -> bool:
         """An earlier upload attempt of these very bytes began: Wistia may have its media."""
         return self.upload_started_at is not None and self.attempt_sha256 in (None, self.sha256)
-
-
-_JOB_FIELDS = frozenset(f.name for f in fields(Job))
 
 
 def version_of(stat: os.stat_result) -> tuple[int, int]:

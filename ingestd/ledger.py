@@ -18,23 +18,21 @@ A `sqlite3` connection belongs to the thread that opened it: every thread opens 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import sqlite_utils
-import tenacity
-
-from ingestd import logs
 from ingestd.errors import LedgerBusy, LedgerError
 from ingestd.jobs import (
     TERMINAL,
@@ -47,6 +45,12 @@ from ingestd.jobs import (
     can_move,
 )
 from ingestd.redact import redact
+
+if TYPE_CHECKING:
+    import sqlite_utils
+    import tenacity
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_SECONDS = 15.0
 # How long a write keeps trying while the ledger is locked by another process or its disk is
@@ -82,7 +86,7 @@ class Event:
 # --- schema -----------------------------------------------------------------------------------
 
 
-def _script(db: sqlite_utils.Database, sql: str) -> None:
+def _script(db: sqlite3.Connection, sql: str) -> None:
     """Statements one by one: sqlite3's executescript would commit the migration's transaction
     first, and a migration must be all or nothing, under the write lock."""
     for statement in sql.split(";"):
@@ -90,7 +94,7 @@ def _script(db: sqlite_utils.Database, sql: str) -> None:
             db.execute(statement)
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
+def _migration_1(db: sqlite3.Connection) -> None:
     states = ", ".join(f"'{s.value}'" for s in JobState)
     _script(
         db,
@@ -151,7 +155,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-def _migration_2(db: sqlite_utils.Database) -> None:
+def _migration_2(db: sqlite3.Connection) -> None:
     # `status` lists the newest finished jobs: read them newest-first per state, no sorting.
     _script(
         db,
@@ -162,30 +166,31 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-def _migration_3(db: sqlite_utils.Database) -> None:
+def _migration_3(db: sqlite3.Connection) -> None:
     # File names are bytes: a name that is not UTF-8 is kept exactly (see _path_columns).
     _script(db, "ALTER TABLE jobs ADD COLUMN path_bytes BLOB")
 
 
-def _migration_4(db: sqlite_utils.Database) -> None:
+def _migration_4(db: sqlite3.Connection) -> None:
     # The sha256 of the bytes an upload attempt began sending: reconciling by name is only
     # right for those same bytes (a touch keeps it; new content does not).
     _script(db, "ALTER TABLE jobs ADD COLUMN attempt_sha256 TEXT")
 
 
-def _migration_5(db: sqlite_utils.Database) -> None:
+def _migration_5(db: sqlite3.Connection) -> None:
     # Device, inode and change time of the file that was hashed: the upload must read that
     # very file, unchanged (ctime cannot be set back by hand, as mtime can).
     _script(
         db,
         """ALTER TABLE jobs ADD COLUMN dev INTEGER;
            ALTER TABLE jobs ADD COLUMN ino INTEGER;
-           ALTER TABLE jobs ADD COLUMN ctime_ns INTEGER""",
+           ALTER TABLE jobs ADD COLUMN ctime_ns INTEGER;
+           CREATE INDEX jobs_by_state_poll ON jobs (state, next_poll_at)""",
     )
 
 
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
     _migration_2,
     _migration_3,
@@ -209,15 +214,21 @@ def _path_columns(path: str) -> tuple[str, bytes | None]:
     return path, None
 
 
-def _path_of(row: dict[str, Any]) -> dict[str, Any]:
-    exact = row.pop("path_bytes", None)
+# Every query of jobs selects these columns, in the order of Job's fields, with path_bytes
+# last: a row becomes a Job without a dict in between.
+JOB_COLUMNS = ", ".join([*Job._fields, "path_bytes"])
+_STATE = Job._fields.index("state")
+_PATH = Job._fields.index("path")
+_STATES = {state.value: state for state in JobState}
+
+
+def _job(row: Any) -> Job:
+    values = list(row)
+    exact = values.pop()  # path_bytes: the exact name, when it is not UTF-8
+    values[_STATE] = _STATES[values[_STATE]]
     if exact is not None:
-        row["path"] = os.fsdecode(exact)
-    return row
-
-
-def _job(row: dict[str, Any]) -> Job:
-    return Job.from_row(_path_of(row))
+        values[_PATH] = os.fsdecode(exact)
+    return Job._make(values)
 
 
 # Columns of words for people (why a job waits, its last error): redacted when written.
@@ -246,21 +257,66 @@ def _passing(error: BaseException) -> bool:
 
 
 def _log_wait(state: tenacity.RetryCallState) -> None:
+    from ingestd import logs  # only a write that waits logs: reads stay light
+
     error = state.outcome.exception() if state.outcome else None
     logs.get("ingestd.ledger").warning(
         "ledger write failed; retrying", error=str(error), attempt=state.attempt_number
     )
 
 
-# Every public write goes through this: a whole transaction is retried (each attempt rolled
-# back first), so a locked or full ledger delays the daemon but never half-applies a change.
-_retried_write = tenacity.retry(
-    retry=tenacity.retry_if_exception(_passing),
-    wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05),
-    stop=tenacity.stop_after_delay(WRITE_PATIENCE_SECONDS),
-    before_sleep=_log_wait,
-    reraise=True,
-)
+def _retried_write(method: Callable[..., T]) -> Callable[..., T]:
+    """Every public write goes through this: a whole transaction is retried (each attempt
+    rolled back first), so a locked or full ledger delays the daemon but never half-applies a
+    change. tenacity is imported at the first write: commands that only read never pay for it."""
+
+    @functools.wraps(method)
+    def write(*args: Any, **kwargs: Any) -> T:
+        return _write_retrying()(method, *args, **kwargs)
+
+    return write
+
+
+def _write_retrying() -> tenacity.Retrying:
+    import tenacity
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_passing),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05),
+        stop=tenacity.stop_after_delay(WRITE_PATIENCE_SECONDS),
+        before_sleep=_log_wait,
+        reraise=True,
+    )
+
+
+# --- wake-ups ----------------------------------------------------------------------------------
+
+# A stage waits for a job to enter its state instead of asking the ledger again and again.
+# Only this process's writes signal; a change from another process (`ingestd retry`) is seen at
+# the stage's next look, which comes within its longest idle wait anyway.
+_waiters: dict[JobState, set[threading.Event]] = {state: set() for state in JobState}
+_waiters_lock = threading.Lock()
+
+
+def arrivals(state: JobState) -> threading.Event:
+    """An event set whenever a job enters `state` in this process (one per waiting thread)."""
+    event = threading.Event()
+    with _waiters_lock:
+        _waiters[state].add(event)
+    return event
+
+
+def wake(*states: JobState) -> None:
+    """Wake the threads waiting for jobs in any of `states`."""
+    with _waiters_lock:
+        events = [e for state in states for e in _waiters[state]]
+    for event in events:
+        event.set()
+
+
+def wake_all() -> None:
+    """Wake every waiting stage (the daemon is stopping)."""
+    wake(*JobState)
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -303,15 +359,13 @@ class Ledger:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=busy_timeout)
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
-            self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self.db.execute("PRAGMA user_version").fetchone()  # a file that is not a database
+            self._connect(str(self.path), busy_timeout)
+            self.conn.execute("PRAGMA user_version").fetchone()  # a file that is not a database
         except (OSError, sqlite3.DatabaseError) as exc:
             raise LedgerError(f"cannot use the ledger {self.path}: {exc}") from None
-        self.db.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA foreign_keys = ON")
         # FULL: a commit survives power loss too; the ledger writes little, so it costs nothing.
-        self.db.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("PRAGMA synchronous = FULL")
         self._prepare()
 
     @_retried_write
@@ -320,6 +374,20 @@ class Ledger:
         if self.db.journal_mode != "wal":
             self.db.enable_wal()
         self._migrate()
+
+    def _connect(self, target: str, busy_timeout: float, uri: bool = False) -> None:
+        self.conn = sqlite3.connect(target, uri=uri, timeout=busy_timeout)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The same connection through sqlite-utils: the writer's WAL setup, and tests and
+        benchmarks that look at tables. Queries go to `conn` directly: `status` must start in
+        milliseconds, and never imports it."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn, execute_plugins=False)
 
     def _open_read_only(self, busy_timeout: float) -> None:
         """For commands that only read (`status`, `check`): nothing is created or changed.
@@ -347,8 +415,7 @@ class Ledger:
             mode = "mode=rw"
         uri = f"file:{quote(str(target))}?{mode}"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
+            self._connect(uri, busy_timeout, uri=True)
             version = self._version()
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read the ledger {self.path}: {exc}") from None
@@ -361,7 +428,7 @@ class Ledger:
             )
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
         if getattr(self, "_copy", None) is not None:
             self._copy.cleanup()
 
@@ -369,18 +436,21 @@ class Ledger:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """A write transaction that takes the write lock up front (see NOTES: WAL upgrades)."""
-        self.db.conn.execute("BEGIN IMMEDIATE")
+        """A write transaction that takes the write lock up front (see NOTES: WAL upgrades).
+        Once it is committed, the stages waiting for the states jobs entered are woken."""
+        self._entered: set[JobState] = set()
+        self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
-            self.db.conn.execute("COMMIT")
+            self.conn.execute("COMMIT")
         except BaseException:
-            if self.db.conn.in_transaction:
-                self.db.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
+        wake(*self._entered)
 
     def _version(self) -> int:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise LedgerError(
                 f"ledger {self.path} has schema {version}, newer than this ingestd "
@@ -393,14 +463,26 @@ class Ledger:
             return
         with self._write():  # the version is read again under the lock: one migrator wins
             for number in range(self._version(), SCHEMA_VERSION):
-                MIGRATIONS[number](self.db)
-                self.db.execute(f"PRAGMA user_version = {number + 1}")
+                MIGRATIONS[number](self.conn)
+                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.conn.execute(sql, params)]
+
+    def _raw(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        """Rows as they come (for _job: no dict in between)."""
+        return self.conn.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Any = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
 
     def _one(self, sql: str, params: Any = ()) -> dict[str, Any] | None:
-        return next(iter(self.db.query(sql, params)), None)
+        row = self.conn.execute(sql, params).fetchone()
+        return dict(row) if row is not None else None
 
     def _event(self, job_id: int, from_state: str | None, to_state: str, note: str | None) -> None:
-        self.db.execute(
+        self.conn.execute(
             "INSERT INTO events (job_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
             (job_id, _now(), from_state, to_state, _prose(note)),
         )
@@ -446,13 +528,15 @@ class Ledger:
     ) -> Job:
         values = {"reason": None, **changes, "state": to_state.value, "updated_at": _now()}
         assignments, params = self._set(values)
-        row = self._one(
-            f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_from RETURNING *",
+        row = self._row(
+            f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_from "
+            f"RETURNING {JOB_COLUMNS}",
             {**params, "_id": job_id, "_from": from_state.value},
         )
         if row is None:
             raise StaleTransition(f"job {job_id} is no longer {from_state}")
         self._event(job_id, from_state.value, to_state.value, note)
+        self._entered.add(to_state)
         return _job(row)
 
     @_retried_write
@@ -461,8 +545,9 @@ class Ledger:
         values = {**changes, "updated_at": _now()}
         assignments, params = self._set(values)
         with self._write():
-            row = self._one(
-                f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_state RETURNING *",
+            row = self._row(
+                f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_state "
+                f"RETURNING {JOB_COLUMNS}",
                 {**params, "_id": job.id, "_state": job.state.value},
             )
         if row is None:
@@ -473,32 +558,44 @@ class Ledger:
     def record_progress(self, job_id: int, bytes_sent: int) -> None:
         """Upload progress for `status`; not an event, and harmless if the job moved on."""
         with self._write():
-            self.db.execute(
+            self.conn.execute(
                 "UPDATE jobs SET bytes_sent = ? WHERE id = ? AND state = 'uploading'",
                 (bytes_sent, job_id),
             )
 
     # --- the watcher's operations -------------------------------------------------------------
 
-    @_retried_write
     def add_settling(
         self, path: str, kind: str, size: int, mtime_ns: int, now: float | None = None
     ) -> Job:
         """A new candidate version of a file: it settles before it becomes a job to upload."""
-        now = _now() if now is None else now
-        text, exact = _path_columns(path)
-        with self._write():
-            row = self._one(
-                """INSERT INTO jobs (path, path_bytes, kind, state, size, mtime_ns, settle_since,
-                                     created_at, updated_at)
-                   VALUES (?, ?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING *""",
-                (text, exact, kind, size, mtime_ns, now, now, now),
-            )
-            assert row is not None
-            self._event(row["id"], None, JobState.SETTLING.value, "found")
-        return _job(row)
+        (job,) = self.add_settling_many([(path, kind, size, mtime_ns)], now)
+        return job
 
     @_retried_write
+    def add_settling_many(
+        self, candidates: list[tuple[str, str, int, int]], now: float | None = None
+    ) -> list[Job]:
+        """New candidates (path, kind, size, mtime_ns), in one transaction: a burst of ten
+        thousand files costs one commit, not ten thousand."""
+        now = _now() if now is None else now
+        added = []
+        with self._write():
+            for path, kind, size, mtime_ns in candidates:
+                text, exact = _path_columns(path)
+                row = self._row(
+                    f"""INSERT INTO jobs (path, path_bytes, kind, state, size, mtime_ns,
+                                         settle_since, created_at, updated_at)
+                       VALUES (?, ?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING {JOB_COLUMNS}""",
+                    (text, exact, kind, size, mtime_ns, now, now, now),
+                )
+                assert row is not None
+                self._event(row["id"], None, JobState.SETTLING.value, "found")
+                added.append(_job(row))
+            if added:
+                self._entered.add(JobState.SETTLING)
+        return added
+
     def settle(
         self,
         job: Job,
@@ -513,47 +610,63 @@ class Ledger:
         the queued (or, given a `failure`, failed) job, or None when the content was known.
         `file` is the (device, inode, ctime) hashed: the upload checks it reads that file.
         """
+        (settled,) = self.settle_many([(job, sha256, file, failure)])
+        if isinstance(settled, StaleTransition):
+            raise settled
+        return settled
+
+    @_retried_write
+    def settle_many(
+        self, hashed: list[tuple[Job, str, tuple[int, int, int] | None, str | None]]
+    ) -> list[Job | StaleTransition | None]:
+        """`settle` for many files (job, sha256, file, failure) in one transaction. A job
+        moved meanwhile is left alone (its StaleTransition in the list) and the others go on."""
+        settled: list[Job | StaleTransition | None] = []
+        with self._write():
+            for job, sha256, file, failure in hashed:
+                try:
+                    settled.append(self._settle_in_transaction(job, sha256, file, failure))
+                except StaleTransition as stale:
+                    settled.append(stale)
+        return settled
+
+    def _settle_in_transaction(
+        self, job: Job, sha256: str, file: tuple[int, int, int] | None, failure: str | None
+    ) -> Job | None:
         dev, ino, ctime_ns = file if file is not None else (None, None, None)
         identity = {"dev": dev, "ino": ino, "ctime_ns": ctime_ns}
-        with self._write():
-            earlier = self._one(
-                """SELECT id FROM jobs WHERE path = ? AND path_bytes IS ? AND sha256 = ?
-                   AND id != ? ORDER BY id DESC LIMIT 1""",
-                (*_path_columns(job.path), sha256, job.id),
+        earlier = self._one(
+            """SELECT id FROM jobs WHERE path = ? AND path_bytes IS ? AND sha256 = ?
+               AND id != ? ORDER BY id DESC LIMIT 1""",
+            (*_path_columns(job.path), sha256, job.id),
+        )
+        if earlier is not None:
+            self.conn.execute(
+                """UPDATE jobs SET size = ?, mtime_ns = ?, dev = ?, ino = ?, ctime_ns = ?
+                   WHERE id = ?""",
+                (job.size, job.mtime_ns, dev, ino, ctime_ns, earlier["id"]),
             )
-            if earlier is not None:
-                self.db.execute(
-                    """UPDATE jobs SET size = ?, mtime_ns = ?, dev = ?, ino = ?, ctime_ns = ?
-                       WHERE id = ?""",
-                    (job.size, job.mtime_ns, dev, ino, ctime_ns, earlier["id"]),
-                )
-                self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
-                return None
-            if failure is not None:
-                return self._move_in_transaction(
-                    job.id,
-                    JobState.SETTLING,
-                    JobState.FAILED,
-                    failure,
-                    {"sha256": sha256, "error": failure, **identity},
-                )
+            self.conn.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
+            return None
+        if failure is not None:
+            changes = {"sha256": sha256, "error": failure, **identity}
             return self._move_in_transaction(
-                job.id,
-                JobState.SETTLING,
-                JobState.QUEUED,
-                "settled",
-                {"sha256": sha256, **identity},
+                job.id, JobState.SETTLING, JobState.FAILED, failure, changes
             )
+        changes = {"sha256": sha256, **identity}
+        return self._move_in_transaction(
+            job.id, JobState.SETTLING, JobState.QUEUED, "settled", changes
+        )
 
     @_retried_write
     def drop_candidate(self, job: Job) -> None:
         """Forget a settling candidate whose file went away before it settled."""
         with self._write():
-            self.db.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
+            self.conn.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
 
     def known_versions(self) -> dict[str, tuple[int | None, int | None]]:
         """(size, mtime_ns) of the newest job of every path: a scan compares files to these."""
-        rows = self.db.execute(
+        rows = self.conn.execute(
             """SELECT path, path_bytes, size, mtime_ns FROM jobs
                WHERE id IN (SELECT max(id) FROM jobs GROUP BY path, path_bytes)"""
         )
@@ -563,8 +676,9 @@ class Ledger:
         }
 
     def latest_for_path(self, path: str) -> Job | None:
-        row = self._one(
-            "SELECT * FROM jobs WHERE path = ? AND path_bytes IS ? ORDER BY id DESC LIMIT 1",
+        row = self._row(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE path = ? AND path_bytes IS ? "
+            "ORDER BY id DESC LIMIT 1",
             _path_columns(path),
         )
         return _job(row) if row else None
@@ -576,14 +690,14 @@ class Ledger:
         """Atomically take the oldest queued job that is due: queued -> uploading."""
         now = _now() if now is None else now
         with self._write():
-            row = self._one(
-                """UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
+            row = self._row(
+                f"""UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
                                   updated_at = :now
                    WHERE id = (SELECT id FROM jobs
                                WHERE state = 'queued'
                                  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
                                ORDER BY id LIMIT 1)
-                   RETURNING *""",
+                   RETURNING {JOB_COLUMNS}""",
                 {"now": now},
             )
             if row is None:
@@ -602,23 +716,26 @@ class Ledger:
         """
         with self._write():
             rows = list(
-                self.db.query(
-                    """UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
+                self._raw(
+                    f"""UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
                                       updated_at = ?
-                       WHERE state = 'uploading' RETURNING *""",
+                       WHERE state = 'uploading' RETURNING {JOB_COLUMNS}""",
                     (note, _now()),
                 )
                 if not keep
-                else self.db.query(
+                else self._raw(
                     f"""UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
                                        updated_at = ?
                         WHERE state = 'uploading'
-                          AND id NOT IN ({", ".join("?" for _ in keep)}) RETURNING *""",
+                          AND id NOT IN ({", ".join("?" for _ in keep)})
+                        RETURNING {JOB_COLUMNS}""",
                     (note, _now(), *keep),
                 )
             )
             for row in rows:
                 self._event(row["id"], JobState.UPLOADING.value, JobState.QUEUED.value, note)
+            if rows:
+                self._entered.add(JobState.QUEUED)
         return [_job(r) for r in rows]
 
     def hashed_id_taken(self, hashed_id: str, except_job: int) -> bool:
@@ -630,19 +747,29 @@ class Ledger:
 
     # --- queries by state ---------------------------------------------------------------------
 
-    def jobs_in(self, state: JobState, limit: int = 1000) -> list[Job]:
-        rows = self.db.query(
-            "SELECT * FROM jobs WHERE state = ? ORDER BY id LIMIT ?", (state.value, limit)
+    def jobs_in(self, state: JobState, limit: int = 1000, after_id: int = 0) -> list[Job]:
+        """Jobs in `state`, oldest first, from after `after_id` (to page through many)."""
+        rows = self._raw(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+            (state.value, after_id, limit),
         )
         return [_job(r) for r in rows]
 
     def due_polls(self, now: float | None = None, limit: int = 100) -> list[Job]:
-        rows = self.db.query(
-            """SELECT * FROM jobs WHERE state = 'processing'
+        rows = self._raw(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing'
                AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at LIMIT ?""",
             (_now() if now is None else now, limit),
         )
         return [_job(r) for r in rows]
+
+    def soonest(self, state: JobState, after: float) -> float | None:
+        """When the next job in `state` falls due after `after` (its next attempt, or for
+        processing its next poll), or None when none waits for a time."""
+        column = "next_poll_at" if state == JobState.PROCESSING else "next_attempt_at"
+        sql = f"SELECT min({column}) AS soonest FROM jobs WHERE state = ? AND {column} > ?"
+        row = self._one(sql, (state.value, after))
+        return row["soonest"] if row else None
 
     def processing_with(self, hashed_ids: list[str]) -> list[Job]:
         """The jobs in processing whose media is one of `hashed_ids` (a batch poll's answer)."""
@@ -650,31 +777,33 @@ class Ledger:
         for start in range(0, len(hashed_ids), 500):  # SQLite's limit on parameters
             chunk = hashed_ids[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
-            rows = self.db.query(
-                f"SELECT * FROM jobs WHERE hashed_id IN ({marks}) AND state = 'processing'",
+            rows = self._raw(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE hashed_id IN ({marks}) "
+                "AND state = 'processing'",
                 chunk,
             )
             found += [_job(r) for r in rows]
         return found
 
     def due_finishing(self, now: float | None = None, limit: int = 50) -> list[Job]:
-        rows = self.db.query(
-            """SELECT * FROM jobs WHERE state = 'finishing'
+        rows = self._raw(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'finishing'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?""",
             (_now() if now is None else now, limit),
         )
         return [_job(r) for r in rows]
 
     def get(self, job_id: int) -> Job | None:
-        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = self._row(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return _job(row) if row else None
 
     def find(self, ref: str) -> Job | None:
         """A job by id, hashed id, or path (the newest job of that path)."""
         if ref.isascii() and ref.isdigit() and len(ref) < 19 and (job := self.get(int(ref))):
             return job
-        row = self._one(
-            "SELECT * FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1", (_storable(ref),)
+        row = self._row(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE hashed_id = ? ORDER BY id DESC LIMIT 1",
+            (_storable(ref),),
         )
         if row is None:
             for candidate in (ref, str(Path(ref).expanduser().absolute())):
@@ -722,9 +851,9 @@ class Ledger:
         with self._write():
             current = self._one("SELECT kind FROM hold")
             if current and current["kind"] == request.kind:
-                self.db.execute("UPDATE hold SET reason = ?", (_prose(request.reason),))
+                self.conn.execute("UPDATE hold SET reason = ?", (_prose(request.reason),))
             else:
-                self.db.execute(
+                self.conn.execute(
                     """INSERT OR REPLACE INTO hold (id, kind, reason, since, next_probe_at,
                                                     probe_interval)
                        VALUES (1, ?, ?, ?, ?, ?)""",
@@ -745,7 +874,7 @@ class Ledger:
         """True for the one caller that may probe now; pushes the next probe further out."""
         now = _now()
         with self._write():
-            cursor = self.db.execute(
+            cursor = self.conn.execute(
                 """UPDATE hold SET next_probe_at = ?, probe_interval = ?
                    WHERE kind = ? AND next_probe_at <= ?""",
                 (now + next_interval, next_interval, kind, now),
@@ -756,21 +885,21 @@ class Ledger:
     def clear_hold(self, kind: str | None = None) -> bool:
         with self._write():
             if kind is None:
-                cursor = self.db.execute("DELETE FROM hold")
+                cursor = self.conn.execute("DELETE FROM hold")
             else:
-                cursor = self.db.execute("DELETE FROM hold WHERE kind = ?", (kind,))
+                cursor = self.conn.execute("DELETE FROM hold WHERE kind = ?", (kind,))
             return cursor.rowcount > 0
 
     # --- sidecars -----------------------------------------------------------------------------
 
     def applied_sidecars(self, job_id: int) -> dict[str, str]:
-        rows = self.db.query("SELECT name, digest FROM sidecars WHERE job_id = ?", (job_id,))
+        rows = self._rows("SELECT name, digest FROM sidecars WHERE job_id = ?", (job_id,))
         return {row["name"]: row["digest"] for row in rows}
 
     @_retried_write
     def record_sidecar(self, job_id: int, name: str, digest: str) -> None:
         with self._write():
-            self.db.execute(
+            self.conn.execute(
                 """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
                    VALUES (?, ?, ?, ?)""",
                 (job_id, name, digest, _now()),
@@ -779,29 +908,30 @@ class Ledger:
     # --- status views -------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        rows = self.db.query("SELECT state, count(*) AS n FROM jobs GROUP BY state")
+        rows = self._rows("SELECT state, count(*) AS n FROM jobs GROUP BY state")
         return {row["state"]: row["n"] for row in rows}
 
     def active_and_recent(self, recent: int | None = 100) -> list[Job]:
         """Every job not yet terminal, then the `recent` newest terminal ones (None: all)."""
         marks = ", ".join("?" for _ in ACTIVE_STATES)
-        active = self.db.query(
-            f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", ACTIVE_STATES
+        active = self._raw(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY id", ACTIVE_STATES
         )
         limit = -1 if recent is None else recent
         # One index range per final state, newest first, then the newest of those.
         newest = " UNION ALL ".join(
-            "SELECT * FROM (SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC LIMIT ?)"
+            f"SELECT * FROM (SELECT {JOB_COLUMNS} FROM jobs WHERE state = ? "
+            "ORDER BY updated_at DESC LIMIT ?)"
             for _ in TERMINAL_STATES
         )
-        terminal = self.db.query(
+        terminal = self._raw(
             f"SELECT * FROM ({newest}) ORDER BY updated_at DESC, id DESC LIMIT ?",
             (*[v for state in TERMINAL_STATES for v in (state, limit)], limit),
         )
         return [_job(r) for r in active] + [_job(r) for r in terminal]
 
     def events(self, job_id: int) -> list[Event]:
-        rows = self.db.query("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
+        rows = self._rows("SELECT * FROM events WHERE job_id = ? ORDER BY id", (job_id,))
         return [Event(**row) for row in rows]
 
 

@@ -31,9 +31,9 @@ from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import MediaFailed
 from ingestd.jobs import Job, JobState
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, arrivals
 from ingestd.outcomes import Policy, Stage
-from ingestd.stageloop import IDLE_WAIT_SECONDS, Guard
+from ingestd.stageloop import Guard, idle_wait
 from ingestd.wistia import PER_PAGE, Media, WistiaClient
 
 log = logs.get("ingestd.poller")
@@ -62,15 +62,20 @@ class Poller:
 
     def run(self) -> None:
         ledger = Ledger(self.ledger_path)
+        wake = arrivals(JobState.PROCESSING)
         try:
             while not self.stop.is_set():
                 liveness.beat()
+                wake.clear()  # before looking: a job uploaded after the look wakes the wait
+                now = self.guard.clock()
                 hold = ledger.hold()
-                due = [] if hold and hold.kind == "auth" else ledger.due_polls(self.guard.clock())
+                paused = hold is not None and hold.kind == "auth"
+                due = [] if paused else ledger.due_polls(now)
                 if due:
                     self.sweep(ledger, due)
                 else:
-                    self.stop.wait(IDLE_WAIT_SECONDS)
+                    soonest = None if paused else ledger.soonest(JobState.PROCESSING, now)
+                    wake.wait(idle_wait(soonest, now))
         finally:
             ledger.close()
 
@@ -89,7 +94,7 @@ class Poller:
                     with logs.job_context(job):
                         self.guard.outcome(ledger, job, error)
                 return
-            self._learn(ledger, seen, due)
+            self._learn(ledger, seen)
         for job in due:
             if job.hashed_id not in seen and not self.stop.is_set():
                 liveness.beat()
@@ -110,14 +115,13 @@ class Poller:
                 break  # later pages hold only medias changed before any due one was uploaded
         return seen
 
-    def _learn(self, ledger: Ledger, seen: dict[str, Media], due: list[Job]) -> None:
+    def _learn(self, ledger: Ledger, seen: dict[str, Media]) -> None:
         """Every job in processing whose media the list showed takes what it says, due or
-        not: the answer is already paid for."""
-        waiting = {job.hashed_id: job for job in due}
+        not: the answer is already paid for. The jobs are read after the list came back, so
+        one moved meanwhile is not among them."""
         for job in ledger.processing_with(list(seen)):
             liveness.beat()
-            current = waiting.get(job.hashed_id, job)
-            self.guard.run(ledger, current, lambda lg, j: self._take(lg, j, seen[j.hashed_id]))
+            self.guard.run(ledger, job, lambda lg, j: self._take(lg, j, seen[j.hashed_id]))
 
     # --- one media ------------------------------------------------------------------------
 

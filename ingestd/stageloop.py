@@ -6,9 +6,10 @@ on with the next job. The one exception is the ledger itself failing (sqlite3.Er
 own two minutes of patience): that is nobody's job, so the stage thread ends and the daemon's
 supervisor restarts it after a pause.
 
-`work_through_jobs` is the loop of the stages that work through due jobs (poller, finisher,
-held jobs): each pass asks for the due jobs and runs each in the guard, beating the stage's
-heartbeat. Under an auth hold, stages that talk to Wistia take no jobs.
+`work_through_jobs` is the loop of the stages that work through due jobs (finisher, held
+jobs): each pass asks for the due jobs and runs each in the guard, beating the stage's
+heartbeat; an idle stage sleeps until a job enters its state (ledger.arrivals) or its next
+job is due, never busy. Under an auth hold, stages that talk to Wistia take no jobs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ingestd.jobs import Job, StaleTransition
 from ingestd.ledger import Ledger
 from ingestd.outcomes import Policy, Stage, decide
 
-IDLE_WAIT_SECONDS = 0.2
+# An idle stage looks again at least this often, and never sooner than the shortest wait.
+LONGEST_IDLE_SECONDS = 5.0
+SHORTEST_WAIT_SECONDS = 0.05
 Step = Callable[[Ledger, Job], None]
 # Outcomes that may only mean the watch folder itself is gone (an unmounted share).
 _FILE_TROUBLE = (JobInputError, FileChanged, TransientError, OSError)
@@ -83,6 +86,14 @@ class Guard:
         return WatchFolderMissing(f"the watch folder {display(self.settings.watch_dir)} is missing")
 
 
+def idle_wait(soonest: float | None, now: float) -> float:
+    """How long an idle stage sleeps: until its next job is due, at most LONGEST_IDLE_SECONDS
+    (a job another process changed, say `ingestd retry`, is seen at the next look)."""
+    if soonest is None:
+        return LONGEST_IDLE_SECONDS
+    return min(LONGEST_IDLE_SECONDS, max(SHORTEST_WAIT_SECONDS, soonest - now))
+
+
 def work_through_jobs(
     ledger_path: Path,
     stop: threading.Event,
@@ -90,20 +101,26 @@ def work_through_jobs(
     guard: Guard,
     step: Step,
     *,
+    wake: threading.Event,
+    soonest: Callable[[Ledger], float | None],
     pause_under_auth_hold: bool = True,
 ) -> None:
+    """Each pass takes the due jobs; an idle stage sleeps until `wake` is set (a job entered
+    its state in this process), its next job is due (`soonest`), or the daemon stops."""
     ledger = Ledger(ledger_path)
     try:
         while not stop.is_set():
             liveness.beat()
+            wake.clear()  # before looking: a job arriving after the look wakes the wait
             hold = ledger.hold() if pause_under_auth_hold else None
-            jobs = [] if hold is not None and hold.kind == "auth" else due(ledger, guard.clock())
+            paused = hold is not None and hold.kind == "auth"
+            jobs = [] if paused else due(ledger, guard.clock())
             for job in jobs:
                 if stop.is_set():
                     break
                 liveness.beat()
                 guard.run(ledger, job, step)
             if not jobs:
-                stop.wait(IDLE_WAIT_SECONDS)
+                wake.wait(idle_wait(None if paused else soonest(ledger), guard.clock()))
     finally:
         ledger.close()

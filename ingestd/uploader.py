@@ -40,16 +40,15 @@ from ingestd.errors import (
 )
 from ingestd.files import open_regular, wistia_name
 from ingestd.jobs import Job, JobKind, JobState, version_of
-from ingestd.ledger import Hold, Ledger
+from ingestd.ledger import Hold, Ledger, arrivals
 from ingestd.outcomes import Backoff, Stage
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
-from ingestd.stageloop import Guard
+from ingestd.stageloop import Guard, idle_wait
 from ingestd.urlimport import media_name_of, read_url_file
 from ingestd.wistia import MAX_NAME_LENGTH, Media, WistiaClient
 
 log = logs.get("ingestd.uploader")
 
-IDLE_WAIT_SECONDS = 0.25
 PROGRESS_EVERY_SECONDS = 1.0
 # Wistia's clock and ours may differ a little: look this much further back when reconciling.
 RECONCILE_MARGIN_SECONDS = 300.0
@@ -111,12 +110,14 @@ class Uploader:
     def run_worker(self, retire: threading.Event) -> None:
         """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
         ledger = Ledger(self.ledger_path)
+        wake = arrivals(JobState.QUEUED)
         try:
             while not self.stop.is_set() and not retire.is_set():
                 liveness.beat()
+                wake.clear()  # before looking: a job queued after the look wakes the wait
                 job = self._next_job(ledger)
                 if job is None:
-                    self.stop.wait(IDLE_WAIT_SECONDS)
+                    wake.wait(self._idle_wait(ledger))
                     continue
                 try:
                     self.guard.run(ledger, job, self._process)
@@ -143,6 +144,22 @@ class Uploader:
             if job is not None:
                 self._in_flight.add(job.id)
         return job
+
+    def _idle_wait(self, ledger: Ledger) -> float:
+        """Until what stops the next upload can change: the hold's next probe, the upload
+        hours opening, or the next retry coming due."""
+        now = self.guard.clock()
+        hold = ledger.hold()
+        hours = self.settings.ingest.hours
+        if hold is not None and hold.kind == "auth":
+            soonest: float | None = hold.next_probe_at
+        elif hours is not None and not hours.open_at(datetime.fromtimestamp(now)):
+            soonest = hours.next_opening(datetime.fromtimestamp(now)).timestamp()
+        elif hold is not None:
+            soonest = hold.next_probe_at
+        else:
+            soonest = ledger.soonest(JobState.QUEUED, now)
+        return idle_wait(soonest, now)
 
     def _inside_upload_hours(self) -> bool:
         """Whether a new upload may start now (`ingest.upload_hours`); logged when it changes."""

@@ -25,6 +25,9 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
+from functools import partial
 from pathlib import Path
 
 from watchdog.events import (
@@ -47,14 +50,22 @@ from ingestd.config import Settings
 from ingestd.errors import Cancelled, JobInputError
 from ingestd.files import display, lstat, open_regular, problem
 from ingestd.jobs import Job, JobKind, JobState, file_identity, version_of
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, StaleTransition, arrivals
 from ingestd.outcomes import Stage
-from ingestd.stageloop import Guard
+from ingestd.stageloop import Guard, idle_wait
 
 log = logs.get("ingestd.watcher")
 
 HASH_CHUNK = 1024 * 1024
 URL_EXTENSION = "url"
+# Files hashed at once (a burst of small files, or big ones on a fast disk).
+HASH_THREADS = 4
+# New candidates, and settled files, written per transaction; settling jobs looked at per page.
+FOUND_PER_TRANSACTION = 1000
+SETTLE_PAGE = 1000
+
+# A file's sha256 and identity (device, inode, ctime), or None: it changed while it was read.
+Hashed = tuple[str, tuple[int, int, int]] | None
 
 # File systems where inotify does not see what other machines write: `auto` polls there.
 NETWORK_FILESYSTEMS = frozenset(
@@ -213,6 +224,9 @@ class Watcher:
         self._folder_missing = False
         self._reported: set[str] = set()  # paths whose trouble was logged once
         self._after_upload: set[str] = set()  # changed while their job uploads: look again
+        self._wake = arrivals(JobState.SETTLING)  # an event, a new candidate, or the stop
+        self._found: dict[str, tuple[str, str, int, int]] = {}  # new candidates, to record
+        self._pool: ThreadPoolExecutor | None = None  # hashes several files at once
         self.ledger: Ledger | None = None
 
     # --- the thread ---------------------------------------------------------------------
@@ -222,23 +236,35 @@ class Watcher:
         try:
             self.check_observer()  # starts the observer, then scans (or waits for the folder)
             self.scanned.set()
-            tick = min(0.25, max(0.05, self.settings.ingest.settle_seconds / 4))
-            while not self.stop.wait(tick):
+            while not self.stop.is_set():
                 liveness.beat()
+                self._wake.clear()  # before looking: an event after the look wakes the wait
                 self.check_observer()
-                self.tick()
+                busy = self.tick()
+                self._wake.wait(
+                    self._tick() if busy else idle_wait(self._next_rescan, self.clock())
+                )
         except Cancelled:
             pass
         finally:
             self.stop_observer()
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
             self.ledger.close()
 
-    def tick(self) -> None:
-        """One pass: the paths events pointed at, the settling jobs, the rescan when due."""
+    def tick(self) -> bool:
+        """One pass: the paths events pointed at, the settling jobs, the rescan when due.
+        True while files are settling (they are looked at again every tick)."""
         self._drain_hints()
-        self._settle()
+        busy = self._settle()
         if self.clock() >= self._next_rescan:
             self.scan()
+        return busy or bool(self._after_upload)
+
+    def _tick(self) -> float:
+        """How often settling files are looked at: often enough to notice the quiet time."""
+        return min(0.25, max(0.05, self.settings.ingest.settle_seconds / 4))
 
     def reload(self) -> None:
         """New extensions or ignore patterns (config reload): look at the tree again."""
@@ -332,6 +358,7 @@ class Watcher:
     def _push(self, path: str, is_directory: bool) -> None:
         with self._pending_lock:
             (self._pending_dirs if is_directory else self._pending_files).add(path)
+        self._wake.set()
 
     def _drain_hints(self) -> None:
         with self._pending_lock:
@@ -347,6 +374,7 @@ class Watcher:
         for path in files:
             self._changed(Path(path).parent)
             self._look(Path(path))
+        self._record_found()
 
     def _changed(self, folder: Path) -> None:
         if self.on_change is not None:
@@ -369,6 +397,7 @@ class Watcher:
             found += 1
             if _version(path) != known.get(str(path)):
                 self._look(path)  # new or changed since the ledger last saw it
+        self._record_found()
         log.info("scanned watch folder", media_files=found)
 
     def _scan_folder(self, folder: Path) -> None:
@@ -377,9 +406,9 @@ class Watcher:
                 self._look(path)
 
     def _look(self, path: Path) -> None:
-        """`observe`, contained: trouble with one path is logged once and never stops the rest."""
+        """`consider`, contained: trouble with one path is logged once, never stops the rest."""
         try:
-            self.observe(path)
+            self._consider(path)
         except (sqlite3.Error, Cancelled):
             raise
         except Exception as error:
@@ -390,6 +419,23 @@ class Watcher:
 
     def observe(self, path: Path) -> None:
         """Look at one path and record what it holds (a link is looked at, not followed)."""
+        self._consider(path)
+        self._record_found()
+
+    def _record_found(self) -> None:
+        """The new candidates found since the last call, written together (a burst of ten
+        thousand files is a few transactions, not ten thousand)."""
+        assert self.ledger is not None
+        found, self._found = self._found, {}
+        rows = list(found.values())
+        for start in range(0, len(rows), FOUND_PER_TRANSACTION):
+            for job in self.ledger.add_settling_many(
+                rows[start : start + FOUND_PER_TRANSACTION], self.clock()
+            ):
+                with logs.job_context(job):
+                    log.debug("found file", size=job.size)
+
+    def _consider(self, path: Path) -> None:
         assert self.ledger is not None
         kind = self.filter.kind(path)
         if kind is None:
@@ -414,52 +460,86 @@ class Watcher:
         elif latest is not None and _sees_changes_itself(latest):
             return
         else:
-            job = self.ledger.add_settling(str(path), kind.value, size, mtime_ns, self.clock())
-            with logs.job_context(job):
-                log.info("found file", size=size)
+            self._found[str(path)] = (str(path), kind.value, size, mtime_ns)
 
     # --- settling -----------------------------------------------------------------------
 
-    def _settle(self) -> None:
+    def _settle(self) -> bool:
+        """Look at every settling job; hash those that stayed still long enough, several at
+        a time, and queue them together. True when some are left settling."""
         assert self.ledger is not None
         if self._folder_missing:
-            return  # nothing can settle in a folder that is not there
-        for job in self.ledger.jobs_in(JobState.SETTLING):
-            liveness.beat()
-            self.guard.run(self.ledger, job, self._settle_one)
+            return False  # nothing can settle in a folder that is not there
+        after, any_settling = 0, False
+        while page := self.ledger.jobs_in(JobState.SETTLING, SETTLE_PAGE, after_id=after):
+            any_settling, after = True, page[-1].id  # a page at a time: memory stays flat
+            still: list[Job] = []
+            for job in page:
+                liveness.beat()
+                self.guard.run(self.ledger, job, partial(self._check, still=still))
+            if still:
+                self._queue(self._hash_all(still))
+        return any_settling
 
-    def _settle_one(self, ledger: Ledger, job: Job) -> None:
+    def _check(self, ledger: Ledger, job: Job, still: list[Job]) -> None:
+        """A settling job's file: gone, changed (it settles anew) or still long enough."""
         entry = lstat(Path(job.path))
         if entry is None:
             log.info("file went away before it settled")
             ledger.drop_candidate(job)
-            return
-        if version_of(entry) != job.version:
-            ledger.update(
-                job, size=entry.st_size, mtime_ns=entry.st_mtime_ns, settle_since=self.clock()
-            )
-            return
-        if self.clock() - (job.settle_since or 0) < self.settings.ingest.settle_seconds:
-            return
-        try:
-            hashed = self._hash(job)
-        except FileNotFoundError:
-            ledger.drop_candidate(job)
-            return
-        if hashed is None:
-            return  # changed while being hashed: the next tick sees it
-        digest, file = hashed
-        if job.size == 0:
-            ledger.settle(job, digest, failure="empty file (0 bytes)", file=file)
-            log.warning("empty file: nothing to upload")
-            return
-        queued = ledger.settle(job, digest, file=file)
-        if queued is None:
-            log.info("content unchanged since it was last seen; nothing to do")
-        else:
-            log.info("queued", sha256=digest, size=job.size)
+        elif version_of(entry) != job.version:
+            now = self.clock()
+            ledger.update(job, size=entry.st_size, mtime_ns=entry.st_mtime_ns, settle_since=now)
+        elif self.clock() - (job.settle_since or 0) >= self.settings.ingest.settle_seconds:
+            still.append(job)
 
-    def _hash(self, job: Job) -> tuple[str, tuple[int, int, int]] | None:
+    def _hash_all(self, jobs: list[Job]) -> list[tuple[Job, Hashed | BaseException]]:
+        """Each job's hash or what stopped it, HASH_THREADS at a time."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash")
+        futures = [(job, self._pool.submit(self._hash, job)) for job in jobs]
+        results: list[tuple[Job, Hashed | BaseException]] = []
+        for job, future in futures:
+            while True:
+                liveness.beat()  # a big file hashes for a while: the watcher waits, not stuck
+                try:
+                    results.append((job, future.result(timeout=5.0)))
+                    break
+                except FuturesTimeout:
+                    continue
+                except Exception as error:
+                    results.append((job, error))
+                    break
+        return results
+
+    def _queue(self, hashed: list[tuple[Job, Hashed | BaseException]]) -> None:
+        """The hashed files become queued jobs, a transaction per thousand; the troubled ones
+        end in their own outcome."""
+        assert self.ledger is not None
+        ready: list[tuple[Job, str, tuple[int, int, int] | None, str | None]] = []
+        for job, outcome in hashed:
+            if isinstance(outcome, FileNotFoundError):
+                self.ledger.drop_candidate(job)
+            elif isinstance(outcome, Exception):
+                with logs.job_context(job):
+                    self.guard.outcome(self.ledger, job, outcome)
+            elif outcome is not None:  # None: changed while it was read; the next pass sees
+                digest, file = outcome
+                failure = "empty file (0 bytes)" if job.size == 0 else None
+                ready.append((job, digest, file, failure))
+        for start in range(0, len(ready), FOUND_PER_TRANSACTION):
+            chunk = ready[start : start + FOUND_PER_TRANSACTION]
+            settled = self.ledger.settle_many(chunk)
+            for (job, digest, _, failure), result in zip(chunk, settled, strict=True):
+                with logs.job_context(job):
+                    if failure is not None:
+                        log.warning("empty file: nothing to upload")
+                    elif result is None:
+                        log.info("content unchanged since it was last seen; nothing to do")
+                    elif not isinstance(result, StaleTransition):
+                        log.info("queued", sha256=digest, size=job.size)
+
+    def _hash(self, job: Job) -> Hashed:
         """The sha256 of the job's version, read from one safely opened descriptor, and that
         file's identity (device, inode, ctime). None when the file is not (or no longer)
         that version.

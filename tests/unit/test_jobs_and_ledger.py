@@ -281,3 +281,17 @@ def test_opening_another_connection_keeps_the_first_ones_locks(tmp_path: Path) -
     subprocess.run([sys.executable, "-c", other], check=True, timeout=30)
     assert Path(f"{path}-wal").exists()
     first.close()
+
+
+def test_a_job_entering_a_state_wakes_its_waiters_and_nothing_else_does(tmp_path: Path) -> None:
+    from ingestd.ledger import arrivals
+
+    ledger = Ledger(tmp_path / "l.db")
+    queued, settling = arrivals(JobState.QUEUED), arrivals(JobState.SETTLING)
+    assert ledger.claim_upload() is None  # a write transaction that moves nothing
+    assert not queued.is_set() and not settling.is_set()  # wakes no one (no busy looping)
+    job = ledger.add_settling("/w/a.mp4", "file", 1, 1)
+    assert settling.is_set() and not queued.is_set()
+    ledger.settle(job, "aa")
+    assert queued.is_set()
+    ledger.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ JOB = Job(
 
 
 def job(state: JobState = S.UPLOADING, **changes: object) -> Job:
-    return replace(JOB, state=state, **changes)
+    return JOB._replace(state=state, **changes)
 
 
 # --- one test per row of the table in outcomes.py ------------------------------------------------

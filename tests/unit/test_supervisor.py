@@ -11,6 +11,7 @@ import pytest
 
 from ingestd.config import Settings
 from ingestd.daemon import WORKER_PREFIX, Daemon, _Stage
+from ingestd.ledger import wake_all
 from ingestd.liveness import DEFAULT_ALLOW_SECONDS
 from tests.conftest import wait_until
 
@@ -21,6 +22,7 @@ def daemon(tmp_path: Path) -> Daemon:
     made = Daemon(settings, "tok")
     yield made
     made.stop.set()
+    wake_all()  # as the daemon's own shutdown does: idle stages see the stop at once
     for stage in made.stages:
         if stage.thread is not None:
             stage.thread.join(timeout=5)
