@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingestd.jobs import JobState
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, LedgerLock
 
 
 def fill(ledger: Ledger, jobs: int, active: int) -> None:
@@ -110,6 +110,10 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
             check=False,
         )
 
+    # As with a daemon running: it holds the lock beside the ledger, and its connection keeps
+    # the -wal (without the lock, status would take it for a crashed daemon and read a copy).
+    lock = LedgerLock(path)
+    lock.acquire()
     figures = {
         "claim + move back": timed(claim_and_put_back),
         "counts per state": timed(ledger.counts),
@@ -122,6 +126,7 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
         "`status --json` (process)": timed(lambda: cli("status", "--json"), repeat=5),
         "`status --check` (process)": timed(lambda: cli("status", "--check"), repeat=5),
     }
+    lock.release()
     ledger.close()
     return figures
 

@@ -31,7 +31,15 @@ from ingestd.files import display
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
 from ingestd.redact import add_secret, redact
-from ingestd.status import UNKNOWN, health, history, render, render_history, snapshot
+from ingestd.status import (
+    UNKNOWN,
+    health,
+    history,
+    render,
+    render_history,
+    snapshot,
+    summary,
+)
 
 if TYPE_CHECKING:
     from ingestd.config import Settings
@@ -359,7 +367,7 @@ def _status_check(args: argparse.Namespace) -> int:
         ledger_path = _status_config(args).ledger
         if ledger_path.exists():
             with _reading(ledger_path) as ledger:
-                view = snapshot(ledger, all_jobs=False)
+                view = summary(ledger)
         else:
             view = _empty_view(ledger_path)
     except Exception as exc:

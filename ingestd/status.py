@@ -97,10 +97,15 @@ def snapshot(
 ) -> dict[str, Any]:
     """Everything `status --json` prints."""
     now = time.time()
+    jobs = ledger.active_and_recent(None if all_jobs else 100)
+    return {**summary(ledger), "jobs": [job_view(job, settle_seconds, now, hours) for job in jobs]}
+
+
+def summary(ledger: Ledger) -> dict[str, Any]:
+    """The counts, the hold and the daemon: all `status --check` needs, without the jobs."""
     counts = {state.value: 0 for state in JobState}
     counts.update(ledger.counts())
     hold = ledger.hold()
-    jobs = ledger.active_and_recent(None if all_jobs else 100)
     return {
         "counts": counts,
         "hold": None
@@ -113,7 +118,6 @@ def snapshot(
         },
         "daemon": daemon_view(ledger),
         "ledger": str(ledger.path),
-        "jobs": [job_view(job, settle_seconds, now, hours) for job in jobs],
     }
 
 

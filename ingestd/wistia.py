@@ -226,10 +226,6 @@ class Throttle:
         with self._lock:
             self._rate = rate
 
-    @property
-    def rate(self) -> float | None:
-        return self._rate
-
     def chunk_size(self, largest: int) -> int:
         """A read small enough that the limit holds smoothly: a tenth of a second's worth."""
         rate = self._rate

@@ -163,3 +163,44 @@ def test_environment_alone_can_configure_the_commands(
     monkeypatch.setenv("INGESTD_LEDGER", str(tmp_path / "env.db"))
     assert main(["status", "--json"]) == 0
     assert str(tmp_path / "env.db") in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [("", None), ("500K", 500 * 1024), ("20M", 20 * 1024**2), ("1.5G", 1.5 * 1024**3),
+     ("20 MiB/s", 20 * 1024**2), ("4096", 4096)],
+)  # fmt: skip
+def test_upload_bandwidth_is_bytes_per_second_in_powers_of_1024(text: str, rate) -> None:
+    from ingestd.limits import parse_bandwidth
+
+    assert parse_bandwidth(text) == rate
+
+
+@pytest.mark.parametrize("text", ["fast", "20X", "-5M", "100"])
+def test_a_bad_upload_bandwidth_names_the_key(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"ingest\.upload_bandwidth"):
+        load_settings(config(tmp_path, ingest={"upload_bandwidth": text}))
+
+
+def test_upload_hours_may_cross_midnight() -> None:
+    from datetime import datetime
+
+    from ingestd.limits import UploadHours
+
+    night = UploadHours.parse("19:00-07:00")
+    assert [night.open_at(datetime(2026, 1, 1, h, 30)) for h in (6, 7, 12, 18, 19, 23)] == [
+        True, False, False, False, True, True
+    ]  # fmt: skip
+    assert night.next_opening(datetime(2026, 1, 1, 12, 0)) == datetime(2026, 1, 1, 19, 0)
+    assert night.next_opening(datetime(2026, 1, 1, 20, 0)) == datetime(2026, 1, 2, 19, 0)
+    day = UploadHours.parse("09:00-17:30")
+    assert day.open_at(datetime(2026, 1, 1, 17, 29)) and not day.open_at(
+        datetime(2026, 1, 1, 17, 30)
+    )
+    assert str(day) == "09:00-17:30" and UploadHours.parse("") is None
+
+
+@pytest.mark.parametrize("text", ["7-9", "25:00-07:00", "10:00-10:00", "10:60-11:00"])
+def test_bad_upload_hours_name_the_key(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"ingest\.upload_hours"):
+        load_settings(config(tmp_path, ingest={"upload_hours": text}))
