@@ -336,7 +336,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                     raise IngestdError(
                         f"no job matches {args.job!r}", "give a job id, a path or a hashed id"
                     )
-                one = history(ledger, job, settle)
+                one = history(ledger, job, settle, config.hours)
                 if args.json:
                     _say_json(one, indent=2)
                 else:

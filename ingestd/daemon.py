@@ -186,8 +186,9 @@ class Daemon:
                 next_orphan_check = now + ORPHAN_CHECK_SECONDS
                 for job in self.uploader.requeue_orphans(self.ledger):
                     log.warning("requeued a job its worker left behind", job_id=job.id)
-            if ping_every and healthy and now >= next_ping:
-                notify("WATCHDOG=1")
+            if ping_every and now >= next_ping:
+                if healthy:  # an unhealthy daemon lets the ping pass: systemd restarts it
+                    notify("WATCHDOG=1")
                 next_ping = now + ping_every
             if ready and now >= next_status:
                 notify(f"STATUS={self._status_line()}")

@@ -25,7 +25,7 @@ from ingestd.config import Settings
 from ingestd.errors import JobInputError, NotFoundError, PermanentError
 from ingestd.files import Folder, NotRegularFile, display, fit_stem, wistia_name
 from ingestd.jobs import Job, JobState, version_of
-from ingestd.ledger import Ledger, arrivals
+from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Stage
 from ingestd.sidecars import (
     CAPTIONS_STEP,
@@ -63,15 +63,16 @@ class Finisher:
         self.guard = Guard(Stage.FINISH, settings, clock)
 
     def run(self) -> None:
-        work_through_jobs(
-            self.ledger_path,
-            self.stop,
-            Ledger.due_finishing,
-            self.guard,
-            self.finish,
-            wake=arrivals(JobState.FINISHING),
-            soonest=lambda ledger: ledger.soonest(JobState.FINISHING, self.guard.clock()),
-        )
+        with arrivals_while(JobState.FINISHING) as wake:
+            work_through_jobs(
+                self.ledger_path,
+                self.stop,
+                Ledger.due_finishing,
+                self.guard,
+                self.finish,
+                wake=wake,
+                soonest=lambda ledger, now: ledger.soonest(JobState.FINISHING, now),
+            )
 
     # --- finishing one job --------------------------------------------------------------
 

@@ -64,7 +64,7 @@ class HeldJobs:
             self.guard,
             self.recheck,
             wake=self._wake,
-            soonest=lambda ledger: self._next_look,
+            soonest=lambda ledger, now: self._next_look,
             pause_under_auth_hold=False,
         )
 

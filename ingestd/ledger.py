@@ -306,6 +306,18 @@ def arrivals(state: JobState) -> threading.Event:
     return event
 
 
+@contextmanager
+def arrivals_while(state: JobState) -> Iterator[threading.Event]:
+    """`arrivals(state)` for one run of a loop, forgotten when it ends (a retired worker or a
+    restarted stage leaves no event behind)."""
+    event = arrivals(state)
+    try:
+        yield event
+    finally:
+        with _waiters_lock:
+            _waiters[state].discard(event)
+
+
 def wake(*states: JobState) -> None:
     """Wake the threads waiting for jobs in any of `states`."""
     with _waiters_lock:
@@ -883,12 +895,16 @@ class Ledger:
 
     @_retried_write
     def clear_hold(self, kind: str | None = None) -> bool:
+        """End the hold; every waiting stage is woken, as the jobs it held back may go on."""
         with self._write():
             if kind is None:
                 cursor = self.conn.execute("DELETE FROM hold")
             else:
                 cursor = self.conn.execute("DELETE FROM hold WHERE kind = ?", (kind,))
-            return cursor.rowcount > 0
+            cleared = cursor.rowcount > 0
+            if cleared:
+                self._entered.update(JobState)
+        return cleared
 
     # --- sidecars -----------------------------------------------------------------------------
 

@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-_BANDWIDTH = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b(?:/s)?)?", re.IGNORECASE)
+# "20M", "20 MB", "20MiB/s": bytes. A small "b" is bits, as in "20Mb": refused, not guessed.
+_BANDWIDTH = re.compile(r"(\d+(?:\.\d+)?)\s*([kKmMgG]?)(?:i?B(?:/s)?)?")
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
@@ -18,7 +19,10 @@ def parse_bandwidth(text: str) -> float | None:
         return None
     found = _BANDWIDTH.fullmatch(text.strip())
     if found is None:
-        raise ValueError('must be a rate like "500K", "20M" or "1G" (bytes per second)')
+        bits = (
+            " (a small b means bits; write B for bytes)" if text.rstrip("/s").endswith("b") else ""
+        )
+        raise ValueError(f'must be a rate like "500K", "20M" or "1G" (bytes per second){bits}')
     rate = float(found.group(1)) * _UNITS[found.group(2).lower()]
     if rate < 1024:
         raise ValueError("must be at least 1K (1024 bytes per second); empty means no limit")

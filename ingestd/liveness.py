@@ -49,6 +49,24 @@ def attached(heartbeat: Heartbeat) -> Iterator[Heartbeat]:
         _local.heartbeat = None
 
 
+def current() -> Heartbeat | None:
+    """The heartbeat attached to the calling thread (to lend to a helper thread)."""
+    return getattr(_local, "heartbeat", None)
+
+
+@contextmanager
+def lent(heartbeat: Heartbeat | None) -> Iterator[None]:
+    """Let a helper thread beat its stage's heartbeat while it works for it."""
+    if heartbeat is None:
+        yield
+        return
+    _local.heartbeat = heartbeat
+    try:
+        yield
+    finally:
+        _local.heartbeat = None
+
+
 def beat(allow: float = DEFAULT_ALLOW_SECONDS) -> None:
     """Beat the heartbeat of the calling thread's stage, if it has one."""
     heartbeat: Heartbeat | None = getattr(_local, "heartbeat", None)

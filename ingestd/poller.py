@@ -21,7 +21,7 @@ is sent. With `ingest.batch_polling = false` every due media is asked about on i
 
 from __future__ import annotations
 
-import sqlite3
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from ingestd import liveness, logs
 from ingestd.config import Settings
-from ingestd.errors import MediaFailed
+from ingestd.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.jobs import Job, JobState
-from ingestd.ledger import Ledger, arrivals
+from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Policy, Stage
 from ingestd.stageloop import Guard, idle_wait
 from ingestd.wistia import PER_PAGE, Media, WistiaClient
@@ -43,6 +43,9 @@ log = logs.get("ingestd.poller")
 CLOCK_MARGIN_SECONDS = 300.0
 # However many medias change at once, a sweep reads at most this many pages.
 MAX_PAGES = 10
+# After a list failed, medias are asked about one by one for this long before a list is tried
+# again: a list that keeps failing must not cost every sweep its retries.
+LIST_REST_SECONDS = 300.0
 
 
 class Poller:
@@ -58,43 +61,52 @@ class Poller:
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
+        self._lists_after = 0.0  # no list before this moment (one failed)
         self.guard = Guard(Stage.POLL, settings, clock)
 
     def run(self) -> None:
         ledger = Ledger(self.ledger_path)
-        wake = arrivals(JobState.PROCESSING)
         try:
-            while not self.stop.is_set():
-                liveness.beat()
-                wake.clear()  # before looking: a job uploaded after the look wakes the wait
-                now = self.guard.clock()
-                hold = ledger.hold()
-                paused = hold is not None and hold.kind == "auth"
-                due = [] if paused else ledger.due_polls(now)
-                if due:
-                    self.sweep(ledger, due)
-                else:
-                    soonest = None if paused else ledger.soonest(JobState.PROCESSING, now)
-                    wake.wait(idle_wait(soonest, now))
+            with arrivals_while(JobState.PROCESSING) as wake:
+                self._work(ledger, wake)
         finally:
             ledger.close()
+
+    def _work(self, ledger: Ledger, wake: threading.Event) -> None:
+        while not self.stop.is_set():
+            liveness.beat()
+            wake.clear()  # before looking: a job uploaded after the look wakes the wait
+            now = self.guard.clock()
+            hold = ledger.hold()
+            paused = hold is not None and hold.kind == "auth"
+            due = [] if paused else ledger.due_polls(now)
+            if due:
+                self.sweep(ledger, due)
+            else:
+                soonest = None if paused else ledger.soonest(JobState.PROCESSING, now)
+                wake.wait(idle_wait(soonest, now))
 
     # --- one sweep ------------------------------------------------------------------------
 
     def sweep(self, ledger: Ledger, due: list[Job]) -> None:
         """Learn the state of every due media, with as few requests as the list allows."""
         seen: dict[str, Media] = {}
-        if self.settings.ingest.batch_polling:
+        if self.settings.ingest.batch_polling and self.guard.clock() >= self._lists_after:
             try:
                 seen = self._list(due)
-            except sqlite3.Error:
-                raise
-            except Exception as error:  # the list's trouble is every due job's: one policy
-                for job in due:
-                    with logs.job_context(job):
-                        self.guard.outcome(ledger, job, error)
+            except (HoldError, Cancelled) as error:  # the account's, not the jobs': once
+                with logs.job_context(due[0]):
+                    self.guard.outcome(ledger, due[0], error)
                 return
-            self._learn(ledger, seen)
+            except WistiaError as error:  # no list: each due media is asked on its own
+                self._lists_after = self.guard.clock() + LIST_REST_SECONDS
+                log.warning(
+                    "could not list the medias; polling each one on its own for a while",
+                    error=error.reason,
+                    retry_list_in_seconds=LIST_REST_SECONDS,
+                )
+            else:
+                self._learn(ledger, seen)
         for job in due:
             if job.hashed_id not in seen and not self.stop.is_set():
                 liveness.beat()
@@ -106,9 +118,9 @@ class Poller:
         began = min(job.processing_since or 0.0 for job in due) - CLOCK_MARGIN_SECONDS
         seen: dict[str, Media] = {}
         for page in range(1, MAX_PAGES + 1):
-            medias = self.client.medias_by_update(page)
+            medias, listed = self.client.medias_by_update(page)
             seen.update((media.hashed_id, media) for media in medias)
-            if len(medias) < PER_PAGE or waiting <= seen.keys():
+            if listed < PER_PAGE or not medias or waiting <= seen.keys():
                 break
             changed = medias[-1].updated_epoch
             if changed is None or changed < began:
@@ -121,7 +133,7 @@ class Poller:
         one moved meanwhile is not among them."""
         for job in ledger.processing_with(list(seen)):
             liveness.beat()
-            self.guard.run(ledger, job, lambda lg, j: self._take(lg, j, seen[j.hashed_id]))
+            self.guard.run(ledger, job, functools.partial(self._take, media=seen[job.hashed_id]))
 
     # --- one media ------------------------------------------------------------------------
 
@@ -131,7 +143,9 @@ class Poller:
         self._take(ledger, job, self.client.media(job.hashed_id))
 
     def _take(self, ledger: Ledger, job: Job, media: Media) -> None:
-        """What Wistia says of the media moves the job on, or sets its next poll."""
+        """What Wistia says of the media moves the job on, or sets its next poll. A job seen
+        in a list for another's sake takes it as its own poll: any answer "still processing"
+        lets the next question wait longer, and the list shows the media's change anyway."""
         now = self.guard.clock()
         if media.state == "ready":
             log.info("processed by Wistia")

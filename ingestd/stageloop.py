@@ -102,7 +102,7 @@ def work_through_jobs(
     step: Step,
     *,
     wake: threading.Event,
-    soonest: Callable[[Ledger], float | None],
+    soonest: Callable[[Ledger, float], float | None],
     pause_under_auth_hold: bool = True,
 ) -> None:
     """Each pass takes the due jobs; an idle stage sleeps until `wake` is set (a job entered
@@ -114,13 +114,14 @@ def work_through_jobs(
             wake.clear()  # before looking: a job arriving after the look wakes the wait
             hold = ledger.hold() if pause_under_auth_hold else None
             paused = hold is not None and hold.kind == "auth"
-            jobs = [] if paused else due(ledger, guard.clock())
+            now = guard.clock()  # one moment: a job is either due now or soonest after it
+            jobs = [] if paused else due(ledger, now)
             for job in jobs:
                 if stop.is_set():
                     break
                 liveness.beat()
                 guard.run(ledger, job, step)
             if not jobs:
-                wake.wait(idle_wait(None if paused else soonest(ledger), guard.clock()))
+                wake.wait(idle_wait(None if paused else soonest(ledger, now), now))
     finally:
         ledger.close()

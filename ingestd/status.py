@@ -27,14 +27,16 @@ def waiting_reason(
     job: Job, settle_seconds: float | None, now: float, hours: UploadHours | None = None
 ) -> str | None:
     """Why the job waits: the ledger's reason, for a settling file how long it has been
-    still, for a queued one outside the upload hours when they open."""
-    if job.reason:
-        return job.reason
+    still, for a queued one outside the upload hours when they open (before its own reason,
+    a retry's, which waits for the hours too)."""
     if job.state == JobState.QUEUED and hours is not None:
         moment = datetime.fromtimestamp(now)
         if not hours.open_at(moment):
             opens = hours.next_opening(moment).strftime("%H:%M")
-            return f"outside the upload hours ({hours}): uploads start at {opens}"
+            closed = f"outside the upload hours ({hours}): uploads start at {opens}"
+            return f"{closed}; {job.reason}" if job.reason else closed
+    if job.reason:
+        return job.reason
     if job.state == JobState.SETTLING and job.settle_since is not None:
         still = max(0.0, now - job.settle_since)
         target = f" of {settle_seconds:g}" if settle_seconds is not None else ""
@@ -121,9 +123,14 @@ def summary(ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def history(ledger: Ledger, job: Job, settle_seconds: float | None = None) -> dict[str, Any]:
+def history(
+    ledger: Ledger,
+    job: Job,
+    settle_seconds: float | None = None,
+    hours: UploadHours | None = None,
+) -> dict[str, Any]:
     return {
-        "job": job_view(job, settle_seconds),
+        "job": job_view(job, settle_seconds, hours=hours),
         "events": [event_view(e) for e in ledger.events(job.id)],
     }
 

@@ -40,7 +40,7 @@ from ingestd.errors import (
 )
 from ingestd.files import open_regular, wistia_name
 from ingestd.jobs import Job, JobKind, JobState, version_of
-from ingestd.ledger import Hold, Ledger, arrivals
+from ingestd.ledger import Hold, Ledger, arrivals_while
 from ingestd.outcomes import Backoff, Stage
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.stageloop import Guard, idle_wait
@@ -110,22 +110,25 @@ class Uploader:
     def run_worker(self, retire: threading.Event) -> None:
         """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
         ledger = Ledger(self.ledger_path)
-        wake = arrivals(JobState.QUEUED)
         try:
-            while not self.stop.is_set() and not retire.is_set():
-                liveness.beat()
-                wake.clear()  # before looking: a job queued after the look wakes the wait
-                job = self._next_job(ledger)
-                if job is None:
-                    wake.wait(self._idle_wait(ledger))
-                    continue
-                try:
-                    self.guard.run(ledger, job, self._process)
-                finally:
-                    with self._claim_lock:
-                        self._in_flight.discard(job.id)
+            with arrivals_while(JobState.QUEUED) as wake:
+                self._work(ledger, retire, wake)
         finally:
             ledger.close()
+
+    def _work(self, ledger: Ledger, retire: threading.Event, wake: threading.Event) -> None:
+        while not self.stop.is_set() and not retire.is_set():
+            liveness.beat()
+            wake.clear()  # before looking: a job queued after the look wakes the wait
+            job = self._next_job(ledger)
+            if job is None:
+                wake.wait(self._idle_wait(ledger))
+                continue
+            try:
+                self.guard.run(ledger, job, self._process)
+            finally:
+                with self._claim_lock:
+                    self._in_flight.discard(job.id)
 
     def _next_job(self, ledger: Ledger) -> Job | None:
         hold = ledger.hold()

@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
 from functools import partial
 from pathlib import Path
 
@@ -249,7 +248,8 @@ class Watcher:
         finally:
             self.stop_observer()
             if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
+                # not waiting: a read stuck on a dead share must not hold the stop up
+                self._pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
             self.ledger.close()
 
@@ -270,6 +270,7 @@ class Watcher:
         """New extensions or ignore patterns (config reload): look at the tree again."""
         self.filter = MediaFilter(self.settings)
         self._next_rescan = 0.0  # the watcher thread rescans on its next tick
+        self._wake.set()
 
     # --- the observer -------------------------------------------------------------------
 
@@ -497,20 +498,21 @@ class Watcher:
         """Each job's hash or what stopped it, HASH_THREADS at a time."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash")
-        futures = [(job, self._pool.submit(self._hash, job)) for job in jobs]
+        heartbeat = liveness.current()  # the hashing threads beat it for every chunk they read
+        futures = [(job, self._pool.submit(self._hash_for, heartbeat, job)) for job in jobs]
         results: list[tuple[Job, Hashed | BaseException]] = []
         for job, future in futures:
-            while True:
-                liveness.beat()  # a big file hashes for a while: the watcher waits, not stuck
-                try:
-                    results.append((job, future.result(timeout=5.0)))
-                    break
-                except FuturesTimeout:
-                    continue
-                except Exception as error:
-                    results.append((job, error))
-                    break
+            try:
+                results.append((job, future.result()))
+            except Exception as error:
+                results.append((job, error))
         return results
+
+    def _hash_for(self, heartbeat: liveness.Heartbeat | None, job: Job) -> Hashed:
+        """`_hash` on a pool thread, beating the watcher's heartbeat: a read stuck on a dead
+        share goes quiet, and the supervisor sees the watcher stuck."""
+        with liveness.lent(heartbeat):
+            return self._hash(job)
 
     def _queue(self, hashed: list[tuple[Job, Hashed | BaseException]]) -> None:
         """The hashed files become queued jobs, a transaction per thousand; the troubled ones

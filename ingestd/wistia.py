@@ -225,6 +225,7 @@ class Throttle:
     def set_rate(self, rate: float | None) -> None:
         with self._lock:
             self._rate = rate
+            self._due = min(self._due, time.monotonic())  # the old rate's backlog is forgiven
 
     def chunk_size(self, largest: int) -> int:
         """A read small enough that the limit holds smoothly: a tenth of a second's worth."""
@@ -411,18 +412,21 @@ class WistiaClient:
         """One media (a poll: counted against the polls' share of the budget)."""
         return self._media(self._api("GET", f"medias/{hashed_id}.json", budget=self.poll_budget))
 
-    def medias_by_update(self, page: int) -> list[Media]:
+    def medias_by_update(self, page: int) -> tuple[list[Media], int]:
         """The account's medias, the most recently changed first, a page of PER_PAGE (a poll
-        of all of them at once: counted against the polls' share of the budget)."""
+        of all of them at once: counted against the polls' share of the budget), and how many
+        items the page held (a full page may hold some that do not parse)."""
         params = {"sort_by": "updated", "sort_direction": "0", "per_page": str(PER_PAGE)}
         return self._medias({**params, "page": str(page)}, budget=self.poll_budget)
 
     def medias_named(self, name: str) -> list[Media]:
         """Medias whose name is exactly `name`, newest first (for reconciling a crash)."""
         params = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "100"}
-        return self._medias(params)
+        return self._medias(params)[0]
 
-    def _medias(self, params: dict[str, str], budget: RateLimiter | None = None) -> list[Media]:
+    def _medias(
+        self, params: dict[str, str], budget: RateLimiter | None = None
+    ) -> tuple[list[Media], int]:
         payload = self._json(self._api("GET", "medias.json", params=params, budget=budget))
         if not isinstance(payload, list):
             raise TransientError("Wistia's medias list was not a JSON array")
@@ -432,7 +436,7 @@ class WistiaClient:
                 medias.append(Media.model_validate(item))
             except ValidationError:
                 continue
-        return medias
+        return medias, len(payload)
 
     def update_media(self, hashed_id: str, fields: dict[str, str]) -> Media:
         return self._media(self._api("PUT", f"medias/{hashed_id}.json", data=fields))

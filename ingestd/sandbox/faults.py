@@ -43,6 +43,9 @@ class Faults:
     # Lists (GET /v1/medias.json) show a media only this long after it was created, as a
     # search index that lags behind would; show and update see it at once.
     list_lag_seconds: float = 0.0
+    # Lists are answered with this status (0: they work), as a list too big to build in time
+    # would be; show and update still work.
+    list_fail_status: int = 0
     # Deterministic switches for tests: the next N uploads fail with `fail_status`, or are
     # dropped halfway through their body.
     fail_uploads: int = 0

@@ -590,6 +590,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _medias_list(self, params: dict[str, str], record: Record) -> tuple[int, Any]:
         sandbox = self.server.sandbox
         store = sandbox.store
+        if sandbox.faults.list_fail_status:
+            raise HttpAnswer(sandbox.faults.list_fail_status, b"<html>list unavailable</html>")
         lag = sandbox.faults.list_lag_seconds
         medias = [m for m in store.list_medias(params) if m.created <= time.time() - lag]
         page, per_page = _paging(params)

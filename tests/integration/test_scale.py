@@ -47,6 +47,22 @@ def test_a_media_no_list_shows_is_polled_on_its_own(daemon_factory) -> None:
     assert lists(daemon)  # asked first, in vain
 
 
+def test_a_list_that_breaks_falls_back_to_one_poll_per_media(daemon_factory) -> None:
+    daemon = daemon_factory().start()
+    daemon.sandbox.faults.update(list_fail_status=500)  # an HTML error page, every time
+    clips = [daemon.watch / f"nolist{n}.mp4" for n in range(3)]
+    for n, clip in enumerate(clips):
+        write_media(clip, seed=n)
+    jobs = [daemon.wait_state(clip, JobState.DONE) for clip in clips]
+    assert all(job.attempts <= 1 for job in jobs)  # the list's trouble was not the jobs'
+    polled = {r.path for r in single_polls(daemon)}
+    assert {f"/v1/medias/{job.hashed_id}.json" for job in jobs} <= polled
+    failed = lists(daemon)
+    assert failed and all(r.status == 500 for r in failed)
+    # the first failed list (with its retries) and no other: after it, one by one only
+    assert failed[-1].finished <= min(r.started for r in single_polls(daemon))
+
+
 def test_polls_never_take_more_than_their_share_of_the_budget(daemon_factory) -> None:
     daemon = daemon_factory(
         wistia={"requests_per_minute": 40},  # polls may take 10 a minute

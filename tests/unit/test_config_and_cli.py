@@ -182,6 +182,14 @@ def test_a_bad_upload_bandwidth_names_the_key(tmp_path: Path, text: str) -> None
         load_settings(config(tmp_path, ingest={"upload_bandwidth": text}))
 
 
+@pytest.mark.parametrize("text", ["20Mb", "20 mb/s", "1Gib"])
+def test_a_bandwidth_in_bits_is_refused_not_guessed(text: str) -> None:
+    from ingestd.limits import parse_bandwidth
+
+    with pytest.raises(ValueError, match="small b means bits"):
+        parse_bandwidth(text)
+
+
 def test_upload_hours_may_cross_midnight() -> None:
     from datetime import datetime
 
@@ -198,6 +206,24 @@ def test_upload_hours_may_cross_midnight() -> None:
         datetime(2026, 1, 1, 17, 30)
     )
     assert str(day) == "09:00-17:30" and UploadHours.parse("") is None
+
+
+def test_a_retry_waiting_outside_the_upload_hours_says_both() -> None:
+    from datetime import datetime
+
+    from ingestd.jobs import Job, JobState
+    from ingestd.limits import UploadHours
+    from ingestd.status import waiting_reason
+
+    night = UploadHours.parse("19:00-07:00")
+    noon = datetime(2026, 1, 1, 12, 0).timestamp()
+    retry = Job(1, "/w/a.mp4", "video", JobState.QUEUED, reason="retrying after HTTP 503")
+    assert waiting_reason(retry, 5, noon, night) == (
+        "outside the upload hours (19:00-07:00): uploads start at 19:00; retrying after HTTP 503"
+    )
+    assert waiting_reason(retry, 5, noon + 8 * 3600, night) == "retrying after HTTP 503"
+    fresh = retry._replace(reason=None)
+    assert waiting_reason(fresh, 5, noon, night).endswith("uploads start at 19:00")
 
 
 @pytest.mark.parametrize("text", ["7-9", "25:00-07:00", "10:00-10:00", "10:60-11:00"])

@@ -295,3 +295,20 @@ def test_a_job_entering_a_state_wakes_its_waiters_and_nothing_else_does(tmp_path
     ledger.settle(job, "aa")
     assert queued.is_set()
     ledger.close()
+
+
+def test_a_cleared_hold_wakes_every_stage_and_a_finished_loop_leaves_no_waiter(
+    tmp_path: Path,
+) -> None:
+    from ingestd.ledger import _waiters, arrivals_while
+
+    ledger = Ledger(tmp_path / "l.db")
+    ledger.start_hold(HoldRequest("video_limit", "full", first_probe_in=60.0))
+    with arrivals_while(JobState.QUEUED) as queued, arrivals_while(JobState.PROCESSING) as polled:
+        assert ledger.clear_hold()
+        assert queued.is_set() and polled.is_set()  # held-back uploads and polls may go on
+        queued.clear()
+        assert not ledger.clear_hold()  # nothing to clear: no one woken
+        assert not queued.is_set()
+    assert queued not in _waiters[JobState.QUEUED] and polled not in _waiters[JobState.PROCESSING]
+    ledger.close()

@@ -87,3 +87,31 @@ def test_scaling_3_1_3_keeps_exactly_the_configured_workers(daemon: Daemon) -> N
     daemon._set_workers(3)
     assert sorted(s.name for s in workers(daemon)) == ["upload-1", "upload-2", "upload-3"]
     assert sum(s.alive() for s in workers(daemon)) == 3
+
+
+def test_an_unhealthy_stage_does_not_make_the_main_loop_spin(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping every 0.1 s, were all healthy
+
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    class Counting(Daemon):
+        passes = 0
+
+        def _supervise(self, now: float) -> bool:
+            Counting.passes += 1
+            return super()._supervise(now)
+
+    counting = Counting(daemon.settings, "tok")
+    counting.stages = [_Stage("crashy", crash)]
+    counting.stages[0].start()
+    loop = threading.Thread(target=counting._main_loop)
+    loop.start()
+    threading.Event().wait(1.5)  # the loop's own pace is what is measured
+    counting.stop.set()
+    counting._attention.set()
+    loop.join(timeout=5)
+    counting.client.close()
+    assert 1 <= Counting.passes <= 20  # ticks and ping times, not a busy loop
