@@ -129,6 +129,10 @@ class IngestSettings(_Section):
     upload_hours: str = ""
     # One `GET /v1/medias.json` answers for many medias in processing; false: one per media.
     batch_polling: bool = True
+    # A file failing the container check (a cut MP4 or MKV) this long is failed.
+    incomplete_after_seconds: float = Field(3600.0, gt=0)
+    # Delete a done media whose bytes a later version at the same path proves partial.
+    replace_partial: bool = True
 
     @field_validator("upload_bandwidth")
     @classmethod

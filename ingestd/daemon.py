@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
 
-from ingestd import logs
+from ingestd import logs, writers
 from ingestd.config import Settings
 from ingestd.errors import Cancelled
 from ingestd.finisher import Finisher
@@ -254,6 +254,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_hup)
+        writers.allow_leases()  # the settle step asks read leases whether a file is written
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.stop.is_set():

@@ -6,6 +6,9 @@
     ├── LedgerError            the ledger cannot be read: not there, corrupt, another schema
     ├── JobInputError          one job's own input is bad (empty, unreadable, vanished file)
     ├── FileChanged            the file is no longer the version the job hashed: settle again
+    ├── NotComplete            the file is not complete yet: it waits as `settling`
+    │   ├── StillWritten           a process has it open for writing
+    │   └── IncompleteContainer    its container's headers say bytes are missing
     ├── WatchFolderMissing     the watch folder is gone (an unmounted share): the job waits
     ├── Cancelled              the daemon is stopping; the work goes back to the queue
     └── WistiaError            an answer (or no answer) from Wistia, classified once in wistia.py
@@ -68,6 +71,18 @@ class FileChanged(IngestdError):
     def __init__(self, stat: os.stat_result, reason: str = "file changed before or during upload"):
         super().__init__(reason)
         self.stat = stat
+
+
+class NotComplete(IngestdError):
+    """The file is quiet but not complete (SPEC, pipeline step 2): it goes on settling."""
+
+
+class StillWritten(NotComplete):
+    """A process on this machine has the file open for writing."""
+
+
+class IncompleteContainer(NotComplete):
+    """The file's MP4 or Matroska headers say it is cut short."""
 
 
 class WatchFolderMissing(IngestdError):

@@ -5,7 +5,8 @@ Each step (a changed name or description, the customizations, each caption langu
 recorded in the ledger with a digest of what was sent once Wistia accepted it; a crash between
 two steps re-applies only the unrecorded ones, and every step is idempotent in Wistia anyway
 (customizations replace, captions are replaced when they exist). Then `ingest.after_upload`:
-keep, move to `archive_dir` (sidecars follow, nothing is overwritten) or delete.
+keep, move to `archive_dir` (sidecars follow, nothing is overwritten) or delete. Before the
+fate, a version that proved an earlier done one partial deletes that partial media.
 
 Whatever goes wrong (a bad sidecar, Wistia's answer, a move that fails) ends in the job's state
 through the guard and the outcome policy; `preflight` is also what the held jobs' recheck runs.
@@ -45,6 +46,8 @@ from ingestd.wistia import WistiaClient
 log = logs.get("ingestd.finisher")
 
 Step = tuple[str, str, Callable[[], object]]  # name, digest of what is sent, the sending
+# Recorded once the partial media this job replaces was dealt with.
+REPLACE_PARTIAL_STEP = "replace-partial"
 
 
 class Finisher:
@@ -90,6 +93,7 @@ class Finisher:
                 send()
                 ledger.record_sidecar(job.id, step, fingerprint)
                 log.info("applied sidecar", step=step)
+            self._replace_partial(ledger, job)
         note = self._fate(ledger, job)
         ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
         log.info("done", fate=note)
@@ -162,6 +166,43 @@ class Finisher:
                 self.client.replace_captions(hashed_id, language, text)
             except NotFoundError:
                 raise exc from None  # they did not exist: the 400 meant something else
+
+    # --- a partial version replaced ------------------------------------------------------
+
+    def _replace_partial(self, ledger: Ledger, job: Job) -> None:
+        """This version proved an earlier done one partial (its bytes begin this file): now
+        that this one is in Wistia, whole, the partial media goes (`ingest.replace_partial`).
+        One of the two cases in which ingestd deletes a media; done once (recorded)."""
+        if job.replaces is None or REPLACE_PARTIAL_STEP in ledger.applied_sidecars(job.id):
+            return
+        partial = ledger.get(job.replaces)
+        if (
+            partial is None
+            or partial.hashed_id is None
+            or partial.replaced_by is not None
+            or partial.hashed_id == job.hashed_id
+            or ledger.hashed_id_taken(partial.hashed_id, except_job=partial.id)
+        ):
+            return  # nothing of its own to delete
+        what = f"media {partial.hashed_id} (job {partial.id}) holds a partial copy of this file"
+        if not self.settings.ingest.replace_partial:
+            how = f"{what}; left in Wistia (ingest.replace_partial = false)"
+            ledger.record_replaced(partial, job, REPLACE_PARTIAL_STEP, deleted=False, how=how)
+            log.warning(how)
+            return
+        try:
+            self.client.delete_media(partial.hashed_id)
+            gone = "deleted it from Wistia"
+        except NotFoundError:
+            gone = "it was already gone from Wistia"
+        except PermanentError as exc:
+            how = f"{what}; could not delete it ({exc.reason}): delete it in Wistia"
+            ledger.record_replaced(partial, job, REPLACE_PARTIAL_STEP, deleted=False, how=how)
+            log.warning(how)
+            return
+        how = f"{what}; job {job.id}'s media {job.hashed_id} replaces it: {gone}"
+        ledger.record_replaced(partial, job, REPLACE_PARTIAL_STEP, deleted=True, how=how)
+        log.info(how)
 
     # --- the file's fate ----------------------------------------------------------------
 

@@ -137,6 +137,9 @@ class Job(NamedTuple):
     processing_since: float | None = None
     next_poll_at: float | None = None
     poll_interval: float | None = None
+    incomplete_since: float | None = None  # when its container was first found cut short
+    replaces: int | None = None  # the done job whose media this version proves partial
+    replaced_by: int | None = None  # the job whose version proved this one's media partial
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from ingestd.errors import LedgerBusy, LedgerError
@@ -71,6 +71,16 @@ class Hold:
     since: float
     next_probe_at: float
     probe_interval: float
+
+
+class SettledFile(NamedTuple):
+    """A settling file found complete and hashed, for `settle_many`."""
+
+    job: Job
+    sha256: str
+    file: tuple[int, int, int] | None = None  # device, inode, ctime of what was hashed
+    failure: str | None = None  # it fails at once (an empty file)
+    partial: Job | None = None  # a done job whose bytes are exactly a prefix of these
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,17 @@ def _migration_5(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_6(db: sqlite3.Connection) -> None:
+    # Complete means complete: when a file's container was first found cut short, and which
+    # done job a later version proved partial (and was replaced by it).
+    _script(
+        db,
+        """ALTER TABLE jobs ADD COLUMN incomplete_since REAL;
+           ALTER TABLE jobs ADD COLUMN replaces INTEGER;
+           ALTER TABLE jobs ADD COLUMN replaced_by INTEGER""",
+    )
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
@@ -196,6 +217,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -622,29 +644,26 @@ class Ledger:
         the queued (or, given a `failure`, failed) job, or None when the content was known.
         `file` is the (device, inode, ctime) hashed: the upload checks it reads that file.
         """
-        (settled,) = self.settle_many([(job, sha256, file, failure)])
+        (settled,) = self.settle_many([SettledFile(job, sha256, file, failure)])
         if isinstance(settled, StaleTransition):
             raise settled
         return settled
 
     @_retried_write
-    def settle_many(
-        self, hashed: list[tuple[Job, str, tuple[int, int, int] | None, str | None]]
-    ) -> list[Job | StaleTransition | None]:
-        """`settle` for many files (job, sha256, file, failure) in one transaction. A job
-        moved meanwhile is left alone (its StaleTransition in the list) and the others go on."""
+    def settle_many(self, hashed: list[SettledFile]) -> list[Job | StaleTransition | None]:
+        """`settle` for many files in one transaction. A job moved meanwhile is left alone
+        (its StaleTransition in the list) and the others go on."""
         settled: list[Job | StaleTransition | None] = []
         with self._write():
-            for job, sha256, file, failure in hashed:
+            for one in hashed:
                 try:
-                    settled.append(self._settle_in_transaction(job, sha256, file, failure))
+                    settled.append(self._settle_in_transaction(one))
                 except StaleTransition as stale:
                     settled.append(stale)
         return settled
 
-    def _settle_in_transaction(
-        self, job: Job, sha256: str, file: tuple[int, int, int] | None, failure: str | None
-    ) -> Job | None:
+    def _settle_in_transaction(self, settled: SettledFile) -> Job | None:
+        job, sha256, file, failure, partial = settled
         dev, ino, ctime_ns = file if file is not None else (None, None, None)
         identity = {"dev": dev, "ino": ino, "ctime_ns": ctime_ns}
         earlier = self._one(
@@ -660,15 +679,30 @@ class Ledger:
             )
             self.conn.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
             return None
+        changes = {"sha256": sha256, "next_attempt_at": None, "incomplete_since": None, **identity}
         if failure is not None:
-            changes = {"sha256": sha256, "error": failure, **identity}
             return self._move_in_transaction(
-                job.id, JobState.SETTLING, JobState.FAILED, failure, changes
+                job.id, JobState.SETTLING, JobState.FAILED, failure, {**changes, "error": failure}
             )
-        changes = {"sha256": sha256, **identity}
-        return self._move_in_transaction(
-            job.id, JobState.SETTLING, JobState.QUEUED, "settled", changes
+        note = "settled"
+        if partial is not None:
+            changes["replaces"] = partial.id
+            note = (
+                f"settled; its first {partial.size} bytes are exactly job {partial.id}'s "
+                f"(media {partial.hashed_id}): that upload was a partial copy"
+            )
+        queued = self._move_in_transaction(
+            job.id, JobState.SETTLING, JobState.QUEUED, note, changes
         )
+        if partial is not None:
+            self._event(
+                partial.id,
+                partial.state.value,
+                partial.state.value,
+                f"job {queued.id}, a later version of this file, begins with exactly these "
+                "bytes: this upload was a partial copy",
+            )
+        return queued
 
     @_retried_write
     def drop_candidate(self, job: Job) -> None:
@@ -686,6 +720,17 @@ class Ledger:
             (os.fsdecode(exact) if exact is not None else path): (size, mtime_ns)
             for path, exact, size, mtime_ns in rows
         }
+
+    def done_versions(self, path: str) -> list[Job]:
+        """The done jobs of `path` whose media is still theirs (not replaced), newest first:
+        a new version may prove one of them partial."""
+        rows = self._raw(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE path = ? AND path_bytes IS ?
+               AND state = 'done' AND hashed_id IS NOT NULL AND replaced_by IS NULL
+               ORDER BY id DESC LIMIT 10""",
+            _path_columns(path),
+        )
+        return [_job(r) for r in rows]
 
     def latest_for_path(self, path: str) -> Job | None:
         row = self._row(
@@ -919,6 +964,23 @@ class Ledger:
                 """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
                    VALUES (?, ?, ?, ?)""",
                 (job_id, name, digest, _now()),
+            )
+
+    @_retried_write
+    def record_replaced(self, partial: Job, whole: Job, step: str, deleted: bool, how: str) -> None:
+        """The finisher dealt with the partial media `whole` replaces: both histories say how,
+        and `step` is recorded so that it is done once."""
+        with self._write():
+            if deleted:
+                self.conn.execute(
+                    "UPDATE jobs SET replaced_by = ? WHERE id = ?", (whole.id, partial.id)
+                )
+            self._event(partial.id, partial.state.value, partial.state.value, how)
+            self._event(whole.id, whole.state.value, whole.state.value, how)
+            self.conn.execute(
+                """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
+                   VALUES (?, ?, ?, ?)""",
+                (whole.id, step, partial.hashed_id or "", _now()),
             )
 
     # --- status views -------------------------------------------------------------------------

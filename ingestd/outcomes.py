@@ -12,6 +12,8 @@ own, so one job's trouble always ends in that job's state and never stops a stag
     Cancelled (daemon stopping)       queued, no attempt   nothing           nothing     nothing
     WatchFolderMissing                queued, 10 s later   nothing           10 s later  nothing
     FileChanged                       settling             -                 -           settling
+    StillWritten (settle only)        settling: reason, looked at again a settle period later
+    IncompleteContainer (settle)      settling: reason; failed after incomplete_after_seconds
     HoldError (video limit, auth)     queued + hold        hold              hold        -
     TransientError                    attempt; queued at   next poll at      attempt;    -
                                       backoff, or failed   backoff or R-A    backoff or
@@ -43,9 +45,11 @@ from ingestd.errors import (
     Cancelled,
     FileChanged,
     HoldError,
+    IncompleteContainer,
     JobInputError,
     NotFoundError,
     PermanentError,
+    StillWritten,
     TransientError,
     WatchFolderMissing,
 )
@@ -73,6 +77,8 @@ class Stage(StrEnum):
 
 # How soon a job waiting for a missing watch folder (an unmounted share) is looked at again.
 FOLDER_WAIT_SECONDS = 10.0
+# A file still open for writing is looked at again no sooner than this (a /proc pass each time).
+WRITER_RECHECK_SECONDS = 1.0
 
 
 class Backoff(tenacity.wait.wait_base):
@@ -126,6 +132,8 @@ class Policy:
     retry: Backoff  # between attempts after a transient error
     poll: Backoff  # between polls of a media Wistia is processing
     first_probe_in: float  # the first probe of an account-wide hold
+    settle: float  # the quiet time a settling file needs
+    incomplete_after: float  # a file failing the container check this long is failed
 
     @classmethod
     def from_settings(cls, ingest: IngestSettings) -> Policy:
@@ -136,6 +144,8 @@ class Policy:
             ),
             poll=Backoff(ingest.poll_min_seconds, ingest.poll_max_seconds, factor=1.5),
             first_probe_in=ingest.probe_min_seconds,
+            settle=ingest.settle_seconds,
+            incomplete_after=ingest.incomplete_after_seconds,
         )
 
 
@@ -229,6 +239,33 @@ def _file_changed(case: Case) -> Move:
         level="warning",
         message="the file changed; waiting for it to settle again",
     )
+
+
+def _still_written(case: Case) -> Move:
+    """A quiet file that a process still has open: its quiet time starts again."""
+    reason = f"{case.error}; waiting for it to finish"
+    changes: dict[str, object] = {
+        "settle_since": case.now,
+        "next_attempt_at": case.now + max(case.policy.settle, WRITER_RECHECK_SECONDS),
+    }
+    if reason == case.job.reason:
+        return Move(changes=changes)  # the same writer: nothing to say again
+    return Move(changes={**changes, "reason": reason}, message=f"not complete yet: {reason}")
+
+
+def _incomplete(case: Case) -> Move:
+    """A file whose container is cut short waits for the rest; after a while it fails."""
+    reason, job = str(case.error), case.job
+    if job.incomplete_since is None:
+        return Move(
+            changes={"reason": reason, "incomplete_since": case.now},
+            level="warning",
+            message=f"not complete yet: {reason}; waiting for the rest of the file",
+        )
+    waited = case.now - job.incomplete_since
+    if waited >= case.policy.incomplete_after:
+        return _failed(f"{reason} (unchanged for {waited:.0f} s)")
+    return Move(changes={"reason": reason} if reason != job.reason else {})
 
 
 def _hold(case: Case) -> Move:
@@ -353,6 +390,8 @@ RULES: list[tuple[type[BaseException], Callable[[Case], Move]]] = [
     (Cancelled, _cancelled),
     (WatchFolderMissing, _folder_missing),
     (FileChanged, _file_changed),
+    (StillWritten, _still_written),
+    (IncompleteContainer, _incomplete),
     (HoldError, _hold),
     (TransientError, _transient),
     (NotFoundError, _not_found),

@@ -274,15 +274,15 @@ class Uploader:
         progress.flush()
         changed = os.fstat(upload.file)
         if version_of(changed) != job.version:
-            self._discard(media)
-            raise FileChanged(changed, "file changed while it was being sent")
+            raise FileChanged(changed, _left_behind(media))
         return media
 
     def _changed_under_upload(self, ledger: Ledger, job: Job, fd: int) -> None:
         """After a failed attempt: if the bytes changed meanwhile, settle again (no attempt).
 
         The attempt may have made a media of bytes that never settled: it is found by the
-        name this attempt recorded, and deleted.
+        name this attempt recorded, and named in the history (not deleted: SPEC lets ingestd
+        delete only a partial copy a done version proves, and a replaced thumbnail).
         """
         changed = os.fstat(fd)
         if version_of(changed) == job.version:
@@ -291,9 +291,7 @@ class Uploader:
             stale = self._reconcile(ledger, job)
         except WistiaError:
             stale = None
-        if stale is not None:
-            self._discard(stale)
-        raise FileChanged(changed, "file changed while it was being sent")
+        raise FileChanged(changed, _left_behind(stale))
 
     def upload_fields(self, job: Job, default_name: str) -> dict[str, str]:
         """Form fields: from clip.json and _defaults.json, else the config and the file name.
@@ -312,21 +310,6 @@ class Uploader:
         if metadata.contact_id is not None:
             fields["contact_id"] = metadata.contact_id
         return fields
-
-    def _discard(self, media: Media) -> None:
-        """Delete a media that holds bytes of a version that never settled."""
-        try:
-            self.client.delete_media(media.hashed_id)
-            log.info(
-                "deleted the media of a file that changed while it was sent",
-                hashed_id=media.hashed_id,
-            )
-        except WistiaError as exc:
-            log.warning(
-                "could not delete the media of a changed file; delete it in Wistia",
-                hashed_id=media.hashed_id,
-                error=exc.reason,
-            )
 
     def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
         """Did an earlier, interrupted attempt create the media after all?"""
@@ -398,3 +381,13 @@ class _Progress:
 
     def flush(self) -> None:
         self._ledger.record_progress(self._job_id, self._sent)
+
+
+def _left_behind(media: Media | None) -> str:
+    """Why the job settles again, naming the media made of bytes that changed, if any."""
+    if media is None:
+        return "file changed while it was being sent"
+    return (
+        f"file changed while it was being sent; media {media.hashed_id}, made of the bytes "
+        "sent, is left in Wistia (delete it there if it is not wanted)"
+    )

@@ -2,9 +2,13 @@
 
 Kernel events are only hints (see NOTES.md): they say "look at this path". What a path holds
 is decided by looking at it: its size and mtime against the ledger's newest job for it.
-A new version becomes a `settling` job; once its size and mtime have not changed for
-`ingest.settle_seconds` it is hashed, and its content decides whether it is new (queued) or a
-version the ledger already knows (a restart, a rescan, a touch: nothing to do).
+A new version becomes a `settling` job. It is complete (SPEC, pipeline step 2) once its size
+and mtime have not changed for `ingest.settle_seconds`, no process has it open for writing
+(writers.py: one /proc pass for all the quiet files, then a read lease on the descriptor it is
+read from), and its container is whole (containers.py). Then it is hashed, and its content
+decides whether it is new (queued) or a version the ledger already knows (a restart, a rescan,
+a touch: nothing to do). A new version whose first bytes are exactly a done version's proves
+that upload partial: the finisher deletes that media once the new one is done.
 
 The watcher owns `settling` and only that: a change to a file whose job is queued or held is
 seen by that job's owner (the uploader checks the file before sending, a held job's recheck
@@ -28,6 +32,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -44,14 +49,15 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from ingestd import liveness, logs
+from ingestd import containers, liveness, logs
 from ingestd.config import Settings
-from ingestd.errors import Cancelled, JobInputError
+from ingestd.errors import Cancelled, IncompleteContainer, JobInputError, StillWritten
 from ingestd.files import display, lstat, open_regular, problem
 from ingestd.jobs import Job, JobKind, JobState, file_identity, version_of
-from ingestd.ledger import Ledger, StaleTransition, arrivals
+from ingestd.ledger import Ledger, SettledFile, StaleTransition, arrivals
 from ingestd.outcomes import Stage
 from ingestd.stageloop import Guard, idle_wait
+from ingestd.writers import WriterCheck
 
 log = logs.get("ingestd.watcher")
 
@@ -63,8 +69,18 @@ HASH_THREADS = 4
 FOUND_PER_TRANSACTION = 1000
 SETTLE_PAGE = 1000
 
-# A file's sha256 and identity (device, inode, ctime), or None: it changed while it was read.
-Hashed = tuple[str, tuple[int, int, int]] | None
+
+class Examined(NamedTuple):
+    """A complete file, read: its sha256, its identity (device, inode, ctime), and the sha256
+    of its first N bytes for each length N asked (a done version's size: was it partial?)."""
+
+    sha256: str
+    file: tuple[int, int, int]
+    prefixes: dict[int, str]
+
+
+# What reading a settled file gave: None when it changed while it was read.
+Hashed = Examined | None
 
 # File systems where inotify does not see what other machines write: `auto` polls there.
 NETWORK_FILESYSTEMS = frozenset(
@@ -226,6 +242,7 @@ class Watcher:
         self._wake = arrivals(JobState.SETTLING)  # an event, a new candidate, or the stop
         self._found: dict[str, tuple[str, str, int, int]] = {}  # new candidates, to record
         self._pool: ThreadPoolExecutor | None = None  # hashes several files at once
+        self.writers = WriterCheck()  # who still has a quiet file open for writing
         self.ledger: Ledger | None = None
 
     # --- the thread ---------------------------------------------------------------------
@@ -453,7 +470,7 @@ class Watcher:
         if latest is not None and latest.version == (size, mtime_ns):
             return  # the version the ledger knows
         if latest is not None and latest.state == JobState.SETTLING:
-            self.ledger.update(latest, size=size, mtime_ns=mtime_ns, settle_since=self.clock())
+            _settle_anew(self.ledger, latest, entry, self.clock())
         elif latest is not None and latest.state == JobState.UPLOADING:
             # The upload reads the file it hashed, whatever is at the path now; what is there
             # now is looked at again once the upload is over.
@@ -466,85 +483,139 @@ class Watcher:
     # --- settling -----------------------------------------------------------------------
 
     def _settle(self) -> bool:
-        """Look at every settling job; hash those that stayed still long enough, several at
-        a time, and queue them together. True when some are left settling."""
+        """Look at every settling job; those that stayed still long enough and that no process
+        is writing are read (several at a time, in the pool): complete ones are queued
+        together. True when some are left settling."""
         assert self.ledger is not None
         if self._folder_missing:
             return False  # nothing can settle in a folder that is not there
         after, any_settling = 0, False
         while page := self.ledger.jobs_in(JobState.SETTLING, SETTLE_PAGE, after_id=after):
             any_settling, after = True, page[-1].id  # a page at a time: memory stays flat
-            still: list[Job] = []
+            still: list[tuple[Job, os.stat_result]] = []
             for job in page:
                 liveness.beat()
                 self.guard.run(self.ledger, job, partial(self._check, still=still))
-            if still:
-                self._queue(self._hash_all(still))
+            if ready := self._not_written(still):
+                self._queue(self._hash_all(ready))
         return any_settling
 
-    def _check(self, ledger: Ledger, job: Job, still: list[Job]) -> None:
-        """A settling job's file: gone, changed (it settles anew) or still long enough."""
+    def _check(self, ledger: Ledger, job: Job, still: list[tuple[Job, os.stat_result]]) -> None:
+        """A settling job's file: gone, changed (it settles anew), or still long enough."""
         entry = lstat(Path(job.path))
+        now = self.clock()
         if entry is None:
             log.info("file went away before it settled")
             ledger.drop_candidate(job)
         elif version_of(entry) != job.version:
-            now = self.clock()
-            ledger.update(job, size=entry.st_size, mtime_ns=entry.st_mtime_ns, settle_since=now)
-        elif self.clock() - (job.settle_since or 0) >= self.settings.ingest.settle_seconds:
-            still.append(job)
+            _settle_anew(ledger, job, entry, now)
+        elif job.incomplete_since is not None:
+            # Found cut short already: only new bytes (a new version) or time change that.
+            raise IncompleteContainer(job.reason or "incomplete container")
+        elif job.next_attempt_at is not None and now < job.next_attempt_at:
+            return  # a writer had it open: looked at again later
+        elif now - (job.settle_since or 0) >= self.settings.ingest.settle_seconds:
+            still.append((job, entry))
 
-    def _hash_all(self, jobs: list[Job]) -> list[tuple[Job, Hashed | BaseException]]:
-        """Each job's hash or what stopped it, HASH_THREADS at a time."""
+    def _not_written(self, still: list[tuple[Job, os.stat_result]]) -> list[Job]:
+        """The quiet files that no process has open for writing, by one pass over /proc for
+        all of them; the others keep settling with the writer named in their reason."""
+        if not still:
+            return []
+        assert self.ledger is not None
+        writers = self.writers.processes({(e.st_dev, e.st_ino) for _, e in still})
+        ready = []
+        for job, entry in still:
+            writer = writers.get((entry.st_dev, entry.st_ino))
+            if writer is None:
+                ready.append(job)
+            else:
+                with logs.job_context(job):
+                    error = StillWritten(f"open for writing by {writer}")
+                    self.guard.outcome(self.ledger, job, error)
+        return ready
+
+    def _hash_all(self, jobs: list[Job]) -> list[tuple[Job, Hashed | BaseException, list[Job]]]:
+        """Each job's reading (or what stopped it), HASH_THREADS at a time, with the done
+        versions of its path that it may prove partial."""
+        assert self.ledger is not None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="hash")
         heartbeat = liveness.current()  # the hashing threads beat it for every chunk they read
-        futures = [(job, self._pool.submit(self._hash_for, heartbeat, job)) for job in jobs]
-        results: list[tuple[Job, Hashed | BaseException]] = []
-        for job, future in futures:
+        submitted = []
+        for job in jobs:
+            partials = self._earlier_done(job)
+            sizes = [p.size for p in partials if p.size is not None]
+            future = self._pool.submit(self._examine_for, heartbeat, job, sizes)
+            submitted.append((job, future, partials))
+        results: list[tuple[Job, Hashed | BaseException, list[Job]]] = []
+        for job, future, partials in submitted:
             try:
-                results.append((job, future.result()))
+                results.append((job, future.result(), partials))
             except Exception as error:
-                results.append((job, error))
+                results.append((job, error, partials))
         return results
 
-    def _hash_for(self, heartbeat: liveness.Heartbeat | None, job: Job) -> Hashed:
-        """`_hash` on a pool thread, beating the watcher's heartbeat: a read stuck on a dead
-        share goes quiet, and the supervisor sees the watcher stuck."""
-        with liveness.lent(heartbeat):
-            return self._hash(job)
-
-    def _queue(self, hashed: list[tuple[Job, Hashed | BaseException]]) -> None:
-        """The hashed files become queued jobs, a transaction per thousand; the troubled ones
-        end in their own outcome."""
+    def _earlier_done(self, job: Job) -> list[Job]:
+        """Done versions of the job's path, shorter than it: its first bytes may be theirs."""
         assert self.ledger is not None
-        ready: list[tuple[Job, str, tuple[int, int, int] | None, str | None]] = []
-        for job, outcome in hashed:
+        if job.kind != JobKind.FILE or not job.size:
+            return []
+        return [
+            done
+            for done in self.ledger.done_versions(job.path)
+            if done.size and done.size < job.size and done.sha256
+        ]
+
+    def _examine_for(
+        self, heartbeat: liveness.Heartbeat | None, job: Job, prefixes: list[int]
+    ) -> Hashed:
+        """`_examine` on a pool thread, beating the watcher's heartbeat: a read stuck on a
+        dead share goes quiet, and the supervisor sees the watcher stuck."""
+        with liveness.lent(heartbeat):
+            return self._examine(job, prefixes)
+
+    def _queue(self, hashed: list[tuple[Job, Hashed | BaseException, list[Job]]]) -> None:
+        """The complete files become queued jobs, a transaction per thousand; the others end
+        in their own outcome (still written, cut short, unreadable)."""
+        assert self.ledger is not None
+        ready: list[SettledFile] = []
+        for job, outcome, partials in hashed:
             if isinstance(outcome, FileNotFoundError):
                 self.ledger.drop_candidate(job)
             elif isinstance(outcome, Exception):
                 with logs.job_context(job):
                     self.guard.outcome(self.ledger, job, outcome)
             elif outcome is not None:  # None: changed while it was read; the next pass sees
-                digest, file = outcome
                 failure = "empty file (0 bytes)" if job.size == 0 else None
-                ready.append((job, digest, file, failure))
+                proven = _proven_partial(outcome, partials)
+                ready.append(SettledFile(job, outcome.sha256, outcome.file, failure, proven))
         for start in range(0, len(ready), FOUND_PER_TRANSACTION):
             chunk = ready[start : start + FOUND_PER_TRANSACTION]
             settled = self.ledger.settle_many(chunk)
-            for (job, digest, _, failure), result in zip(chunk, settled, strict=True):
-                with logs.job_context(job):
-                    if failure is not None:
-                        log.warning("empty file: nothing to upload")
-                    elif result is None:
-                        log.info("content unchanged since it was last seen; nothing to do")
-                    elif not isinstance(result, StaleTransition):
-                        log.info("queued", sha256=digest, size=job.size)
+            for one, result in zip(chunk, settled, strict=True):
+                with logs.job_context(one.job):
+                    self._log_settled(one, result)
 
-    def _hash(self, job: Job) -> Hashed:
-        """The sha256 of the job's version, read from one safely opened descriptor, and that
-        file's identity (device, inode, ctime). None when the file is not (or no longer)
-        that version.
+    def _log_settled(self, one: SettledFile, result: Job | StaleTransition | None) -> None:
+        if one.failure is not None:
+            log.warning("empty file: nothing to upload")
+        elif result is None:
+            log.info("content unchanged since it was last seen; nothing to do")
+        elif not isinstance(result, StaleTransition):
+            log.info("queued", sha256=one.sha256, size=one.job.size)
+            if one.partial is not None:
+                log.warning(
+                    "an earlier upload of this file was partial: its bytes begin this version",
+                    partial_job=one.partial.id,
+                    partial_hashed_id=one.partial.hashed_id,
+                )
+
+    def _examine(self, job: Job, prefixes: list[int]) -> Hashed:
+        """Read the job's version from one safely opened descriptor: no process may have it
+        open for writing (a read lease), its container must be whole, and then its sha256 (and
+        that of each prefix length asked) and its identity. None when the file is not (or no
+        longer) that version.
         """
         path = Path(job.path)
         fd = open_regular(path, self.settings.watch_dir)
@@ -552,19 +623,38 @@ class Watcher:
             before = os.fstat(fd)
             if version_of(before) != job.version:
                 return None
-            digest = hashlib.sha256()
+            if self.writers.lease_says_written(fd, display(path.name)):
+                raise StillWritten("open for writing by another process")
+            if job.kind == JobKind.FILE and (cut := containers.problem(fd, before.st_size)):
+                raise IncompleteContainer(cut)
             try:
-                while chunk := handle.read(HASH_CHUNK):
-                    if self.stop.is_set():
-                        raise Cancelled()
-                    liveness.beat()
-                    digest.update(chunk)
+                digest, prefix_digests = self._sha256(handle, prefixes)
             except OSError as exc:  # EIO, a stale handle on a share: the file's problem
                 raise problem(exc, display(path.name)) from None
             after = os.fstat(fd)
             if version_of(after) != job.version or file_identity(after) != file_identity(before):
                 return None  # written to while it was read
-        return digest.hexdigest(), file_identity(after)
+        return Examined(digest, file_identity(after), prefix_digests)
+
+    def _sha256(self, handle: BinaryIO, prefixes: list[int]) -> tuple[str, dict[int, str]]:
+        """The sha256 of everything `handle` reads, and of its first N bytes for each N in
+        `prefixes` (taken on the way: the file is read once)."""
+        digest = hashlib.sha256()
+        cuts = sorted(set(prefixes))
+        taken: dict[int, str] = {}
+        read = 0
+        while chunk := handle.read(HASH_CHUNK):
+            if self.stop.is_set():
+                raise Cancelled()
+            liveness.beat()
+            while cuts and read + len(chunk) >= cuts[0]:
+                head = cuts.pop(0) - read
+                digest.update(chunk[:head])
+                taken[read + head] = digest.hexdigest()
+                chunk, read = chunk[head:], read + head
+            digest.update(chunk)
+            read += len(chunk)
+        return digest.hexdigest(), taken
 
     def preflight(self, job: Job) -> None:
         """What stops a job that was never hashed: the file cannot be opened as a regular file.
@@ -575,6 +665,28 @@ class Watcher:
             os.close(open_regular(Path(job.path), self.settings.watch_dir))
         except FileNotFoundError:
             raise JobInputError("the file vanished before it could be read", fatal=True) from None
+
+
+def _settle_anew(ledger: Ledger, job: Job, entry: os.stat_result, now: float) -> None:
+    """A settling file changed: its quiet time starts again, and what was found about the
+    earlier bytes (a writer, a cut container) no longer holds."""
+    ledger.update(
+        job,
+        size=entry.st_size,
+        mtime_ns=entry.st_mtime_ns,
+        settle_since=now,
+        reason=None,
+        next_attempt_at=None,
+        incomplete_since=None,
+    )
+
+
+def _proven_partial(examined: Examined, partials: list[Job]) -> Job | None:
+    """The newest done version whose bytes are exactly the first bytes of this one."""
+    for done in partials:
+        if done.size is not None and examined.prefixes.get(done.size) == done.sha256:
+            return done
+    return None
 
 
 def _sees_changes_itself(job: Job) -> bool:

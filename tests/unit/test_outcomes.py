@@ -31,6 +31,8 @@ POLICY = Policy(
     retry=Backoff(5.0, 600.0),  # no jitter: exact numbers
     poll=Backoff(5.0, 60.0, factor=1.5),
     first_probe_in=60.0,
+    settle=5.0,
+    incomplete_after=3600.0,
 )
 JOB = Job(
     id=7,
