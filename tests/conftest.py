@@ -125,14 +125,17 @@ class DaemonProcess:
         wait_ready: bool = True,
         honour_permissions: bool = False,
         env: dict[str, str] | None = None,
+        wrapper: list[str] | None = None,
     ) -> DaemonProcess:
-        """Start the daemon; `honour_permissions` makes even root meet file modes."""
+        """Start the daemon; `honour_permissions` makes even root meet file modes; `wrapper`
+        is a command that runs it (setpriv, to start it with fewer capabilities)."""
         write_config(self.config_path, self.config)
         offset = len(self.logs())  # the log is shared by restarts: read only what is new
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")} | (env or {})
+        command = [sys.executable, "-m", "ingestd", "--config", str(self.config_path), "run"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ingestd", "--config", str(self.config_path), "run"],
+            [*(wrapper or []), *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

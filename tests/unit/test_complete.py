@@ -17,24 +17,9 @@ import pytest
 
 from ingestd import containers, writers
 from ingestd.containers import problem_in
+from tests.media_files import EBML_HEADER, FTYP, MOOV, SEGMENT_ID, box, large_box, vint
 
 # --- ISO media --------------------------------------------------------------------------------
-
-
-def box(kind: bytes, payload: bytes = b"", *, declared: int | None = None) -> bytes:
-    """A box with a 32-bit size (the true one unless `declared`)."""
-    size = 8 + len(payload) if declared is None else declared
-    return struct.pack(">I4s", size, kind) + payload
-
-
-def large_box(kind: bytes, payload: bytes = b"", *, declared: int | None = None) -> bytes:
-    """A box with size 1 and a 64-bit size after the type."""
-    size = 16 + len(payload) if declared is None else declared
-    return struct.pack(">I4sQ", 1, kind, size) + payload
-
-
-FTYP = box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
-MOOV = box(b"moov", box(b"mvhd", bytes(100)))
 
 
 def check(data: bytes) -> str | None:
@@ -101,14 +86,7 @@ def test_a_file_of_countless_tiny_boxes_is_not_walked_forever(monkeypatch) -> No
 # --- Matroska ---------------------------------------------------------------------------------
 
 
-def vint(value: int, length: int) -> bytes:
-    """An EBML size of `length` bytes holding `value`."""
-    return ((1 << (7 * length)) | value).to_bytes(length, "big")
-
-
 UNKNOWN = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # an 8-byte size with every value bit set
-EBML_HEADER = b"\x1a\x45\xdf\xa3" + vint(20, 1) + bytes(20)
-SEGMENT_ID = b"\x18\x53\x80\x67"
 
 
 def segment(payload: bytes, *, declared: int | None = None, length: int = 8) -> bytes:
