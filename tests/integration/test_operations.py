@@ -158,6 +158,9 @@ def test_unit_has_what_an_administrator_expects() -> None:
         "SystemCallFilter=@system-service",
         "MemoryDenyWriteExecute=yes",
         "ExecReload=/bin/kill -HUP $MAINPID",
+        # Open writers of other users are seen through a read lease (tests/unit/test_complete)
+        "AmbientCapabilities=CAP_LEASE",
+        "CapabilityBoundingSet=CAP_LEASE",
     ):
         assert setting in text, setting
 
