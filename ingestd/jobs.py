@@ -5,7 +5,8 @@ only code that changes a job's state, and it refuses any move not listed in TRAN
 
     settling -> queued -> uploading -> processing -> finishing -> done
         |          |          |             |            |
-        +----------+----------+-------------+------------+--> failed (terminal; retry -> queued)
+        +----------+----------+-------------+------------+--> failed (terminal; retry -> queued,
+        |                                                          or settling if never read whole)
         +----------+----------+--------------------------+--> held (its own problem; resumes)
 
 `held` is a job waiting on its own problem (a malformed sidecar, an unreadable file). Where it
@@ -52,7 +53,8 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),
     S.FINISHING: frozenset({S.DONE, S.HELD, S.FAILED}),
     S.HELD: frozenset({S.SETTLING, S.QUEUED, S.FINISHING, S.FAILED}),
-    S.FAILED: frozenset({S.QUEUED, S.FINISHING}),
+    # failed -> settling: a retried job that was never read whole (a cut container) settles again.
+    S.FAILED: frozenset({S.QUEUED, S.FINISHING, S.SETTLING}),
     S.DONE: frozenset(),
 }
 del S
@@ -140,6 +142,7 @@ class Job(NamedTuple):
     incomplete_since: float | None = None  # when its container was first found cut short
     replaces: int | None = None  # the done job whose media this version proves partial
     replaced_by: int | None = None  # the job whose version proved this one's media partial
+    skip_container_check: int = 0  # 1: a person retried it; its container is taken as it is
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -200,13 +200,15 @@ def _migration_5(db: sqlite3.Connection) -> None:
 
 
 def _migration_6(db: sqlite3.Connection) -> None:
-    # Complete means complete: when a file's container was first found cut short, and which
-    # done job a later version proved partial (and was replaced by it).
+    # Complete means complete: when a file's container was first found cut short, which done
+    # job a later version proved partial (and was replaced by it), and a retried version whose
+    # container a person vouched for.
     _script(
         db,
         """ALTER TABLE jobs ADD COLUMN incomplete_since REAL;
            ALTER TABLE jobs ADD COLUMN replaces INTEGER;
-           ALTER TABLE jobs ADD COLUMN replaced_by INTEGER""",
+           ALTER TABLE jobs ADD COLUMN replaced_by INTEGER;
+           ALTER TABLE jobs ADD COLUMN skip_container_check INTEGER NOT NULL DEFAULT 0""",
     )
 
 
@@ -871,7 +873,21 @@ class Ledger:
     # --- retry --------------------------------------------------------------------------------
 
     def retry(self, job: Job, note: str = "retry requested") -> Job:
-        """A failed job goes again: from finishing if only its sidecars failed, else upload."""
+        """A failed job goes again: from finishing if only its sidecars failed; from settling
+        if it was never read whole (a person retrying a file the container check refused
+        vouches for it: it is taken as it is); else from the queue."""
+        if job.sha256 is None:
+            return self.move(
+                job,
+                JobState.SETTLING,
+                f"{note}; the file settles again, its container taken as it is",
+                attempts=0,
+                error=None,
+                next_attempt_at=None,
+                incomplete_since=None,
+                settle_since=_now(),
+                skip_container_check=1,
+            )
         last = self._one(
             """SELECT from_state FROM events WHERE job_id = ? AND to_state = 'failed'
                ORDER BY id DESC LIMIT 1""",

@@ -511,7 +511,8 @@ class Watcher:
             _settle_anew(ledger, job, entry, now)
         elif job.incomplete_since is not None:
             # Found cut short already: only new bytes (a new version) or time change that.
-            raise IncompleteContainer(job.reason or "incomplete container")
+            if now - job.incomplete_since >= self.settings.ingest.incomplete_after_seconds:
+                raise IncompleteContainer(job.reason or "incomplete container")
         elif job.next_attempt_at is not None and now < job.next_attempt_at:
             return  # a writer had it open: looked at again later
         elif now - (job.settle_since or 0) >= self.settings.ingest.settle_seconds:
@@ -625,7 +626,7 @@ class Watcher:
                 return None
             if self.writers.lease_says_written(fd, display(path.name)):
                 raise StillWritten("open for writing by another process")
-            if job.kind == JobKind.FILE and (cut := containers.problem(fd, before.st_size)):
+            if _container_checked(job) and (cut := containers.problem(fd, before.st_size)):
                 raise IncompleteContainer(cut)
             try:
                 digest, prefix_digests = self._sha256(handle, prefixes)
@@ -679,6 +680,11 @@ def _settle_anew(ledger: Ledger, job: Job, entry: os.stat_result, now: float) ->
         next_attempt_at=None,
         incomplete_since=None,
     )
+
+
+def _container_checked(job: Job) -> bool:
+    """Media files get the container check, unless a person retried this version."""
+    return job.kind == JobKind.FILE and not job.skip_container_check
 
 
 def _proven_partial(examined: Examined, partials: list[Job]) -> Job | None:

@@ -158,6 +158,21 @@ def test_a_file_that_stays_incomplete_is_failed_after_the_configured_time(
     )
 
 
+def test_a_person_who_retries_a_refused_file_gets_it_uploaded_as_it_is(daemon_factory) -> None:
+    daemon = daemon_factory(ingest={"incomplete_after_seconds": 1.0}).start()
+    clip = daemon.watch / "padded.mp4"
+    data = mp4(100_000, seed=14) + bytes(3)  # a camera's padding after the last box
+    clip.write_bytes(data)
+    failed = daemon.wait_state(clip, JobState.FAILED)
+    assert "incomplete MP4: the file ends inside a box header" in failed.error
+    result = daemon.cli("retry", str(failed.id))
+    assert result.returncode == 0 and f"job {failed.id}: settling" in result.stdout
+    done = daemon.wait_state(clip, JobState.DONE)
+    assert done.id == failed.id and done.sha256 == sha256(data)
+    (media,) = daemon.sandbox.store.medias.values()
+    assert media.sha256 == sha256(data)
+
+
 # --- another user's writer: the read lease ------------------------------------------------------
 
 

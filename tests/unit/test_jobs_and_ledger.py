@@ -16,7 +16,8 @@ S = JobState
 
 def test_terminal_states_have_no_way_out_but_retry() -> None:
     assert TRANSITIONS[S.DONE] == frozenset()
-    assert TRANSITIONS[S.FAILED] == {S.QUEUED, S.FINISHING}
+    # retry: from the queue, from finishing (sidecars only), from settling (never read whole)
+    assert TRANSITIONS[S.FAILED] == {S.QUEUED, S.FINISHING, S.SETTLING}
     assert {S.DONE, S.FAILED} == set(TERMINAL)
 
 
