@@ -240,6 +240,8 @@ def render_history(view: dict[str, Any]) -> str:
     lines += ["", "history:"]
     for event in view["events"]:
         arrow = f"{event['from'] or 'new'} -> {event['to']}"
+        if event["from"] == event["to"]:
+            arrow = f"{event['to']} (a note)"  # something happened; the state stayed
         lines.append(f"  {_clock(event['at'])}  {arrow:<26}  {_shown(event['note'] or '')}")
     return "\n".join(lines)
 
