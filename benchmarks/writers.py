@@ -98,11 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             st = os.stat(path)
             ids.add((st.st_dev, st.st_ino))
 
-        one_pass, found = timed(lambda: writers.find_writers(ids), 9)
+        one_pass, found = timed(lambda: writers.find_writers(ids, under=folder), 9)
         assert isinstance(found, writers.ProcPass)
         descriptors = sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in _pids())
         sample = list(ids)[: args.sample]
-        per_file, _ = timed(lambda: [writers.find_writers({one}) for one in sample], 3)
+
+        def one_by_one() -> list[writers.ProcPass]:
+            return [writers.find_writers({one}, under=folder) for one in sample]
+
+        per_file, _ = timed(one_by_one, 3)
         per_file_all = per_file / len(sample) * len(ids)
 
         signal.signal(signal.SIGIO, signal.SIG_IGN)  # as the daemon does (writers.allow_leases)
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         for child in held:
             _close(child)
         held = []
-        quiet_pass, quiet = timed(lambda: writers.find_writers(ids), 9)
+        quiet_pass, quiet = timed(lambda: writers.find_writers(ids, under=folder), 9)
         assert isinstance(quiet, writers.ProcPass) and not quiet.writers
         print(
             f"| one /proc pass for all {len(ids):,} files, the writers gone | "

@@ -34,10 +34,13 @@ MAX_TOP_LEVEL_BOXES = 200_000
 MAX_ELEMENTS_BEFORE_SEGMENT = 64
 
 
-def problem(fd: int, size: int) -> str | None:
-    """Why the file open at `fd` (of `size` bytes) is not a whole container, or None."""
+def problem(fd: int, size: int, beat: Callable[[], None] | None = None) -> str | None:
+    """Why the file open at `fd` (of `size` bytes) is not a whole container, or None.
+    `beat` is called per read (a walk on a slow share is slow, not stuck)."""
 
     def read_at(offset: int, length: int) -> bytes:
+        if beat is not None:
+            beat()
         return os.pread(fd, length, offset)
 
     return problem_in(read_at, size)
@@ -76,6 +79,10 @@ def iso_problem(read_at: ReadAt, size: int) -> str | None:
             header_size = 16
         elif box_size == 0:  # the box runs to the end of the file
             box_size = size - offset
+        if not _is_box_type(kind):
+            if kind == b"\0\0\0\0":  # space set aside (preallocated) and not written yet
+                return "incomplete MP4: it ends in zeros where a box should begin"
+            return f"not a whole MP4: '{name}' where a box should begin"
         if box_size < header_size:
             return f"not a whole MP4: box '{name}' declares {box_size} bytes, less than its header"
         if offset + box_size > size:
@@ -85,6 +92,11 @@ def iso_problem(read_at: ReadAt, size: int) -> str | None:
     if not has_moov:
         return "incomplete MP4: it has no 'moov' box (the index, which most encoders write last)"
     return None
+
+
+def _is_box_type(kind: bytes) -> bool:
+    """Top-level box types are four printable ASCII characters (ftyp, moov, mdat, free...)."""
+    return all(32 <= b < 127 for b in kind)
 
 
 def box_name(kind: bytes) -> str:

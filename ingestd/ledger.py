@@ -681,14 +681,19 @@ class Ledger:
             )
             self.conn.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
             return None
-        changes = {"sha256": sha256, "next_attempt_at": None, "incomplete_since": None, **identity}
+        changes = {
+            "sha256": sha256,
+            "next_attempt_at": None,
+            "incomplete_since": None,
+            "replaces": partial.id if partial is not None else None,  # of these bytes only
+            **identity,
+        }
         if failure is not None:
             return self._move_in_transaction(
                 job.id, JobState.SETTLING, JobState.FAILED, failure, {**changes, "error": failure}
             )
         note = "settled"
         if partial is not None:
-            changes["replaces"] = partial.id
             note = (
                 f"settled; its first {partial.size} bytes are exactly job {partial.id}'s "
                 f"(media {partial.hashed_id}): that upload was a partial copy"
@@ -708,9 +713,21 @@ class Ledger:
 
     @_retried_write
     def drop_candidate(self, job: Job) -> None:
-        """Forget a settling candidate whose file went away before it settled."""
+        """Forget a settling candidate whose file went away before it settled. A job with a
+        history (it was queued, sent or retried before it settled again) is not forgotten: it
+        fails, so that its history stays."""
         with self._write():
-            self.conn.execute("DELETE FROM jobs WHERE id = ? AND state = 'settling'", (job.id,))
+            gone = self.conn.execute(
+                """DELETE FROM jobs WHERE id = ? AND state = 'settling' AND NOT EXISTS
+                   (SELECT 1 FROM events WHERE job_id = ? AND from_state IS NOT NULL)""",
+                (job.id, job.id),
+            )
+            if gone.rowcount == 0:
+                why = "the file went away before it settled again"
+                with suppress(StaleTransition):
+                    self._move_in_transaction(
+                        job.id, JobState.SETTLING, JobState.FAILED, why, {"error": why}
+                    )
 
     def known_versions(self) -> dict[str, tuple[int | None, int | None]]:
         """(size, mtime_ns) of the newest job of every path: a scan compares files to these."""
@@ -875,7 +892,7 @@ class Ledger:
     def retry(self, job: Job, note: str = "retry requested") -> Job:
         """A failed job goes again: from finishing if only its sidecars failed; from settling
         if it was never read whole (a person retrying a file the container check refused
-        vouches for it: it is taken as it is); else from the queue."""
+        vouches for that version: it is taken as it is); else from the queue."""
         if job.sha256 is None:
             return self.move(
                 job,
@@ -886,7 +903,8 @@ class Ledger:
                 next_attempt_at=None,
                 incomplete_since=None,
                 settle_since=_now(),
-                skip_container_check=1,
+                # Only a file the container check refused is vouched for by the retry.
+                skip_container_check=int(job.incomplete_since is not None),
             )
         last = self._one(
             """SELECT from_state FROM events WHERE job_id = ? AND to_state = 'failed'

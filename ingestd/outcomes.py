@@ -235,6 +235,8 @@ def _file_changed(case: Case) -> Move:
             "settle_since": case.now,
             "bytes_sent": None,
             "next_attempt_at": None,
+            "replaces": None,  # what these bytes prove is found when they settle
+            "skip_container_check": 0,
         },
         level="warning",
         message="the file changed; waiting for it to settle again",

@@ -524,7 +524,9 @@ class Watcher:
         if not still:
             return []
         assert self.ledger is not None
-        writers = self.writers.processes({(e.st_dev, e.st_ino) for _, e in still})
+        writers = self.writers.processes(
+            {(e.st_dev, e.st_ino) for _, e in still}, self.settings.watch_dir
+        )
         ready = []
         for job, entry in still:
             writer = writers.get((entry.st_dev, entry.st_ino))
@@ -624,11 +626,13 @@ class Watcher:
             before = os.fstat(fd)
             if version_of(before) != job.version:
                 return None
-            if self.writers.lease_says_written(fd, display(path.name)):
-                raise StillWritten("open for writing by another process")
-            if _container_checked(job) and (cut := containers.problem(fd, before.st_size)):
-                raise IncompleteContainer(cut)
             try:
+                if self.writers.lease_says_written(fd, display(path.name)):
+                    raise StillWritten("open for writing by another process")
+                if _container_checked(job) and (
+                    cut := containers.problem(fd, before.st_size, liveness.beat)
+                ):
+                    raise IncompleteContainer(cut)
                 digest, prefix_digests = self._sha256(handle, prefixes)
             except OSError as exc:  # EIO, a stale handle on a share: the file's problem
                 raise problem(exc, display(path.name)) from None
@@ -679,6 +683,7 @@ def _settle_anew(ledger: Ledger, job: Job, entry: os.stat_result, now: float) ->
         reason=None,
         next_attempt_at=None,
         incomplete_since=None,
+        skip_container_check=0,  # a retry vouched for the bytes it saw, not these
     )
 
 

@@ -61,14 +61,23 @@ class ProcPass:
     unreadable: int = 0  # processes whose descriptors could not be read (other users')
 
 
-def find_writers(files: Collection[FileId], proc: Path = PROC) -> ProcPass:
+def find_writers(
+    files: Collection[FileId], proc: Path = PROC, under: Path | None = None
+) -> ProcPass:
     """One pass over every visible process's descriptors: which of `files` are open for
-    writing, and by whom. This process is left out (it only ever reads them)."""
+    writing, and by whom. This process is left out (it only ever reads them).
+
+    With `under` (the watch folder), only descriptors whose link names a path below it are
+    looked at further: reading a link never touches the file it names, while a stat would
+    wait on whatever file system holds it (a descriptor on a dead NFS server would hang the
+    pass). A process that sees the folder under another path (another mount namespace) is
+    then left to the read lease."""
     found = ProcPass()
     if not files:
         return found
     wanted = files if isinstance(files, set | frozenset) else set(files)
     own = str(os.getpid())
+    prefixes = _prefixes(under) if under is not None else None
     try:
         proc_fd = os.open(proc, _DIR_FLAGS)
     except OSError:
@@ -76,13 +85,25 @@ def find_writers(files: Collection[FileId], proc: Path = PROC) -> ProcPass:
     try:
         for pid in os.listdir(proc_fd):
             if pid.isdigit() and pid != own:
-                _look_at_process(proc_fd, pid, wanted, found)
+                _look_at_process(proc_fd, pid, wanted, found, prefixes)
     finally:
         os.close(proc_fd)
     return found
 
 
-def _look_at_process(proc_fd: int, pid: str, wanted: Collection[FileId], found: ProcPass) -> None:
+def _prefixes(folder: Path) -> tuple[str, ...]:
+    """How links in /proc name files below `folder`: as configured, and resolved."""
+    named = {str(folder), os.path.realpath(folder)}
+    return tuple(name.rstrip("/") + "/" for name in named)
+
+
+def _look_at_process(
+    proc_fd: int,
+    pid: str,
+    wanted: Collection[FileId],
+    found: ProcPass,
+    prefixes: tuple[str, ...] | None,
+) -> None:
     """The wanted files among one process's descriptors, then (for those only) whether it
     may write them. Paths are opened relative to /proc's descriptor: the pass is mostly
     system calls, and shorter lookups make it quicker."""
@@ -98,6 +119,8 @@ def _look_at_process(proc_fd: int, pid: str, wanted: Collection[FileId], found: 
     try:
         for fd in os.listdir(fd_dir):
             try:
+                if prefixes is not None and not os.readlink(fd, dir_fd=fd_dir).startswith(prefixes):
+                    continue
                 target = os.stat(fd, dir_fd=fd_dir)  # follows the link to the open file
             except OSError:
                 continue  # closed meanwhile, or an anonymous object
@@ -211,16 +234,15 @@ class WriterCheck:
         self._said: set[str] = set()
         self._lock = threading.Lock()  # leases are asked from the hashing threads
 
-    def processes(self, files: Collection[FileId]) -> dict[FileId, Writer]:
-        """The /proc pass for all of `files` at once."""
-        found = find_writers(files, self.proc)
-        if found.processes == 0 and files:
+    def processes(self, files: Collection[FileId], under: Path) -> dict[FileId, Writer]:
+        """The /proc pass for all of `files` (below the folder `under`) at once."""
+        if files and not os.access(self.proc / "self" / "fd", os.R_OK):
             self._say_once(
                 "proc",
                 f"cannot read {self.proc}: open writers are seen only through read leases",
                 "mount /proc (and keep ProcSubset=pid or all in the unit)",
             )
-        return found.writers
+        return find_writers(files, self.proc, under).writers
 
     def lease_says_written(self, fd: int, name: str) -> bool:
         """The read lease's answer for one file; False (with the notice, once) when it

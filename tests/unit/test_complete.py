@@ -68,6 +68,14 @@ def test_box_names_from_the_file_are_escaped() -> None:
     hostile = FTYP + MOOV + box(b"\x1b[2J", bytes(10), declared=10**6)
     reason = check(hostile) or ""
     assert "\x1b" not in reason and "'\\x1b[2J'" in reason
+    assert reason.startswith("not a whole MP4")
+
+
+def test_zeros_where_a_box_should_begin_are_not_a_whole_file() -> None:
+    # A preallocated copy: the full size at once, the tail not written yet.
+    assert check(FTYP + MOOV + bytes(5000)) == (
+        "incomplete MP4: it ends in zeros where a box should begin"
+    )
 
 
 def test_other_files_get_no_container_check() -> None:
@@ -191,6 +199,10 @@ def test_proc_names_the_process_that_writes(tmp_path: Path) -> None:
         assert _identity(read) not in found.writers  # open only for reading: not a writer
         assert found.writers[_identity(written)].command in ("sh", "dash", "bash")
         assert f"(pid {writer.pid})" in str(found.writers[_identity(written)])
+        # Below the watch folder only: a link naming a path elsewhere is not even looked at.
+        ids = {_identity(written)}
+        assert writers.find_writers(ids, under=tmp_path).writers.keys() == ids
+        assert writers.find_writers(ids, under=tmp_path / "elsewhere").writers == {}
     finally:
         for child in (writer, reader, both):
             _release(child)

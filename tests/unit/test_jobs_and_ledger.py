@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ingestd.errors import FileChanged
 from ingestd.jobs import TERMINAL, TRANSITIONS, HoldRequest, JobState, can_move, resume_state
 from ingestd.ledger import SCHEMA_VERSION, InvalidTransition, Ledger, StaleTransition
 
@@ -145,6 +147,52 @@ def test_retry_goes_back_to_the_queue_or_to_finishing(ledger: Ledger) -> None:
     job = ledger.move(job, S.FINISHING, "ready")
     failed = ledger.move(job, S.FAILED, "captions refused", error="HTTP 400")
     assert ledger.retry(failed).state == S.FINISHING
+
+
+def test_a_job_never_read_whole_is_retried_from_settling(ledger: Ledger) -> None:
+    cut = ledger.add_settling("/w/cut.mp4", "file", 10, 1)
+    cut = ledger.update(cut, incomplete_since=5.0, reason="incomplete MP4: ...")
+    failed = ledger.move(cut, S.FAILED, "incomplete", error="incomplete MP4: ...")
+    again = ledger.retry(failed)
+    assert again.state == S.SETTLING and again.sha256 is None  # hashed before any upload
+    assert again.skip_container_check == 1 and again.incomplete_since is None
+    odd = ledger.add_settling("/w/odd.mp4", "file", 10, 1)  # failed for another reason
+    odd = ledger.retry(ledger.move(odd, S.FAILED, "internal error", error="internal error"))
+    assert odd.state == S.SETTLING and odd.skip_container_check == 0
+
+
+def test_what_a_version_proves_partial_belongs_to_those_bytes(ledger: Ledger) -> None:
+    from ingestd.config import IngestSettings
+    from ingestd.ledger import SettledFile
+    from ingestd.outcomes import Policy, Stage, decide
+
+    queued(ledger, "/w/p.mpg", "h")
+    half = ledger.move(ledger.claim_upload(), S.PROCESSING, "up", hashed_id="half", media_id=1)
+    half = ledger.move(ledger.move(half, S.FINISHING, "ready"), S.DONE, "done")
+    whole = ledger.add_settling("/w/p.mpg", "file", 20, 2)
+    (whole,) = ledger.settle_many([SettledFile(whole, "w", partial=half)])
+    assert whole.replaces == half.id
+    notes = [e.note for e in ledger.events(half.id)]
+    assert any("partial copy" in (n or "") for n in notes)  # the partial's history says so
+    # The file is then replaced by unrelated bytes while it waits: what it proved goes.
+    changed = os.stat(__file__)
+    sending = ledger.claim_upload()
+    policy = Policy.from_settings(IngestSettings())
+    other = ledger.apply(sending, decide(sending, Stage.UPLOAD, FileChanged(changed), 1.0, policy))
+    assert other.state == S.SETTLING and other.replaces is None
+    assert ledger.settle(other, "other").replaces is None
+
+
+def test_a_settling_job_with_a_history_fails_instead_of_vanishing(ledger: Ledger) -> None:
+    fresh = ledger.add_settling("/w/fresh.mp4", "file", 10, 1)
+    ledger.drop_candidate(fresh)
+    assert ledger.get(fresh.id) is None  # found and gone: never a version
+    queued(ledger, "/w/sent.mp4", "s")
+    back = ledger.move(ledger.claim_upload(), S.SETTLING, "file changed while it was being sent")
+    ledger.drop_candidate(back)
+    kept = ledger.get(back.id)
+    assert kept is not None and kept.state == S.FAILED
+    assert "went away" in (kept.error or "") and len(ledger.events(back.id)) >= 4
 
 
 def test_hold_has_one_probe_at_a_time(ledger: Ledger) -> None:
