@@ -133,6 +133,10 @@ class IngestSettings(_Section):
     incomplete_after_seconds: float = Field(3600.0, gt=0)
     # Delete a done media whose bytes a later version at the same path proves partial.
     replace_partial: bool = True
+    # <watch_dir>/<Name>/... goes to the Wistia project named <Name> (found or made).
+    project_from_folder: bool = False
+    # Sidecars created or changed after a media is done are applied to it (after_upload keep).
+    resync: bool = True
 
     @field_validator("upload_bandwidth")
     @classmethod

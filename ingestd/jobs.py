@@ -143,6 +143,8 @@ class Job(NamedTuple):
     replaces: int | None = None  # the done job whose media this version proves partial
     replaced_by: int | None = None  # the job whose version proved this one's media partial
     skip_container_check: int = 0  # 1: a person retried it; its container is taken as it is
+    project_id: str | None = None  # the hashed id of the Wistia project its media is in
+    resync_due_at: float | None = None  # done, and its sidecars changed: look at them then
     created_at: float = 0.0
     updated_at: float = 0.0
 

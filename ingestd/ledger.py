@@ -1,8 +1,9 @@
 """The job ledger: SQLite in WAL mode, the only module that writes SQL.
 
 Tables: `jobs` (one row per version of a media file), `events` (append-only, one row per state
-change with its time and reason), `hold` (at most one row: the account-wide stop) and
-`sidecars` (what the finisher applied, with a digest of what it sent).
+change with its time and reason), `hold` (at most one row: the account-wide stop),
+`sidecars` (what the finisher applied, with a digest of what it sent) and `projects` (a
+folder's name -> the Wistia project its media go to).
 
 A path is stored as text when it is valid UTF-8; otherwise `path` holds it with `\\xNN`
 escapes (for people) and `path_bytes` its exact bytes (for finding the file again).
@@ -212,6 +213,22 @@ def _migration_6(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_7(db: sqlite3.Connection) -> None:
+    # Projects from folders (a folder's name -> the Wistia project it goes to), the project
+    # each media went to (its thumbnail goes there too), and when a done job is due a re-sync.
+    _script(
+        db,
+        """CREATE TABLE projects (
+               name TEXT PRIMARY KEY,
+               hashed_id TEXT NOT NULL,
+               found_at REAL NOT NULL
+           );
+           ALTER TABLE jobs ADD COLUMN project_id TEXT;
+           ALTER TABLE jobs ADD COLUMN resync_due_at REAL;
+           CREATE INDEX jobs_resync_due ON jobs (resync_due_at) WHERE resync_due_at IS NOT NULL""",
+    )
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
@@ -220,6 +237,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1015,6 +1033,30 @@ class Ledger:
                 """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
                    VALUES (?, ?, ?, ?)""",
                 (whole.id, step, partial.hashed_id or "", _now()),
+            )
+
+    # --- projects from folders ----------------------------------------------------------------
+
+    def project_named(self, name: str) -> str | None:
+        """The hashed id of the Wistia project a folder named `name` goes to, if known."""
+        row = self._one("SELECT hashed_id FROM projects WHERE name = ?", (_storable(name),))
+        return row["hashed_id"] if row else None
+
+    @_retried_write
+    def remember_project(self, name: str, hashed_id: str) -> None:
+        with self._write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO projects (name, hashed_id, found_at) VALUES (?, ?, ?)",
+                (_storable(name), hashed_id, _now()),
+            )
+
+    @_retried_write
+    def forget_project(self, name: str, hashed_id: str) -> None:
+        """The project is gone in Wistia: the next upload looks it up (or makes it) again."""
+        with self._write():
+            self.conn.execute(
+                "DELETE FROM projects WHERE name = ? AND hashed_id = ?",
+                (_storable(name), hashed_id),
             )
 
     # --- status views -------------------------------------------------------------------------

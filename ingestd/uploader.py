@@ -35,13 +35,15 @@ from ingestd.errors import (
     Cancelled,
     FileChanged,
     JobInputError,
+    PermanentError,
     TransientError,
     WistiaError,
 )
-from ingestd.files import open_regular, wistia_name
+from ingestd.files import display, open_regular, wistia_name
 from ingestd.jobs import Job, JobKind, JobState, version_of
 from ingestd.ledger import Hold, Ledger, arrivals_while
 from ingestd.outcomes import Backoff, Stage
+from ingestd.projects import FolderProjects, folder_of
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.stageloop import Guard, idle_wait
 from ingestd.urlimport import media_name_of, read_url_file
@@ -104,6 +106,7 @@ class Uploader:
         self._in_flight: set[int] = set()
         self._claim_lock = threading.Lock()
         self._was_inside = True  # inside the upload hours at the last look (for the log)
+        self.projects = FolderProjects(client)  # folder name -> Wistia project (one per name)
 
     # --- the worker thread --------------------------------------------------------------
 
@@ -244,8 +247,17 @@ class Uploader:
         """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go."""
         self.prepare(job).close()
 
+    def _folder(self, job: Job) -> str | None:
+        """The folder whose project the job's media goes to (`ingest.project_from_folder`)."""
+        if not self.settings.ingest.project_from_folder:
+            return None
+        return folder_of(Path(job.path), self.settings.watch_dir)
+
     def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media]:
         with self.prepare(job) as upload:
+            folder = self._folder(job) if "project_id" not in upload.fields else None
+            if folder is not None:
+                upload.fields["project_id"] = self.projects.hashed_id_for(ledger, folder)
             # Committed before the first byte leaves: a crash from here on is reconciled.
             job = ledger.update(
                 job,
@@ -254,11 +266,20 @@ class Uploader:
                 media_name=upload.fields["name"],
                 bytes_sent=None if upload.url else 0,
             )
-            if upload.url is not None:
-                log.info("importing from URL")
-                media = self.client.import_url(upload.url, upload.fields)
-            else:
-                media = self._stream(ledger, job, upload)
+            try:
+                if upload.url is not None:
+                    log.info("importing from URL")
+                    media = self.client.import_url(upload.url, upload.fields)
+                else:
+                    media = self._stream(ledger, job, upload)
+            except PermanentError as refused:
+                if folder is None or "project not found" not in refused.reason.lower():
+                    raise
+                self.projects.forget(ledger, folder, upload.fields["project_id"])
+                raise TransientError(
+                    f"the project for the folder {display(folder)} is gone in Wistia; "
+                    "it is found or made again"
+                ) from None
         ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(upload.fields))
         return job, media
 
@@ -304,7 +325,11 @@ class Uploader:
         fields = {"name": metadata.name or default_name}
         if metadata.description is not None:
             fields["description"] = metadata.description
-        project_id = metadata.project_id or self.settings.wistia.project_id
+        # A sidecar's project wins; then the folder's (found or made when the upload is sent:
+        # `_send`); then the configured default.
+        project_id = metadata.project_id
+        if not project_id and self._folder(job) is None:
+            project_id = self.settings.wistia.project_id
         if project_id:
             fields["project_id"] = project_id
         if metadata.contact_id is not None:
@@ -345,6 +370,7 @@ class Uploader:
             f"uploaded as media {media.hashed_id}",
             media_id=media.id,
             hashed_id=media.hashed_id,
+            project_id=media.project_hashed_id,
             processing_since=now,
             next_poll_at=now + poll,
             poll_interval=poll,

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import h11
 import httpx
 import tenacity
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ingestd import __version__, liveness
 from ingestd.config import WistiaSettings
@@ -80,7 +80,15 @@ class Media(BaseModel):
     created: str | None = None
     created_at: str | None = None  # the Upload API's older spelling
     updated: str | None = None
+    type: str | None = None
+    project: dict[str, Any] | None = None
     assets: list[dict[str, Any]] = []
+
+    @property
+    def project_hashed_id(self) -> str | None:
+        """The hashed id of the project the media is in, when the answer says."""
+        hashed = (self.project or {}).get("hashed_id")
+        return hashed if isinstance(hashed, str) and hashed else None
 
     @property
     def state(self) -> str:
@@ -102,6 +110,16 @@ class Media(BaseModel):
             if asset.get("type") == "OriginalFile" and isinstance(asset.get("fileSize"), int):
                 return int(asset["fileSize"])
         return None
+
+
+class Project(BaseModel):
+    """A project as the Data API returns it (camelCase); unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: int
+    name: str
+    hashed_id: str = Field(alias="hashedId")
 
 
 def _epoch(text: str | None) -> float | None:
@@ -443,6 +461,31 @@ class WistiaClient:
 
     def delete_media(self, hashed_id: str) -> None:
         self._api("DELETE", f"medias/{hashed_id}.json")
+
+    def set_still(self, hashed_id: str, image_hashed_id: str) -> Media:
+        """The image media `image_hashed_id` becomes the video's still (Data API, update)."""
+        return self.update_media(hashed_id, {"new_still_media_id": image_hashed_id})
+
+    def projects(self, page: int) -> tuple[list[Project], int]:
+        """A page of PER_PAGE projects, oldest first, and how many items the page held."""
+        params = {"page": str(page), "per_page": str(PER_PAGE)}
+        payload = self._json(self._api("GET", "projects.json", params=params))
+        if not isinstance(payload, list):
+            raise TransientError("Wistia's projects list was not a JSON array")
+        found = []
+        for item in payload:
+            try:
+                found.append(Project.model_validate(item))
+            except ValidationError:
+                continue
+        return found, len(payload)
+
+    def create_project(self, name: str) -> Project:
+        payload = self._json(self._api("POST", "projects.json", data={"name": name}))
+        try:
+            return Project.model_validate(payload)
+        except ValidationError:
+            raise TransientError("Wistia's answer to a new project had no hashedId") from None
 
     def account(self, tries: int | None = None) -> dict[str, Any]:
         payload = self._json(self._api("GET", "account.json", tries=tries))

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ingestd.sandbox.faults import Faults, RateWindow
-from ingestd.sandbox.store import VIDEO_LIMIT_ERROR, Media, Store, media_type
+from ingestd.sandbox.store import IMAGE_MAGIC, VIDEO_LIMIT_ERROR, Media, Store, media_type
 
 CHUNK = 64 * 1024
 MAX_FIELD_BYTES = 4 * 1024 * 1024
@@ -50,6 +50,11 @@ class UploadedFile:
 
     def text(self) -> str:
         return self.path.read_bytes().decode("utf-8", errors="replace")
+
+    def begins_with(self, magics: tuple[bytes, ...]) -> bool:
+        with open(self.path, "rb") as kept:
+            head = kept.read(16)
+        return head.startswith(magics)
 
 
 @dataclass
@@ -358,6 +363,9 @@ class _Handler(BaseHTTPRequestHandler):
             if match and route_method == method:
                 handler: Callable[..., tuple[int, Any]] = getattr(self, f"_{name}")
                 status, body = handler(params, record, **match.groupdict())
+                hid = match.groupdict().get("hid")
+                if method != "GET" and hid and path.startswith("/v1/medias/") and status < 300:
+                    sandbox.store.touch(hid)  # every change moves `updated` on
                 return status, body, {}
         if any(p.fullmatch(path) for _, p, _ in ROUTES):
             return 405, {"error": "Method not allowed"}, {}
@@ -536,8 +544,10 @@ class _Handler(BaseHTTPRequestHandler):
             project = found
         if upload is not None:
             name = params.get("name") or upload.filename
+            kind = media_type(upload.filename)
             values: dict[str, Any] = {
-                "type": media_type(upload.filename),
+                "type": kind,
+                "processable": kind != "Image" or upload.begins_with(IMAGE_MAGIC),
                 "size": upload.size,
                 "sha256": upload.sha256,
                 "md5": upload.md5,
@@ -604,7 +614,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _media_update(self, params: dict[str, str], record: Record, hid: str) -> tuple[int, Any]:
         media = self._media_or_404(hid)
+        still = params.get("new_still_media_id")
+        if still is not None:
+            image = self.server.sandbox.store.medias.get(still)
+            if media.type != "Video" or image is None or image.type != "Image":
+                # As the Data API page says: a failure unless a video gets an image.
+                return 400, {"error": "The new still must be an image, set on a video."}
         with self.server.sandbox.store.lock:
+            if still is not None:
+                media.still = still
             if "name" in params:
                 media.name = params["name"]
             if "description" in params:
@@ -706,9 +724,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _project_create(self, params: dict[str, str], record: Record) -> tuple[int, Any]:
         if not params.get("name"):
             return 400, {"error": "name is required"}
-        store = self.server.sandbox.store
-        project = store.create_project(params["name"])
-        return 201, project.to_json(0)
+        sandbox = self.server.sandbox
+        project = sandbox.store.create_project(params["name"])
+        location = f"{sandbox.api_url.rstrip('/')}/projects/{project.hashed_id}.json"
+        raise HttpAnswer(201, project.to_json(0), {"Location": location})
 
     def _project_show(self, params: dict[str, str], record: Record, hid: str) -> tuple[int, Any]:
         store = self.server.sandbox.store

@@ -33,7 +33,13 @@ MEDIA_EXTENSIONS = {
     "mp3": "Audio",
     "m4a": "Audio",
     "wav": "Audio",
+    "jpg": "Image",
+    "jpeg": "Image",
+    "png": "Image",
+    "gif": "Image",
 }
+# What an image upload must begin with to be processed (JPEG, PNG, GIF); anything else fails.
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
 VIDEO_LIMIT_ERROR = (
     "This account has exceeded its video limit. Please upgrade to upload more videos."
 )
@@ -95,13 +101,15 @@ class Media:
     updated: float = 0.0
     captions: dict[str, str] = field(default_factory=dict)
     customizations: dict[str, Any] = field(default_factory=dict)
+    still: str | None = None  # the hashed id of the image set as this video's still
+    processable: bool = True  # False: an image whose bytes are not an image
 
     def status(self, processing_seconds: float, now: float | None = None) -> tuple[str, float]:
         elapsed = (time.time() if now is None else now) - self.created
         queued_for = processing_seconds / 3
         if elapsed < queued_for:
             return "queued", 0.0
-        if self.size == 0 or self.type == "UnknownType":
+        if not self.will_process:
             return "failed", 0.0
         if elapsed < processing_seconds:
             return "processing", round(
@@ -109,12 +117,16 @@ class Media:
             )
         return "ready", 1.0
 
+    @property
+    def will_process(self) -> bool:
+        return self.size != 0 and self.type != "UnknownType" and self.processable
+
     def updated_at(self, processing_seconds: float, now: float | None = None) -> float:
         """When the media last changed, as Wistia's `updated` says: an edit, or its status
         moving on (queued -> processing -> ready or failed)."""
         now = time.time() if now is None else now
         moves = [self.created, self.created + processing_seconds / 3]
-        if self.size != 0 and self.type != "UnknownType":
+        if self.will_process:
             moves.append(self.created + processing_seconds)
         changed = max((t for t in moves if t <= now), default=self.created)
         return max(changed, self.updated)
@@ -133,7 +145,7 @@ class Media:
             "progress": progress,
             "status": status,
             "thumbnail": {
-                "url": f"https://embed.wistia.test/deliveries/{self.hashed_id}.jpg",
+                "url": f"https://embed.wistia.test/deliveries/{self.still or self.hashed_id}.jpg",
                 "width": 100,
                 "height": 60,
             },
@@ -229,11 +241,20 @@ class Store:
     def add_media(self, limit: int | None = None, **values: Any) -> Media | None:
         """A new media; None when the account already holds `limit` (the video limit)."""
         with self.lock:  # the check and the add are one step, however many uploads race
-            if limit is not None and len(self.medias) >= limit:
-                return None
+            videos = sum(1 for m in self.medias.values() if m.type != "Image")
+            if limit is not None and values.get("type") != "Image" and videos >= limit:
+                return None  # images do not count towards the video limit
             media = Media(id=self._id(), hashed_id=new_hashed_id(), created=time.time(), **values)
             self.medias[media.hashed_id] = media
             return media
+
+    def touch(self, hashed_id: str) -> None:
+        """Something about the media changed (an edit, captions, customizations, its still):
+        Wistia's `updated` moves on."""
+        with self.lock:
+            media = self.medias.get(hashed_id)
+            if media is not None:
+                media.updated = time.time()
 
     def delete_media(self, hashed_id: str) -> Media | None:
         with self.lock:
