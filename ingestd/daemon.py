@@ -33,6 +33,7 @@ from ingestd.notify import notify, watchdog_interval
 from ingestd.outcomes import Backoff
 from ingestd.poller import Poller
 from ingestd.redact import add_secret
+from ingestd.resync import Resync
 from ingestd.uploader import Uploader
 from ingestd.watcher import Watcher
 from ingestd.wistia import RateLimiter, WistiaClient, poll_share
@@ -117,6 +118,7 @@ class Daemon:
             },
         )
         self.watcher.on_change = self.held.nudge
+        self.resync = Resync(settings, path, self.finisher, self.stop)
         self.stages = [
             _Stage("watcher", self.watcher.run),
             *[
@@ -126,6 +128,7 @@ class Daemon:
             _Stage("poller", self.poller.run),
             _Stage("finisher", self.finisher.run),
             _Stage("held", self.held.run),
+            _Stage("resync", self.resync.run),
         ]
 
     def _upload_stage(self, name: str) -> _Stage:

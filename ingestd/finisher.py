@@ -33,7 +33,11 @@ from ingestd.sidecars import (
     CUSTOMIZATIONS_STEP,
     FATE_STEP,
     METADATA_STEP,
+    THUMBNAIL_FAILED_STEP,
+    THUMBNAIL_STEP,
+    THUMBNAIL_UPLOAD_STEP,
     Sidecars,
+    Thumbnail,
     changed_within,
     digest,
     metadata_digest,
@@ -83,28 +87,34 @@ class Finisher:
         # Once the file's fate began (recorded first), its sidecars were all sent: a restart
         # goes straight on with the fate, whatever of the sidecars has moved already.
         if FATE_STEP not in ledger.applied_sidecars(job.id):
-            sidecars = self.preflight(job)
+            sidecars = self.preflight(ledger, job)
             now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
             if changed_within(sidecars.paths, now, settle):
                 reason = "waiting for its sidecar files to stop changing"
                 ledger.update(job, next_attempt_at=now + settle, reason=reason)
                 return
-            for step, fingerprint, send in self._steps(job, sidecars, ledger):
-                send()
-                ledger.record_sidecar(job.id, step, fingerprint)
-                log.info("applied sidecar", step=step)
+            if self.apply_sidecars(ledger, job, sidecars) is None:
+                wait = now + self.thumbnail_wait
+                ledger.update(job, next_attempt_at=wait, reason=thumbnail_waiting(sidecars))
+                return
             self._replace_partial(ledger, job)
         note = self._fate(ledger, job)
         ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
         log.info("done", fate=note)
 
-    def preflight(self, job: Job) -> Sidecars:
+    def preflight(self, ledger: Ledger, job: Job) -> Sidecars:
         """The local checks of finishing, which the held jobs' recheck runs too: the sidecars
-        read and valid, and the file's fate possible."""
+        read and valid, not a thumbnail Wistia could not process, and the file's fate
+        possible."""
         media = Path(job.path)
         sidecars = read_sidecars(
             media, self.settings.watch_dir, self.settings.captions.default_language
         )
+        thumbnail = sidecars.thumbnail
+        if thumbnail and ledger.applied_sidecars(job.id).get(THUMBNAIL_FAILED_STEP) == (
+            thumbnail.digest
+        ):
+            raise _thumbnail_failed(thumbnail)
         self._check_fate(job, media)
         return sidecars
 
@@ -118,8 +128,36 @@ class Finisher:
             archive = Path(ingest.archive_dir)
             _check_writable_folder(archive / media.parent.relative_to(self.settings.watch_dir))
 
-    def _steps(self, job: Job, sidecars: Sidecars, ledger: Ledger) -> Iterator[Step]:
-        """What still has to be sent: each step whose digest the ledger lacks."""
+    @property
+    def thumbnail_wait(self) -> float:
+        """How soon a job whose thumbnail Wistia is processing is looked at again."""
+        return self.settings.ingest.poll_min_seconds
+
+    def apply_sidecars(
+        self, ledger: Ledger, job: Job, sidecars: Sidecars, *, resync: bool = False
+    ) -> list[str] | None:
+        """Send every sidecar step the ledger has no digest for, then the thumbnail; the
+        names of the steps sent, or None while Wistia still processes the thumbnail (what was
+        sent is recorded: the next look goes on from there)."""
+        sent = []
+        for step, fingerprint, send in self._steps(job, sidecars, ledger, resync=resync):
+            send()
+            ledger.record_sidecar(job.id, step, fingerprint)
+            log.info("applied sidecar", step=step)
+            sent.append(step)
+        if sidecars.thumbnail is not None:
+            before = ledger.applied_sidecars(job.id).get(THUMBNAIL_STEP)
+            if not self._thumbnail(ledger, job, sidecars):
+                return None
+            if ledger.applied_sidecars(job.id).get(THUMBNAIL_STEP) != before:
+                sent.append(THUMBNAIL_STEP)
+        return sent
+
+    def _steps(
+        self, job: Job, sidecars: Sidecars, ledger: Ledger, *, resync: bool = False
+    ) -> Iterator[Step]:
+        """What still has to be sent: each step whose digest the ledger lacks. A re-sync
+        sends only what sidecars say (a deleted clip.json changes nothing back)."""
         assert job.hashed_id is not None
         hashed_id = job.hashed_id
         applied = ledger.applied_sidecars(job.id)
@@ -127,13 +165,15 @@ class Finisher:
         fields = {"name": metadata.name or job.media_name or wistia_name(Path(job.path).name)}
         if metadata.description is not None:
             fields["description"] = metadata.description
-        wanted: list[Step] = [
-            (
-                METADATA_STEP,
-                metadata_digest(fields),
-                lambda: self.client.update_media(hashed_id, fields),
-            ),
-        ]
+        wanted: list[Step] = []
+        if not resync or metadata.name is not None or metadata.description is not None:
+            wanted.append(
+                (
+                    METADATA_STEP,
+                    metadata_digest(fields),
+                    lambda: self.client.update_media(hashed_id, fields),
+                )
+            )
         if metadata.customizations is not None:
             customizations = metadata.customizations
             wanted.append(
@@ -166,6 +206,61 @@ class Finisher:
                 self.client.replace_captions(hashed_id, language, text)
             except NotFoundError:
                 raise exc from None  # they did not exist: the 400 meant something else
+
+    # --- the thumbnail ------------------------------------------------------------------
+
+    def _thumbnail(self, ledger: Ledger, job: Job, sidecars: Sidecars) -> bool:
+        """The thumbnail uploaded as an image media (to the video's project), then, once
+        Wistia has processed it, made the video's still; the image it replaced is deleted.
+        True when done, False while Wistia still processes the image. Each step is recorded,
+        so a restart goes on where it was."""
+        thumbnail = sidecars.thumbnail
+        assert thumbnail is not None and job.hashed_id is not None
+        applied = ledger.applied_sidecars(job.id)
+        still = _digest_and_id(applied.get(THUMBNAIL_STEP))
+        if still is not None and still[0] == thumbnail.digest:
+            return True
+        uploaded = _digest_and_id(applied.get(THUMBNAIL_UPLOAD_STEP))
+        if uploaded is None or uploaded[0] != thumbnail.digest:
+            if uploaded is not None and (still is None or uploaded[1] != still[1]):
+                self._delete_image(uploaded[1])  # uploaded for a thumbnail replaced since
+            image = self._upload_thumbnail(job, thumbnail)
+            ledger.record_sidecar(job.id, THUMBNAIL_UPLOAD_STEP, f"{thumbnail.digest} {image}")
+            uploaded = (thumbnail.digest, image)
+        state = self.client.media(uploaded[1]).state
+        if state == "failed":
+            ledger.record_sidecar(job.id, THUMBNAIL_FAILED_STEP, thumbnail.digest)
+            raise _thumbnail_failed(thumbnail)
+        if state != "ready":
+            return False
+        self.client.set_still(job.hashed_id, uploaded[1])
+        if still is not None and still[1] != uploaded[1]:
+            self._delete_image(still[1])  # the thumbnail this one replaced
+        ledger.record_sidecar(job.id, THUMBNAIL_STEP, f"{thumbnail.digest} {uploaded[1]}")
+        log.info("the thumbnail is the still", image=uploaded[1])
+        return True
+
+    def _upload_thumbnail(self, job: Job, thumbnail: Thumbnail) -> str:
+        assert job.hashed_id is not None
+        project = job.project_id or self.client.media(job.hashed_id).project_hashed_id
+        name = wistia_name(thumbnail.path.name)
+        fields = {"name": name, **({"project_id": project} if project else {})}
+        image = self.client.upload_image(name, thumbnail.data, thumbnail.content_type, fields)
+        log.info("uploaded the thumbnail as an image", image=image.hashed_id)
+        return image.hashed_id
+
+    def _delete_image(self, hashed_id: str) -> None:
+        """Delete an image ingestd uploaded for a thumbnail that a newer one replaced (one of
+        the two cases in which ingestd deletes a media)."""
+        try:
+            self.client.delete_media(hashed_id)
+            log.info("deleted the image of a replaced thumbnail", image=hashed_id)
+        except NotFoundError:
+            pass  # gone already
+        except PermanentError as exc:
+            log.warning(
+                "could not delete a replaced thumbnail's image", image=hashed_id, error=exc.reason
+            )
 
     # --- a partial version replaced ------------------------------------------------------
 
@@ -271,6 +366,28 @@ class Finisher:
                 ledger.record_sidecar(job.id, FATE_STEP, os.fsencode(chosen_path).hex())
                 return names[0]
         raise JobInputError(f"no free name for {display(media.name)} in {display(target.path)}")
+
+
+def thumbnail_waiting(sidecars: Sidecars) -> str:
+    """The reason a job shows while Wistia processes its thumbnail."""
+    assert sidecars.thumbnail is not None
+    name = display(sidecars.thumbnail.path.name)
+    return f"waiting for Wistia to process the thumbnail {name}"
+
+
+def _digest_and_id(recorded: str | None) -> tuple[str, str] | None:
+    """A thumbnail step as recorded: (the image's digest, its media's hashed id)."""
+    if not recorded or " " not in recorded:
+        return None
+    digest_, hashed_id = recorded.split(" ", 1)
+    return digest_, hashed_id
+
+
+def _thumbnail_failed(thumbnail: Thumbnail) -> JobInputError:
+    return JobInputError(
+        f"Wistia could not process the thumbnail {display(thumbnail.path.name)}",
+        "replace it with another JPEG or PNG image; the job goes on by itself",
+    )
 
 
 def _regular(entry: os.stat_result | None) -> bool:

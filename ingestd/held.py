@@ -32,7 +32,7 @@ log = logs.get("ingestd.held")
 RECHECK = Backoff(first=2.0, cap=60.0)
 
 # A stage's preflight: raises the problem that stops the job there, if there still is one.
-Preflight = Callable[[Job], None]
+Preflight = Callable[[Ledger, Job], object]
 
 
 class HeldJobs:
@@ -110,7 +110,7 @@ class HeldJobs:
         interval = RECHECK.after(interval or None)
         self._schedule[job.id] = (now + interval, interval)  # whatever this recheck finds
         log.debug("looking again at a held job", next_in=interval)
-        self.preflights[resume_state(job)](job)  # raises the problem if it is still there
+        self.preflights[resume_state(job)](ledger, job)  # raises the problem if still there
         ledger.apply(job, release(job, now))
 
 

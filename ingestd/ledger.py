@@ -1035,6 +1035,54 @@ class Ledger:
                 (whole.id, step, partial.hashed_id or "", _now()),
             )
 
+    # --- re-sync after done ---------------------------------------------------------------------
+
+    def done_below(self, folder: str) -> list[Job]:
+        """The done jobs whose file is anywhere below `folder` (a range of the path index)."""
+        low, _ = _path_columns(folder.rstrip("/") + "/")
+        high = low[:-1] + "0"  # "/" + 1: every path that starts with `low`
+        rows = self._raw(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE path >= ? AND path < ? AND state = 'done'
+               ORDER BY id""",
+            (low, high),
+        )
+        return [_job(r) for r in rows]
+
+    @_retried_write
+    def mark_resync(self, job_ids: list[int], due_at: float) -> None:
+        """These done jobs' sidecars changed: the re-sync looks at them from `due_at` on."""
+        with self._write():
+            for start in range(0, len(job_ids), 500):
+                chunk = job_ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                self.conn.execute(
+                    f"""UPDATE jobs SET resync_due_at = ? WHERE id IN ({marks}) AND state = 'done'
+                       AND (resync_due_at IS NULL OR resync_due_at > ?)""",
+                    (due_at, *chunk, due_at),
+                )
+        if job_ids:
+            self._entered.add(JobState.DONE)
+
+    def due_resync(self, now: float | None = None, limit: int = 50) -> list[Job]:
+        rows = self._raw(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE resync_due_at IS NOT NULL
+               AND resync_due_at <= ? AND state = 'done' ORDER BY resync_due_at LIMIT ?""",
+            (_now() if now is None else now, limit),
+        )
+        return [_job(r) for r in rows]
+
+    def soonest_resync(self, after: float) -> float | None:
+        row = self._one(
+            "SELECT min(resync_due_at) AS soonest FROM jobs WHERE resync_due_at > ?", (after,)
+        )
+        return row["soonest"] if row else None
+
+    @_retried_write
+    def note(self, job: Job, note: str) -> None:
+        """An event in the job's history that changes no state (a re-sync applied a sidecar)."""
+        with self._write():
+            self._event(job.id, job.state.value, job.state.value, note)
+
     # --- projects from folders ----------------------------------------------------------------
 
     def project_named(self, name: str) -> str | None:

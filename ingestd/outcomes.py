@@ -46,6 +46,7 @@ from ingestd.errors import (
     FileChanged,
     HoldError,
     IncompleteContainer,
+    IngestdError,
     JobInputError,
     NotFoundError,
     PermanentError,
@@ -73,6 +74,7 @@ class Stage(StrEnum):
     POLL = "poll"  # poller: processing
     FINISH = "finish"  # finisher: finishing
     RECHECK = "recheck"  # held.py: held
+    RESYNC = "resync"  # resync.py: done jobs whose sidecars changed (the job stays done)
 
 
 # How soon a job waiting for a missing watch folder (an unmounted share) is looked at again.
@@ -163,6 +165,8 @@ class Case:
 def decide(job: Job, stage: Stage, error: BaseException, now: float, policy: Policy) -> Move:
     """The move for `job` after `stage`'s step ended in `error`. Pure: no I/O, no clock."""
     case = Case(job, stage, error, now, policy)
+    if stage == Stage.RESYNC:
+        return _resync(case)
     rule = next(rule for kind, rule in RULES if isinstance(error, kind))
     move = rule(case)
     if move.to is not None and not can_move(job.state, move.to):
@@ -187,6 +191,38 @@ def release(job: Job, now: float) -> Move:
 
 
 # --- the rules, one per row of the table above ------------------------------------------------
+
+
+def _resync(case: Case) -> Move:
+    """A re-sync's trouble never moves the done job: it shows as the job's reason, and the
+    re-sync is tried again later (Wistia's trouble) or when the sidecars change (theirs)."""
+    error = case.error
+    if isinstance(error, StaleTransition | Cancelled):
+        return Move()
+    if isinstance(error, HoldError):
+        hold = HoldRequest(error.kind, str(error), case.policy.first_probe_in)
+        later = {"resync_due_at": case.now + case.policy.first_probe_in}
+        return Move(changes=later, hold=hold, level="error", message=str(error))
+    if isinstance(error, TransientError):
+        wait = case.policy.retry.seconds(1, error.retry_after)
+        reason = f"re-sync waits: {error.reason}"
+        return Move(
+            changes={"resync_due_at": case.now + wait, "reason": reason},
+            level="warning",
+            message=reason,
+        )
+    if isinstance(error, NotFoundError):
+        reason = "the media was deleted in Wistia: sidecars are not applied, nothing re-uploaded"
+    elif isinstance(error, IngestdError):
+        reason = f"a sidecar changed after done cannot be applied: {error}"
+    else:
+        reason = f"re-sync failed: internal error: {type(error).__name__}: {error}"[:400]
+    return Move(
+        changes={"resync_due_at": None, "reason": reason},
+        level="warning",
+        message=reason,
+        traceback=not isinstance(error, IngestdError),
+    )
 
 
 def _stale(case: Case) -> Move:

@@ -54,6 +54,13 @@ METADATA_STEP = "metadata"
 CUSTOMIZATIONS_STEP = "customizations"
 CAPTIONS_STEP = "captions:"  # + language
 FATE_STEP = "fate"
+# The thumbnail, in three steps, each "<digest of the image> <its media's hashed id>":
+THUMBNAIL_UPLOAD_STEP = "thumbnail-upload"  # uploaded as an image media, not yet the still
+THUMBNAIL_FAILED_STEP = "thumbnail-failed"  # Wistia could not process it: held until replaced
+THUMBNAIL_STEP = "thumbnail"  # the video's still
+THUMBNAIL_EXTENSIONS = ("jpg", "jpeg", "png")  # the first of clip.jpg, clip.jpeg, clip.png
+MAX_THUMBNAIL_BYTES = 20 * 1024 * 1024
+_IMAGE_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
 
 
 def metadata_digest(fields: dict[str, Any]) -> str:
@@ -404,23 +411,68 @@ def read_captions(media: Path, root: Path, default_language: str) -> list[Captio
 class Sidecars:
     metadata: Metadata
     captions: list[Caption]
+    thumbnail: Thumbnail | None = None
 
     @property
     def paths(self) -> list[Path]:
         """Every file these were read from, the shared _defaults.json files included."""
-        return [Path(s) for s in self.metadata.sources] + [c.path for c in self.captions]
+        own = [self.thumbnail.path] if self.thumbnail else []
+        return [Path(s) for s in self.metadata.sources] + [c.path for c in self.captions] + own
 
 
 def read_sidecars(media: Path, root: Path, default_language: str) -> Sidecars:
-    return Sidecars(read_metadata(media, root), read_captions(media, root, default_language))
+    return Sidecars(
+        read_metadata(media, root),
+        read_captions(media, root, default_language),
+        read_thumbnail(media, root),
+    )
+
+
+# --- the thumbnail ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """`clip.jpg`, `clip.jpeg` or `clip.png`: the image for the video's still."""
+
+    path: Path
+    data: bytes  # what is uploaded: these very bytes, of which `digest` is the sha256
+    digest: str
+    content_type: str
+
+
+def thumbnail_names(stem: str) -> list[str]:
+    return [f"{stem}.{extension}" for extension in THUMBNAIL_EXTENSIONS]
+
+
+def read_thumbnail(media: Path, root: Path) -> Thumbnail | None:
+    """The media's thumbnail, read whole (bounded) and checked to be a JPEG or PNG image."""
+    for name in thumbnail_names(media.stem):
+        path = sibling(media, name)
+        if path is None:
+            continue
+        try:
+            data = read_bounded(path, root, MAX_THUMBNAIL_BYTES, "a thumbnail")
+        except FileNotFoundError:
+            continue
+        content_type = next(
+            (t for magic, t in _IMAGE_TYPES.items() if data.startswith(magic)), None
+        )
+        if content_type is None:
+            raise SidecarError(
+                f"{display(path.name)} is not a JPEG or PNG image",
+                "replace it with a .jpg or .png image",
+            )
+        return Thumbnail(path, data, hashlib.sha256(data).hexdigest(), content_type)
+    return None
 
 
 def own_sidecar_names(media: str, names: list[str]) -> list[str]:
     """Which of `names` (one folder's listing) belong to the media named `media` and follow it
-    when it is moved or deleted: its clip.json, clip.srt and clip.<lang>.srt."""
+    when it is moved or deleted: its clip.json, clip.srt, clip.<lang>.srt and thumbnail."""
     stem = Path(media).stem
     present = set(names)
-    own = [stem + ".json", stem + ".srt"]
+    own = [stem + ".json", stem + ".srt", *thumbnail_names(stem)]
     tagged = [name for tag, name in tagged_caption_names(stem, names) if language_code(tag)]
     return [name for name in own if name in present and fits(name)] + tagged
 

@@ -243,7 +243,7 @@ class Uploader:
             raise FileChanged(opened)
         return upload
 
-    def preflight(self, job: Job) -> None:
+    def preflight(self, ledger: Ledger, job: Job) -> None:
         """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go."""
         self.prepare(job).close()
 

@@ -49,13 +49,14 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
-from ingestd import containers, liveness, logs
+from ingestd import containers, liveness, logs, resync
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, IncompleteContainer, JobInputError, StillWritten
 from ingestd.files import display, lstat, open_regular, problem
 from ingestd.jobs import Job, JobKind, JobState, file_identity, version_of
 from ingestd.ledger import Ledger, SettledFile, StaleTransition, arrivals
 from ingestd.outcomes import Stage
+from ingestd.sidecars import DEFAULTS_NAME, own_sidecar_names
 from ingestd.stageloop import Guard, idle_wait
 from ingestd.writers import WriterCheck
 
@@ -81,6 +82,9 @@ class Examined(NamedTuple):
 
 # What reading a settled file gave: None when it changed while it was read.
 Hashed = Examined | None
+
+# Names of files that may be sidecars of a done media (re-sync after done).
+SIDECAR_SUFFIXES = (".json", ".srt", ".jpg", ".jpeg", ".png")
 
 # File systems where inotify does not see what other machines write: `auto` polls there.
 NETWORK_FILESYSTEMS = frozenset(
@@ -393,6 +397,30 @@ class Watcher:
             self._changed(Path(path).parent)
             self._look(Path(path))
         self._record_found()
+        self._sidecars_changed([Path(path) for path in files])
+
+    def _sidecars_changed(self, paths: list[Path]) -> None:
+        """Done media whose sidecars changed (or a `_defaults.json` above them) are marked for
+        a re-sync (resync.py), a settle period from now."""
+        assert self.ledger is not None
+        if not resync.enabled(self.settings):
+            return
+        by_folder: dict[Path, set[str]] = {}
+        for path in paths:
+            if path.name.lower().endswith(SIDECAR_SUFFIXES) and self.filter.kind(path) is None:
+                by_folder.setdefault(path.parent, set()).add(path.name)
+        marked: list[int] = []
+        for folder, names in by_folder.items():
+            below = self.ledger.done_below(str(folder))
+            if DEFAULTS_NAME in names:
+                marked += [job.id for job in below]
+                continue
+            for job in below:
+                media = Path(job.path)
+                if media.parent == folder and own_sidecar_names(media.name, sorted(names)):
+                    marked.append(job.id)
+        if marked:
+            self.ledger.mark_resync(marked, self.clock() + self.settings.ingest.settle_seconds)
 
     def _changed(self, folder: Path) -> None:
         if self.on_change is not None:
@@ -661,7 +689,7 @@ class Watcher:
             read += len(chunk)
         return digest.hexdigest(), taken
 
-    def preflight(self, job: Job) -> None:
+    def preflight(self, ledger: Ledger, job: Job) -> None:
         """What stops a job that was never hashed: the file cannot be opened as a regular file.
 
         The held jobs' recheck runs this, the same check the settle step runs.

@@ -419,6 +419,13 @@ class WistiaClient:
         )
         return self._media(response)
 
+    def upload_image(
+        self, filename: str, data: bytes, content_type: str, fields: dict[str, str]
+    ) -> Media:
+        """A small image (a thumbnail), sent from memory: it becomes a media of type Image."""
+        files = {"file": (filename, data, content_type)}
+        return self._media(self._send("POST", self.upload_url, data=fields, files=files))
+
     def import_url(self, url: str, fields: dict[str, str]) -> Media:
         """Ask Wistia to fetch a media from the web (form-encoded, like `curl -d`)."""
         response = self._send("POST", self.upload_url, data={"url": url, **fields})

@@ -194,7 +194,7 @@ def test_a_recheck_that_finds_the_same_problem_writes_nothing() -> None:
     assert move.to is None and move.changes == {"reason": str(other)}  # no event
 
 
-@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize("stage", [s for s in Stage if s != Stage.RESYNC])  # done stays done
 def test_an_unexpected_exception_fails_the_job_with_its_type_and_a_traceback(stage) -> None:
     move = decide(job(), stage, ValueError("Out of range float values"), NOW, POLICY)
     assert move.to == S.FAILED and move.traceback
@@ -221,6 +221,7 @@ OWNED = {
     Stage.POLL: S.PROCESSING,
     Stage.FINISH: S.FINISHING,
     Stage.RECHECK: S.HELD,
+    Stage.RESYNC: S.DONE,
 }
 EVERY_OUTCOME = [
     StaleTransition("x"),
@@ -245,6 +246,16 @@ def test_every_outcome_in_every_stage_is_a_move_the_state_machine_allows(stage, 
     state = OWNED[stage]
     move = decide(job(state, hashed_id=None), stage, error, NOW, POLICY)
     assert move.to is None or can_move(state, move.to)
+
+
+@pytest.mark.parametrize("error", EVERY_OUTCOME, ids=lambda e: type(e).__name__)
+def test_a_resync_never_moves_a_done_job(error) -> None:
+    move = decide(job(S.DONE, hashed_id="abc"), Stage.RESYNC, error, NOW, POLICY)
+    assert move.to is None
+    if isinstance(error, TransientError):
+        assert move.changes["resync_due_at"] > NOW  # tried again later
+    elif isinstance(error, NotFoundError):
+        assert "deleted in Wistia" in move.changes["reason"] and not move.changes["resync_due_at"]
 
 
 def test_a_move_the_state_machine_refuses_fails_the_job_instead() -> None:

@@ -358,7 +358,7 @@ def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> Non
     ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
     checks: list[float] = []
 
-    def still_bad(job: Job) -> None:
+    def still_bad(ledger: Ledger, job: Job) -> None:
         from ingestd.errors import JobInputError
 
         checks.append(clock.now)
@@ -462,7 +462,7 @@ def test_json_sidecar_limits_are_checked_before_parsing(tmp_path: Path) -> None:
 def test_a_job_held_again_right_after_release_cycles_ever_more_slowly(world: dict) -> None:
     ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
 
-    def looks_fine(job: Job) -> None:
+    def looks_fine(ledger: Ledger, job: Job) -> None:
         pass  # the recheck sees nothing wrong; only the stage itself meets the problem
 
     held_jobs = HeldJobs(
@@ -511,7 +511,7 @@ def test_after_a_crash_mid_move_the_sidecars_are_not_sent_again(world: dict, tmp
     (watch / "clip.json").write_text('{"name": "Launch", "customizations": {"autoPlay": true}}')
     world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
     # A first pass sent the sidecars, recorded the move target, moved clip.json, and died.
-    for step, fingerprint, send in finisher._steps(job, finisher.preflight(job), ledger):
+    for step, fingerprint, send in finisher._steps(job, finisher.preflight(ledger, job), ledger):
         send()
         ledger.record_sidecar(job.id, step, fingerprint)
     target = archive / "clip.mp4"

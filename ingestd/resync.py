@@ -1,0 +1,99 @@
+"""Re-sync after done: sidecars created or changed after a media is done reach that media.
+
+While a done media's file stays in the watch folder (`after_upload = "keep"`), the watcher
+marks it due for a re-sync when one of its sidecars (`clip.json`, a caption file, the
+thumbnail) or a `_defaults.json` above it changes (`resync_due_at`). This stage then applies
+what changed with the finisher's own steps: each step is recorded with a digest, so an
+unchanged sidecar is never sent twice; no new upload; deleting a sidecar removes nothing.
+
+The job stays `done` throughout. Its history gets an event per sidecar applied; trouble (a bad
+sidecar, a media deleted in Wistia, Wistia unreachable) shows as the job's `reason` and is
+decided by the outcome policy (Stage.RESYNC), never a state change. Marked jobs are taken a
+few at a time, so a `_defaults.json` above thousands of medias is spent within the request
+budget (the client's rate limit) like anything else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ingestd import logs
+from ingestd.config import Settings
+from ingestd.files import lstat
+from ingestd.finisher import Finisher, thumbnail_waiting
+from ingestd.jobs import Job, JobState, version_of
+from ingestd.ledger import Ledger, arrivals_while
+from ingestd.outcomes import Stage
+from ingestd.sidecars import changed_within, read_sidecars
+from ingestd.stageloop import Guard, work_through_jobs
+
+log = logs.get("ingestd.resync")
+
+RESYNC_BATCH = 20  # done jobs taken per pass
+
+
+def enabled(settings: Settings) -> bool:
+    return settings.ingest.resync and settings.ingest.after_upload == "keep"
+
+
+class Resync:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        finisher: Finisher,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.ledger_path = ledger_path
+        self.finisher = finisher
+        self.stop = stop
+        self.guard = Guard(Stage.RESYNC, settings, clock)
+
+    def run(self) -> None:
+        with arrivals_while(JobState.DONE) as wake:
+            work_through_jobs(
+                self.ledger_path,
+                self.stop,
+                lambda ledger, now: ledger.due_resync(now, RESYNC_BATCH),
+                self.guard,
+                self.resync,
+                wake=wake,
+                soonest=lambda ledger, now: ledger.soonest_resync(now),
+            )
+
+    def resync(self, ledger: Ledger, job: Job) -> None:
+        """Apply what changed in one done job's sidecars."""
+        if not enabled(self.settings) or not self._still_here(ledger, job):
+            ledger.update(job, resync_due_at=None)
+            return
+        now = self.guard.clock()
+        sidecars = read_sidecars(
+            Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
+        )
+        settle = self.settings.ingest.settle_seconds
+        if changed_within(sidecars.paths, now, settle):
+            ledger.update(job, resync_due_at=now + settle)  # still being written: settle
+            return
+        sent = self.finisher.apply_sidecars(ledger, job, sidecars, resync=True)
+        if sent is None:
+            wait = now + self.finisher.thumbnail_wait
+            ledger.update(job, resync_due_at=wait, reason=thumbnail_waiting(sidecars))
+            return
+        for step in sent:
+            ledger.note(job, f"re-synced after done: {step}")
+        ledger.update(job, resync_due_at=None, reason=None)
+        if sent:
+            log.info("re-synced a done media", steps=sent)
+
+    def _still_here(self, ledger: Ledger, job: Job) -> bool:
+        """The done version's file is still at its path, and no newer version owns it."""
+        entry = lstat(Path(job.path))
+        if entry is None or version_of(entry) != job.version:
+            return False
+        latest = ledger.latest_for_path(job.path)
+        return latest is not None and latest.id == job.id
