@@ -1060,8 +1060,19 @@ class Ledger:
                        AND (resync_due_at IS NULL OR resync_due_at > ?)""",
                     (due_at, *chunk, due_at),
                 )
-        if job_ids:
-            self._entered.add(JobState.DONE)
+            if job_ids:
+                self._entered.add(JobState.DONE)  # wakes the re-sync stage
+
+    @_retried_write
+    def resynced(self, job: Job) -> None:
+        """The re-sync of `job` (as it was read) is over; a change marked meanwhile stays
+        marked, so it is looked at again."""
+        with self._write():
+            self.conn.execute(
+                """UPDATE jobs SET resync_due_at = NULL, reason = NULL, updated_at = ?
+                   WHERE id = ? AND state = 'done' AND resync_due_at IS ?""",
+                (_now(), job.id, job.resync_due_at),
+            )
 
     def due_resync(self, now: float | None = None, limit: int = 50) -> list[Job]:
         rows = self._raw(

@@ -86,7 +86,7 @@ class Resync:
             return
         for step in sent:
             ledger.note(job, f"re-synced after done: {step}")
-        ledger.update(job, resync_due_at=None, reason=None)
+        ledger.resynced(job)
         if sent:
             log.info("re-synced a done media", steps=sent)
 

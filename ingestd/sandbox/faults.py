@@ -51,6 +51,8 @@ class Faults:
     fail_uploads: int = 0
     fail_status: int = 500
     drop_uploads: int = 0
+    # Image uploads (thumbnails) end `failed`, as an image Wistia cannot process would.
+    fail_images: bool = False
     seed: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

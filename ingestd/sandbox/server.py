@@ -547,7 +547,8 @@ class _Handler(BaseHTTPRequestHandler):
             kind = media_type(upload.filename)
             values: dict[str, Any] = {
                 "type": kind,
-                "processable": kind != "Image" or upload.begins_with(IMAGE_MAGIC),
+                "processable": kind != "Image"
+                or (upload.begins_with(IMAGE_MAGIC) and not faults.fail_images),
                 "size": upload.size,
                 "sha256": upload.sha256,
                 "md5": upload.md5,

@@ -1,0 +1,145 @@
+"""Thumbnails become the video's still; sidecars changed after done reach the done media once,
+with no new upload; deleting a sidecar removes nothing."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from ingestd.jobs import JobState
+from tests.conftest import DaemonProcess, wait_until, write_media
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(12)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
+SRT = "1\n00:00:01,000 --> 00:00:02,000\nBonjour\n"
+
+
+def image(magic: bytes, seed: int) -> bytes:
+    return magic + random.Random(seed).randbytes(2000)
+
+
+def _media(daemon: DaemonProcess, path: Path):
+    job = daemon.wait_state(path, JobState.DONE, timeout=30)
+    return job, daemon.sandbox.store.medias[job.hashed_id]
+
+
+def _uploads(daemon: DaemonProcess, kind: str) -> list:
+    store = daemon.sandbox.store
+    every = list(store.medias.values()) + store.deleted
+    return [m for m in every if m.type == kind]
+
+
+def _settled_after(daemon: DaemonProcess, name: str, seed: int) -> None:
+    """Drop another file and wait until it is done: by then every event before it (the
+    sidecar changes) has been looked at, and a re-sync it caused has had its time."""
+    marker = daemon.watch / name
+    write_media(marker, 20_000, seed=seed)
+    daemon.wait_state(marker, JobState.DONE, timeout=30)
+
+
+def test_a_thumbnail_becomes_the_still_in_the_videos_project(daemon: DaemonProcess) -> None:
+    clip = daemon.watch / "clip.mp4"
+    (daemon.watch / "clip.jpg").write_bytes(image(JPEG, 1))
+    write_media(clip, seed=1)
+    job, video = _media(daemon, clip)
+    (still,) = _uploads(daemon, "Image")
+    assert video.still == still.hashed_id and still.project is video.project
+    notes = " ".join(e.note or "" for e in daemon.ledger.events(job.id))
+    assert "done" in notes
+
+
+def test_an_image_wistia_cannot_process_holds_the_job_until_replaced(daemon: DaemonProcess) -> None:
+    daemon.sandbox.faults.update(fail_images=True)
+    clip = daemon.watch / "held.mp4"
+    (daemon.watch / "held.png").write_bytes(image(PNG, 2))
+    write_media(clip, seed=2)
+    job = daemon.wait_state(clip, JobState.HELD, timeout=30)
+    assert "Wistia could not process the thumbnail held.png" in job.reason
+    daemon.sandbox.faults.update(fail_images=False)
+    (daemon.watch / "held.png").write_bytes(image(PNG, 3))  # a new image: it goes on
+    _, video = _media(daemon, clip)
+    good = [m for m in _uploads(daemon, "Image") if m.processable]
+    assert len(good) == 1 and video.still == good[0].hashed_id
+
+
+def test_sidecars_changed_after_done_reach_the_media_once_with_no_new_upload(
+    daemon: DaemonProcess,
+) -> None:
+    clip = daemon.watch / "talk.mp4"
+    write_media(clip, seed=4)
+    job, video = _media(daemon, clip)
+    assert job.state == JobState.DONE
+
+    (daemon.watch / "talk.json").write_text(json.dumps({"name": "The talk, fixed"}))
+    wait_until(lambda: video.name == "The talk, fixed", what="the new name")
+    (daemon.watch / "talk.fr.srt").write_text(SRT)
+    wait_until(lambda: "fra" in video.captions, what="French captions")
+    custom = {"name": "The talk, fixed", "customizations": {"playerColor": "ff0000"}}
+    (daemon.watch / "talk.json").write_text(json.dumps(custom))
+    wait_until(lambda: video.customizations.get("playerColor") == "ff0000", what="customizations")
+    (daemon.watch / "talk.jpg").write_bytes(image(JPEG, 5))
+    wait_until(lambda: video.still is not None, what="the still")
+    first_still = video.still
+    (daemon.watch / "talk.jpg").write_bytes(image(JPEG, 6))  # a new thumbnail replaces it
+    wait_until(lambda: video.still not in (None, first_still), timeout=30, what="a new still")
+    assert [m.hashed_id for m in daemon.sandbox.store.deleted] == [first_still]
+
+    _settled_after(daemon, "marker.mp4", 7)
+    assert len(_uploads(daemon, "Video")) == 2  # talk and the marker: no new upload
+    renames = [
+        r
+        for r in daemon.sandbox.records
+        if r.method == "PUT"
+        and r.path == f"/v1/medias/{video.hashed_id}.json"
+        and r.form.get("name") == "The talk, fixed"
+    ]
+    assert len(renames) == 1  # once per change: the second talk.json changed no name
+    done = daemon.ledger.get(job.id)
+    assert done.state == JobState.DONE and done.reason is None
+    notes = [e.note or "" for e in daemon.ledger.events(job.id)]
+    assert sum("re-synced after done" in n for n in notes) >= 4
+
+
+def test_a_defaults_change_reaches_every_done_media_below_it(daemon: DaemonProcess) -> None:
+    below = [daemon.watch / "team" / "a.mp4", daemon.watch / "team" / "deep" / "b.mp4"]
+    outside = daemon.watch / "other.mp4"
+    for n, path in enumerate([*below, outside]):
+        write_media(path, 30_000, seed=10 + n)
+    medias = {path: _media(daemon, path)[1] for path in [*below, outside]}
+    (daemon.watch / "team" / "_defaults.json").write_text(
+        json.dumps({"description": "Made by the team"})
+    )
+    for path in below:
+        wait_until(lambda p=path: medias[p].description == "Made by the team", what=str(path))
+    _settled_after(daemon, "marker2.mp4", 13)
+    assert medias[outside].description != "Made by the team"
+
+
+def test_resync_off_sends_nothing_after_done(daemon_factory) -> None:
+    daemon = daemon_factory(ingest={"resync": False}).start()
+    clip = daemon.watch / "fixed.mp4"
+    write_media(clip, seed=20)
+    _, video = _media(daemon, clip)
+    before = len(daemon.sandbox.records)
+    (daemon.watch / "fixed.json").write_text(json.dumps({"name": "Renamed"}))
+    _settled_after(daemon, "marker.mp4", 21)
+    later = daemon.sandbox.records[before:]
+    assert not [r for r in later if video.hashed_id in r.path]
+    assert video.name != "Renamed"
+
+
+def test_a_sidecar_deleted_after_done_removes_nothing(daemon: DaemonProcess) -> None:
+    clip = daemon.watch / "kept.mp4"
+    (daemon.watch / "kept.json").write_text(json.dumps({"name": "Kept name"}))
+    (daemon.watch / "kept.en.srt").write_text(SRT)
+    write_media(clip, seed=30)
+    _, video = _media(daemon, clip)
+    assert video.name == "Kept name" and "eng" in video.captions
+    before = len(daemon.sandbox.records)
+    (daemon.watch / "kept.json").unlink()
+    (daemon.watch / "kept.en.srt").unlink()
+    _settled_after(daemon, "marker.mp4", 31)
+    later = daemon.sandbox.records[before:]
+    assert not [r for r in later if video.hashed_id in r.path]
+    assert video.name == "Kept name" and "eng" in video.captions
