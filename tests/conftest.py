@@ -224,6 +224,20 @@ class DaemonProcess:
 
 
 @pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    """A folder another user can write in (pytest's own temporary folders are root's alone)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="ingestd-shared-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(token=TOKEN, processing_seconds=0.3).start()
     yield box

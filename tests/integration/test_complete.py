@@ -12,8 +12,6 @@ import os
 import random
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -176,17 +174,6 @@ def test_a_person_who_retries_a_refused_file_gets_it_uploaded_as_it_is(daemon_fa
 # --- another user's writer: the read lease ------------------------------------------------------
 
 
-@pytest.fixture
-def shared_folder() -> Iterator[Path]:
-    """A watch folder another user can write in (pytest's own folders are root's alone)."""
-    folder = Path(tempfile.mkdtemp(prefix="ingestd-inbox-"))
-    folder.chmod(0o777)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _cat_as_nobody(path: Path) -> subprocess.Popen[bytes]:
     """`cat >> path`, run by another user: it keeps the file open while its input lasts."""
     return subprocess.Popen(
@@ -248,6 +235,17 @@ def _history(daemon: DaemonProcess, job: Job) -> str:
     return "\n".join(e.note or "" for e in daemon.ledger.events(job.id))
 
 
+def _next_version_done(daemon: DaemonProcess, clip: Path, earlier: Job) -> Job:
+    """The job of the version after `earlier`, once it is done."""
+    return wait_until(
+        lambda: (
+            (j := daemon.job_for(clip)) and j.id != earlier.id and j.state == JobState.DONE and j
+        ),
+        timeout=30,
+        what="the next version done",
+    )
+
+
 def test_a_partial_upload_is_replaced_and_its_media_deleted_once_the_whole_is_done(
     daemon: DaemonProcess,
 ) -> None:
@@ -260,11 +258,7 @@ def test_a_partial_upload_is_replaced_and_its_media_deleted_once_the_whole_is_do
     half = daemon.wait_state(clip, JobState.DONE)
     with open(clip, "ab") as rest:
         rest.write(data[200_000:])
-    whole = wait_until(
-        lambda: (j := daemon.job_for(clip)) and j.id != half.id and j.state == JobState.DONE and j,
-        timeout=30,
-        what="the whole version done",
-    )
+    whole = _next_version_done(daemon, clip, half)
     assert whole.replaces == half.id
     (deleted,) = daemon.sandbox.store.deleted
     assert deleted.hashed_id == half.hashed_id
@@ -288,11 +282,7 @@ def test_a_different_file_at_the_same_path_deletes_nothing(daemon: DaemonProcess
     # Longer, and all but the last byte of `first` alike: not a prefix, so not partial.
     second = first[:-1] + bytes([first[-1] ^ 1]) + random.Random(11).randbytes(300_000)
     clip.write_bytes(second)
-    later = wait_until(
-        lambda: (j := daemon.job_for(clip)) and j.id != done.id and j.state == JobState.DONE and j,
-        timeout=30,
-        what="the second file done",
-    )
+    later = _next_version_done(daemon, clip, done)
     assert later.replaces is None
     assert daemon.sandbox.store.deleted == []
     assert len(daemon.sandbox.store.medias) == 2
@@ -306,11 +296,7 @@ def test_with_replace_partial_off_the_partial_media_stays(daemon_factory) -> Non
     half = daemon.wait_state(clip, JobState.DONE)
     with open(clip, "ab") as rest:
         rest.write(data[100_000:])
-    whole = wait_until(
-        lambda: (j := daemon.job_for(clip)) and j.id != half.id and j.state == JobState.DONE and j,
-        timeout=30,
-        what="the whole version done",
-    )
+    whole = _next_version_done(daemon, clip, half)
     assert whole.replaces == half.id
     assert daemon.sandbox.store.deleted == []
     assert "left in Wistia (ingest.replace_partial = false)" in _history(daemon, half)
@@ -332,11 +318,7 @@ def test_a_kill_after_the_partial_media_is_deleted_does_not_go_wrong(daemon_fact
     daemon.kill()
     daemon.sandbox.faults.update(slow_seconds=0.0)
     daemon.start()
-    whole = wait_until(
-        lambda: (j := daemon.job_for(clip)) and j.id != half.id and j.state == JobState.DONE and j,
-        timeout=30,
-        what="the whole version done",
-    )
+    whole = _next_version_done(daemon, clip, half)
     assert [m.hashed_id for m in daemon.sandbox.store.deleted] == [half.hashed_id]
     (left,) = daemon.sandbox.store.medias.values()
     assert left.hashed_id == whole.hashed_id

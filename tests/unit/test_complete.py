@@ -4,12 +4,10 @@ read leases with real processes."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -238,17 +236,6 @@ def test_without_sigio_ignored_no_lease_is_taken(tmp_path: Path) -> None:
     finally:
         os.close(fd)
         signal.signal(signal.SIGIO, before)
-
-
-@pytest.fixture
-def shared_folder() -> Iterator[Path]:
-    """A folder another user can reach (pytest's own temporary folders are root's alone)."""
-    folder = Path(tempfile.mkdtemp(prefix="ingestd-shared-"))
-    folder.chmod(0o777)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 PROBE = """
