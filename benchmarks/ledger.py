@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger, LedgerLock
+from ingestd.resync import changed_unseen
 
 
 def fill(ledger: Ledger, jobs: int, active: int) -> None:
@@ -119,6 +120,9 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
         "counts per state": timed(ledger.counts),
         "active + 100 recent": timed(ledger.active_and_recent),
         "every path (rescan)": timed(ledger.known_versions, repeat=5),
+        "done jobs' sidecar times (rescan)": timed(
+            lambda: changed_unseen(ledger, Path("/srv/inbox")), repeat=5
+        ),
         "find by path": timed(lambda: ledger.find(some.path)),
         "find by hashed id": timed(lambda: ledger.find(some.hashed_id or "x")),
         "one job's history": timed(lambda: ledger.events(some.id)),

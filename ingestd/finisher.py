@@ -34,6 +34,7 @@ from ingestd.sidecars import (
     FATE_STEP,
     METADATA_STEP,
     THUMBNAIL_FAILED_STEP,
+    THUMBNAIL_SENDING_STEP,
     THUMBNAIL_STEP,
     THUMBNAIL_UPLOAD_STEP,
     Sidecars,
@@ -45,7 +46,7 @@ from ingestd.sidecars import (
     read_sidecars,
 )
 from ingestd.stageloop import Guard, work_through_jobs
-from ingestd.wistia import WistiaClient
+from ingestd.wistia import RECONCILE_MARGIN_SECONDS, WistiaClient
 
 log = logs.get("ingestd.finisher")
 
@@ -224,7 +225,9 @@ class Finisher:
         if uploaded is None or uploaded[0] != thumbnail.digest:
             if uploaded is not None and (still is None or uploaded[1] != still[1]):
                 self._delete_image(uploaded[1])  # uploaded for a thumbnail replaced since
-            image = self._upload_thumbnail(job, thumbnail)
+            image = self._sent_before(ledger, applied, thumbnail)
+            if image is None:
+                image = self._upload_thumbnail(ledger, job, thumbnail)
             ledger.record_sidecar(job.id, THUMBNAIL_UPLOAD_STEP, f"{thumbnail.digest} {image}")
             uploaded = (thumbnail.digest, image)
         state = self.client.media(uploaded[1]).state
@@ -240,14 +243,42 @@ class Finisher:
         log.info("the thumbnail is the still", image=uploaded[1])
         return True
 
-    def _upload_thumbnail(self, job: Job, thumbnail: Thumbnail) -> str:
+    def _upload_thumbnail(self, ledger: Ledger, job: Job, thumbnail: Thumbnail) -> str:
         assert job.hashed_id is not None
         project = job.project_id or self.client.media(job.hashed_id).project_hashed_id
         name = wistia_name(thumbnail.path.name)
         fields = {"name": name, **({"project_id": project} if project else {})}
+        began = f"{thumbnail.digest} {self.guard.clock()}"
+        ledger.record_sidecar(job.id, THUMBNAIL_SENDING_STEP, began)
         image = self.client.upload_image(name, thumbnail.data, thumbnail.content_type, fields)
         log.info("uploaded the thumbnail as an image", image=image.hashed_id)
         return image.hashed_id
+
+    def _sent_before(
+        self, ledger: Ledger, applied: dict[str, str], thumbnail: Thumbnail
+    ) -> str | None:
+        """The image an upload of this very thumbnail made before a crash cut it short (its
+        answer never recorded): found by name, type, size and time, so it is not sent twice."""
+        digest, _, began = applied.get(THUMBNAIL_SENDING_STEP, "").partition(" ")
+        if digest != thumbnail.digest:
+            return None
+        since = float(began) - RECONCILE_MARGIN_SECONDS
+        for media in self.client.medias_named(wistia_name(thumbnail.path.name)):
+            created = media.created_epoch
+            if (
+                media.type != "Image"
+                or created is None
+                or created < since
+                or media.original_size not in (None, len(thumbnail.data))
+                or ledger.image_recorded(media.hashed_id, (THUMBNAIL_UPLOAD_STEP, THUMBNAIL_STEP))
+            ):
+                continue
+            log.info(
+                "an earlier thumbnail upload reached Wistia; not sending it again",
+                image=media.hashed_id,
+            )
+            return media.hashed_id
+        return None
 
     def _delete_image(self, hashed_id: str) -> None:
         """Delete an image ingestd uploaded for a thumbnail that a newer one replaced (one of

@@ -1009,6 +1009,15 @@ class Ledger:
         rows = self._rows("SELECT name, digest FROM sidecars WHERE job_id = ?", (job_id,))
         return {row["name"]: row["digest"] for row in rows}
 
+    def image_recorded(self, hashed_id: str, steps: tuple[str, ...]) -> bool:
+        """Whether any job recorded the image media `hashed_id` under one of `steps`."""
+        marks = ", ".join("?" for _ in steps)
+        row = self.conn.execute(
+            f"SELECT 1 FROM sidecars WHERE name IN ({marks}) AND digest LIKE ? LIMIT 1",
+            (*steps, f"% {hashed_id}"),
+        ).fetchone()
+        return row is not None
+
     @_retried_write
     def record_sidecar(self, job_id: int, name: str, digest: str) -> None:
         with self._write():
@@ -1047,6 +1056,17 @@ class Ledger:
             (low, high),
         )
         return [_job(r) for r in rows]
+
+    def done_synced_at(self) -> list[tuple[int, str, float]]:
+        """(id, path, updated_at) of every done job: when each last heard from the re-sync
+        (or was done), for a scan to find sidecars changed since with no event seen."""
+        rows = self.conn.execute(
+            "SELECT id, path, path_bytes, updated_at FROM jobs WHERE state = 'done'"
+        )
+        return [
+            (job_id, os.fsdecode(exact) if exact is not None else path, updated_at)
+            for job_id, path, exact, updated_at in rows
+        ]
 
     @_retried_write
     def mark_resync(self, job_ids: list[int], due_at: float) -> None:

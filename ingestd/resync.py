@@ -15,6 +15,7 @@ budget (the client's rate limit) like anything else.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,12 +28,13 @@ from ingestd.finisher import Finisher, thumbnail_waiting
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Stage
-from ingestd.sidecars import changed_within, read_sidecars
+from ingestd.sidecars import DEFAULTS_NAME, changed_within, read_sidecars
 from ingestd.stageloop import Guard, work_through_jobs
 
 log = logs.get("ingestd.resync")
 
 RESYNC_BATCH = 20  # done jobs taken per pass
+SIDECAR_SUFFIXES = (".json", ".srt", ".jpg", ".jpeg", ".png")
 
 
 def enabled(settings: Settings) -> bool:
@@ -97,3 +99,81 @@ class Resync:
             return False
         latest = ledger.latest_for_path(job.path)
         return latest is not None and latest.id == job.id
+
+
+def changed_unseen(ledger: Ledger, watch_dir: Path) -> list[int]:
+    """The done jobs with a sidecar (or a `_defaults.json` above them) changed since the job
+    last heard from the re-sync, found by file times: changes made while the daemon was
+    stopped, or whose events the kernel dropped. One listing per folder. A false alarm costs
+    a read of the sidecars, never a request: the digests say nothing changed."""
+    by_folder: dict[str, list[tuple[int, str, float]]] = {}
+    for job_id, path, synced_at in ledger.done_synced_at():
+        folder, name = os.path.split(path)  # strings, not Paths: this runs over every done job
+        stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+        by_folder.setdefault(folder, []).append((job_id, stem, synced_at))
+    defaults = _DefaultsTimes(watch_dir)
+    marked = []
+    for folder, jobs in by_folder.items():
+        newest = _sidecar_times_by_stem(folder)
+        above = defaults.newest_above(Path(folder))
+        for job_id, stem, synced_at in jobs:
+            if max(newest.get(stem, 0.0), above) > synced_at:
+                marked.append(job_id)
+    return marked
+
+
+def _changed_at(entry: os.stat_result) -> float:
+    # ctime too: `mv` of an older file keeps its mtime but is a change here.
+    return max(entry.st_mtime, entry.st_ctime)
+
+
+def _sidecar_times_by_stem(folder: str) -> dict[str, float]:
+    """stem -> when a sidecar of a media with that stem last changed (`clip.en.srt` counts
+    for `clip`). Broader than the sidecar rules on purpose: an extra mark costs nothing."""
+    newest: dict[str, float] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if not name.lower().endswith(SIDECAR_SUFFIXES):
+                    continue
+                try:
+                    changed = _changed_at(entry.stat(follow_symlinks=False))
+                except OSError:
+                    continue
+                stem = name.rsplit(".", 1)[0]
+                stems = [stem]
+                if name.lower().endswith(".srt") and "." in stem:
+                    stems.append(stem.rsplit(".", 1)[0])
+                for one in stems:
+                    newest[one] = max(newest.get(one, 0.0), changed)
+    except OSError:
+        pass  # the folder is gone or unreadable: its files are not here to re-sync
+    return newest
+
+
+class _DefaultsTimes:
+    """When the `_defaults.json` files in a folder and above it last changed, each looked
+    at once per scan."""
+
+    def __init__(self, watch_dir: Path) -> None:
+        self.watch_dir = watch_dir
+        self._own: dict[Path, float] = {}
+
+    def newest_above(self, folder: Path) -> float:
+        if not folder.is_relative_to(self.watch_dir):
+            return 0.0
+        newest = 0.0
+        while True:
+            newest = max(newest, self._own_time(folder))
+            if folder == self.watch_dir:
+                return newest
+            folder = folder.parent
+
+    def _own_time(self, folder: Path) -> float:
+        if folder not in self._own:
+            try:
+                self._own[folder] = _changed_at(os.lstat(folder / DEFAULTS_NAME))
+            except OSError:
+                self._own[folder] = 0.0
+        return self._own[folder]

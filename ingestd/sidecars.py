@@ -58,6 +58,8 @@ FATE_STEP = "fate"
 THUMBNAIL_UPLOAD_STEP = "thumbnail-upload"  # uploaded as an image media, not yet the still
 THUMBNAIL_FAILED_STEP = "thumbnail-failed"  # Wistia could not process it: held until replaced
 THUMBNAIL_STEP = "thumbnail"  # the video's still
+# "<digest> <epoch>": an image upload begun, so that after a crash it is found, not sent twice.
+THUMBNAIL_SENDING_STEP = "thumbnail-sending"
 THUMBNAIL_EXTENSIONS = ("jpg", "jpeg", "png")  # the first of clip.jpg, clip.jpeg, clip.png
 MAX_THUMBNAIL_BYTES = 20 * 1024 * 1024
 _IMAGE_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}

@@ -47,13 +47,11 @@ from ingestd.projects import FolderProjects, folder_of
 from ingestd.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.stageloop import Guard, idle_wait
 from ingestd.urlimport import media_name_of, read_url_file
-from ingestd.wistia import MAX_NAME_LENGTH, Media, WistiaClient
+from ingestd.wistia import MAX_NAME_LENGTH, RECONCILE_MARGIN_SECONDS, Media, WistiaClient
 
 log = logs.get("ingestd.uploader")
 
 PROGRESS_EVERY_SECONDS = 1.0
-# Wistia's clock and ours may differ a little: look this much further back when reconciling.
-RECONCILE_MARGIN_SECONDS = 300.0
 
 
 def media_name(path: Path) -> str:

@@ -84,7 +84,6 @@ class Examined(NamedTuple):
 Hashed = Examined | None
 
 # Names of files that may be sidecars of a done media (re-sync after done).
-SIDECAR_SUFFIXES = (".json", ".srt", ".jpg", ".jpeg", ".png")
 
 # File systems where inotify does not see what other machines write: `auto` polls there.
 NETWORK_FILESYSTEMS = frozenset(
@@ -407,7 +406,10 @@ class Watcher:
             return
         by_folder: dict[Path, set[str]] = {}
         for path in paths:
-            if path.name.lower().endswith(SIDECAR_SUFFIXES) and self.filter.kind(path) is None:
+            if (
+                path.name.lower().endswith(resync.SIDECAR_SUFFIXES)
+                and self.filter.kind(path) is None
+            ):
                 by_folder.setdefault(path.parent, set()).add(path.name)
         marked: list[int] = []
         for folder, names in by_folder.items():
@@ -445,6 +447,9 @@ class Watcher:
                 self._look(path)  # new or changed since the ledger last saw it
         self._record_found()
         log.info("scanned watch folder", media_files=found)
+        if resync.enabled(self.settings):
+            marked = resync.changed_unseen(self.ledger, self.settings.watch_dir)
+            self.ledger.mark_resync(marked, self.clock())
 
     def _scan_folder(self, folder: Path) -> None:
         if folder.is_relative_to(self.settings.watch_dir):

@@ -157,6 +157,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 # Medias per page of a list (Wistia's maximum).
 PER_PAGE = 100
+# Wistia's clock and ours may differ a little: look this much further back when finding a
+# media an interrupted upload made (by its name and creation time).
+RECONCILE_MARGIN_SECONDS = 300.0
 # The share of the request budget polling may use, whatever else waits.
 POLL_SHARE = 0.25
 

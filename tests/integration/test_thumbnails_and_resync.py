@@ -143,3 +143,49 @@ def test_a_sidecar_deleted_after_done_removes_nothing(daemon: DaemonProcess) -> 
     later = daemon.sandbox.records[before:]
     assert not [r for r in later if video.hashed_id in r.path]
     assert video.name == "Kept name" and "eng" in video.captions
+
+
+def test_sidecars_changed_while_stopped_reach_the_media_at_start_up_once(
+    daemon: DaemonProcess,
+) -> None:
+    clip = daemon.watch / "away.mp4"
+    other = daemon.watch / "team" / "other.mp4"
+    write_media(clip, seed=40)
+    write_media(other, 30_000, seed=41)
+    _, video = _media(daemon, clip)
+    _, other_video = _media(daemon, other)
+    assert daemon.stop() == 0
+
+    (daemon.watch / "away.json").write_text(json.dumps({"name": "Renamed while away"}))
+    (daemon.watch / "away.de.srt").write_text(SRT)
+    (daemon.watch / "team" / "_defaults.json").write_text(json.dumps({"description": "Team"}))
+    daemon.start()
+    wait_until(lambda: video.name == "Renamed while away", what="the new name")
+    wait_until(lambda: "deu" in video.captions, what="German captions")
+    wait_until(lambda: other_video.description == "Team", what="the folder's defaults")
+
+    _settled_after(daemon, "marker.mp4", 42)
+    assert daemon.stop() == 0
+    before = len(daemon.sandbox.records)
+    daemon.start()  # nothing changed since: the next start-up sends nothing for them
+    _settled_after(daemon, "marker2.mp4", 43)
+    later = daemon.sandbox.records[before:]
+    assert not [r for r in later if video.hashed_id in r.path or other_video.hashed_id in r.path]
+    assert len(_uploads(daemon, "Video")) == 4  # away, other and two markers: no new upload
+
+
+def test_a_kill_right_after_the_image_is_uploaded_sends_no_second_image(
+    daemon: DaemonProcess,
+) -> None:
+    clip = daemon.watch / "cut.mp4"
+    write_media(clip, seed=50)
+    _, video = _media(daemon, clip)
+    daemon.sandbox.faults.update(slow_upload_seconds=5.0)  # the answer held back, image made
+    (daemon.watch / "cut.jpg").write_bytes(image(JPEG, 51))
+    wait_until(lambda: _uploads(daemon, "Image"), what="the image made in Wistia")
+    daemon.kill()  # before its answer arrived: the ledger never heard of it
+    daemon.sandbox.faults.update(slow_upload_seconds=0.0)
+    daemon.start()
+    wait_until(lambda: video.still is not None, what="the still")
+    (only,) = _uploads(daemon, "Image")
+    assert video.still == only.hashed_id
