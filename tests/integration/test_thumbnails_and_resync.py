@@ -189,3 +189,22 @@ def test_a_kill_right_after_the_image_is_uploaded_sends_no_second_image(
     wait_until(lambda: video.still is not None, what="the still")
     (only,) = _uploads(daemon, "Image")
     assert video.still == only.hashed_id
+
+
+def test_a_media_deleted_in_wistia_is_reported_not_uploaded_again(daemon: DaemonProcess) -> None:
+    clip = daemon.watch / "gone.mp4"
+    write_media(clip, seed=60)
+    job, video = _media(daemon, clip)
+    daemon.sandbox.store.delete_media(video.hashed_id)  # someone deleted it in Wistia
+    (daemon.watch / "gone.json").write_text(json.dumps({"name": "Too late"}))
+    reported = wait_until(
+        lambda: (daemon.ledger.get(job.id).reason or "").startswith("the media was deleted"),
+        what="the deletion reported",
+    )
+    assert reported
+    _settled_after(daemon, "marker.mp4", 61)
+    after = daemon.ledger.get(job.id)
+    assert after.state == JobState.DONE and after.hashed_id == video.hashed_id
+    assert len(_uploads(daemon, "Video")) == 2  # gone.mp4 once, and the marker
+    shown = daemon.status_json(str(job.id))["job"]
+    assert shown["reason"].startswith("the media was deleted in Wistia")
