@@ -83,7 +83,8 @@ def test_sidecars_changed_after_done_reach_the_media_once_with_no_new_upload(
     first_still = video.still
     (daemon.watch / "talk.jpg").write_bytes(image(JPEG, 6))  # a new thumbnail replaces it
     wait_until(lambda: video.still not in (None, first_still), timeout=30, what="a new still")
-    assert [m.hashed_id for m in daemon.sandbox.store.deleted] == [first_still]
+    gone = lambda: [m.hashed_id for m in daemon.sandbox.store.deleted] == [first_still]  # noqa: E731
+    wait_until(gone, what="the replaced image deleted")  # just after the new still is set
 
     _settled_after(daemon, "marker.mp4", 7)
     assert len(_uploads(daemon, "Video")) == 2  # talk and the marker: no new upload
