@@ -123,7 +123,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="monitoring mode: one line; exit 0 ok, 1 warning, 2 critical",
     )
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="redraw every second, with a progress bar per upload, until Ctrl-C",
+    )
     status.set_defaults(command=cmd_status)
+
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
+    completion.set_defaults(command=cmd_completion)
 
     retry = commands.add_parser("retry", help="move failed jobs back to the queue")
     retry.add_argument("jobs", nargs="*", metavar="JOB", help="job ids, paths or hashed ids")
@@ -326,6 +335,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if config.token:
         add_secret(config.token)  # output is redacted even of text from before redaction
     settle = config.settle_seconds
+    if args.watch and not args.job:
+        return _watch(ledger_path, settle, config.hours, all_jobs=args.all)
     if not ledger_path.exists() and not args.job:
         view = _empty_view(ledger_path)
     else:
@@ -347,6 +358,27 @@ def cmd_status(args: argparse.Namespace) -> int:
         _say_json(view)
     else:
         _say(render(view))
+    return EXIT_OK
+
+
+def _watch(ledger_path: Path, settle: float | None, hours: Any, *, all_jobs: bool) -> int:
+    from ingestd.live import watch  # rich is imported only when it is needed
+
+    def read_view() -> dict[str, Any]:
+        if not ledger_path.exists():
+            return _empty_view(ledger_path)
+        with _reading(ledger_path) as ledger:
+            view = snapshot(ledger, all_jobs=all_jobs, settle_seconds=settle, hours=hours)
+        return json.loads(redact(json.dumps(view)))  # redacted like every other output
+
+    return watch(read_view)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """A completion script generated from this very parser (shtab)."""
+    import shtab
+
+    print(shtab.complete(_parser(), shell=args.shell))
     return EXIT_OK
 
 
@@ -384,6 +416,7 @@ def _empty_view(ledger_path: Path) -> dict[str, Any]:
         "hold": None,
         "daemon": {"running": False, "pid": None, "since": None},
         "ledger": str(ledger_path),
+        "notifications": {"waiting": 0, "last_error": None},
         "jobs": [],
     }
 

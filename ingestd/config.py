@@ -137,6 +137,8 @@ class IngestSettings(_Section):
     project_from_folder: bool = False
     # Sidecars created or changed after a media is done are applied to it (after_upload keep).
     resync: bool = True
+    # <file name>.wistia.json written where a done file ends up (keep and move).
+    receipts: bool = False
 
     @field_validator("upload_bandwidth")
     @classmethod
@@ -168,6 +170,60 @@ class IngestSettings(_Section):
         return cleaned
 
 
+NotifyEvent = Literal["done", "failed", "held"]
+
+
+class NotifySettings(_Section):
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    command: list[str] = Field(default_factory=list)
+    events: list[NotifyEvent] = Field(default_factory=lambda: ["done", "failed"])
+    max_age_hours: float = Field(24.0, gt=0)
+    # One delivery attempt: the webhook's answer, or the command's run, at most this long.
+    timeout_seconds: float = Field(10.0, gt=0, le=600)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, value: list[str]) -> list[str]:
+        if value and not value[0].strip():
+            raise ValueError("the program (the first item) is empty")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.webhook_url or self.command)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """ "127.0.0.1:9464" or "[::1]:9464" -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('must be "host:port", e.g. "127.0.0.1:9464"')
+    return host, int(port)
+
+
+class MetricsSettings(_Section):
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_listen(value)
+        return value
+
+
 class CaptionsSettings(_Section):
     default_language: str = Field("eng", min_length=2, max_length=3)
 
@@ -189,6 +245,8 @@ class Settings(BaseSettings):
     ledger: Path = Path("/var/lib/ingestd/ledger.db")
     wistia: WistiaSettings = Field(default_factory=WistiaSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     captions: CaptionsSettings = Field(default_factory=CaptionsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

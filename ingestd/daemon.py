@@ -2,6 +2,9 @@
 
     watcher (1 thread)  ->  uploader (ingest.workers threads)  ->  poller (1)  ->  finisher (1)
                                    held jobs (1): rechecks each held job, lets it go on
+                                   re-sync (1): sidecars changed after done reach the media
+                                   notifications (1): delivers the outbox (webhook, command)
+    metrics (prometheus_client's thread): /metrics, read from the ledger at each scrape
 
 Each stage talks to the others only through the ledger. The main thread only supervises and
 never waits on the network: signal handlers set flags and the main loop acts on them (restart
@@ -23,12 +26,21 @@ from types import FrameType
 
 from ingestd import logs, writers
 from ingestd.config import Settings
-from ingestd.errors import Cancelled
+from ingestd.errors import Cancelled, ConfigError
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import JobState
-from ingestd.ledger import Ledger, LedgerLock, check_ledger_file, wake, wake_all
+from ingestd.ledger import (
+    Ledger,
+    LedgerLock,
+    check_ledger_file,
+    configure_outbox,
+    wake,
+    wake_all,
+)
 from ingestd.liveness import Heartbeat, attached
+from ingestd.metrics import MetricsServer
+from ingestd.notifications import Notifier, receivers
 from ingestd.notify import notify, watchdog_interval
 from ingestd.outcomes import Backoff
 from ingestd.poller import Poller
@@ -119,6 +131,10 @@ class Daemon:
         )
         self.watcher.on_change = self.held.nudge
         self.resync = Resync(settings, path, self.finisher, self.stop)
+        self.notifier = Notifier(settings, path, self.client, self.stop)
+        self.metrics = (
+            MetricsServer(settings.metrics.listen, path) if settings.metrics.listen else None
+        )
         self.stages = [
             _Stage("watcher", self.watcher.run),
             *[
@@ -129,6 +145,7 @@ class Daemon:
             _Stage("finisher", self.finisher.run),
             _Stage("held", self.held.run),
             _Stage("resync", self.resync.run),
+            _Stage("notifications", self.notifier.run),
         ]
 
     def _upload_stage(self, name: str) -> _Stage:
@@ -142,9 +159,11 @@ class Daemon:
         lock = LedgerLock(self.settings.ledger)
         lock.acquire()
         add_secret(self.token)
+        self._configure_notifications(self.settings)
         self.ledger = Ledger(self.settings.ledger)
         try:
             self._install_signals()
+            self._start_metrics()
             interrupted = self.ledger.requeue_interrupted(
                 "found uploading at start-up; Wistia is checked before sending again"
             )
@@ -163,6 +182,22 @@ class Daemon:
             self.ledger.close()
             lock.release()
         return 0
+
+    def _configure_notifications(self, settings: Settings) -> None:
+        add_secret(settings.notify.webhook_secret.get_secret_value())
+        configure_outbox(list(settings.notify.events), receivers(settings.notify))
+
+    def _start_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics.listen: cannot listen on {self.settings.metrics.listen}: "
+                f"{exc.strerror or exc}",
+                "choose a free port, or leave metrics.listen empty",
+            ) from None
 
     def _main_loop(self) -> None:
         ready = False
@@ -249,6 +284,8 @@ class Daemon:
         # Anything still marked uploading was cut off: back to the queue, no attempt counted.
         self.ledger.requeue_interrupted("daemon stopped mid-upload; will start again")
         self.client.close()
+        if self.metrics is not None:
+            self.metrics.stop()
         log.info("ingestd stopped")
 
     # --- signals --------------------------------------------------------------------------
@@ -273,7 +310,8 @@ class Daemon:
         """SIGHUP: re-read the config; a bad one is rejected and the running one kept.
 
         Live: the token, the rate limit, workers, extensions and ignore patterns, timings,
-        project and caption defaults. `watch_dir`, `ledger` and the two URLs need a restart.
+        project and caption defaults, `[notify]`. `watch_dir`, `ledger`, the two URLs and
+        `metrics.listen` need a restart.
         """
         if self._reload is None:
             return
@@ -300,6 +338,8 @@ class Daemon:
         self.client.settings = fresh.wistia  # timeouts
         current.ingest = fresh.ingest
         current.captions = fresh.captions
+        current.notify = fresh.notify
+        self._configure_notifications(fresh)
         add_secret(token)
         self.token = token
         self.client.set_token(token)

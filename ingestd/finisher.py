@@ -28,6 +28,7 @@ from ingestd.files import Folder, NotRegularFile, display, fit_stem, wistia_name
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Stage
+from ingestd.receipts import receipt, receipt_name, write_receipt
 from ingestd.sidecars import (
     CAPTIONS_STEP,
     CUSTOMIZATIONS_STEP,
@@ -100,6 +101,7 @@ class Finisher:
                 return
             self._replace_partial(ledger, job)
         note = self._fate(ledger, job)
+        self.write_receipt(ledger, job, done_at=self.guard.clock())
         ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
         log.info("done", fate=note)
 
@@ -172,7 +174,7 @@ class Finisher:
                 (
                     METADATA_STEP,
                     metadata_digest(fields),
-                    lambda: self.client.update_media(hashed_id, fields),
+                    lambda: self._update_metadata(ledger, job, fields),
                 )
             )
         if metadata.customizations is not None:
@@ -195,6 +197,11 @@ class Finisher:
         for step, fingerprint, apply in wanted:
             if applied.get(step) != fingerprint:
                 yield step, fingerprint, apply
+
+    def _update_metadata(self, ledger: Ledger, job: Job, fields: dict[str, str]) -> None:
+        assert job.hashed_id is not None
+        self.client.update_media(job.hashed_id, fields)
+        ledger.update(job, media_name=fields["name"])  # its name in Wistia, for receipts
 
     def _send_captions(self, hashed_id: str, language: str, text: str) -> None:
         """Create; Wistia answers 400 when captions in that language exist: replace them."""
@@ -292,6 +299,48 @@ class Finisher:
             log.warning(
                 "could not delete a replaced thumbnail's image", image=hashed_id, error=exc.reason
             )
+
+    # --- the receipt --------------------------------------------------------------------
+
+    def write_receipt(self, ledger: Ledger, job: Job, done_at: float | None = None) -> None:
+        """`<file name>.wistia.json` where the file ends up (`ingest.receipts`); rewritten by
+        a re-sync. A receipt that cannot be written is noted in the job's history and the
+        log; it never holds the job."""
+        current = ledger.get(job.id)
+        if not self.settings.ingest.receipts or current is None or current.hashed_id is None:
+            return
+        place = self._where_it_ends_up(ledger, current)
+        if place is None:
+            return
+        where, base = place
+        try:
+            content = receipt(
+                current,
+                ledger.applied_sidecars(job.id),
+                current.media_name or wistia_name(where.name),
+                self.client.media_url(current.hashed_id),
+                done_at if done_at is not None else ledger.done_at(job.id) or self.guard.clock(),
+            )
+            write_receipt(where.with_name(receipt_name(where.name)), base, content)
+        except (OSError, JobInputError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            ledger.note(current, f"could not write the receipt: {why}")
+            log.warning("could not write the receipt", error=str(why))
+
+    def _where_it_ends_up(self, ledger: Ledger, job: Job) -> tuple[Path, Path] | None:
+        """The done file's final path and the configured folder it is below, if it has one."""
+        mode = self.settings.ingest.after_upload
+        if mode == "keep":
+            media = Path(job.path)
+            return (media, self.settings.watch_dir) if _is_this_version(media, job) else None
+        chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
+        if mode == "move" and chosen and chosen != "delete":
+            try:
+                moved = Path(os.fsdecode(bytes.fromhex(chosen)))
+            except ValueError:
+                moved = Path(chosen)  # recorded as text by an older ingestd
+            return moved, Path(self.settings.ingest.archive_dir)
+        return None
 
     # --- a partial version replaced ------------------------------------------------------
 

@@ -27,6 +27,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from ingestd.jobs import (
     can_move,
 )
 from ingestd.redact import redact
+from ingestd.views import job_view
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -229,6 +231,30 @@ def _migration_7(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_8(db: sqlite3.Connection) -> None:
+    # The outbox: a notification per receiver, written in the transaction that moved its job,
+    # deleted once delivered. `job` is the job as `status --json` showed it then; `body` is
+    # fixed at the first attempt, so every retry sends the very same bytes.
+    _script(
+        db,
+        """CREATE TABLE notifications (
+               id INTEGER PRIMARY KEY,
+               uid TEXT NOT NULL,
+               receiver TEXT NOT NULL,
+               job_id INTEGER NOT NULL,
+               event TEXT NOT NULL,
+               at REAL NOT NULL,
+               job TEXT NOT NULL,
+               body TEXT,
+               attempts INTEGER NOT NULL DEFAULT 0,
+               next_attempt_at REAL NOT NULL,
+               last_attempt_at REAL,
+               last_error TEXT
+           );
+           CREATE INDEX notifications_due ON notifications (next_attempt_at)""",
+    )
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
@@ -238,6 +264,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -340,24 +367,27 @@ _waiters: dict[JobState, set[threading.Event]] = {state: set() for state in JobS
 _waiters_lock = threading.Lock()
 
 
-def arrivals(state: JobState) -> threading.Event:
-    """An event set whenever a job enters `state` in this process (one per waiting thread)."""
+def arrivals(*states: JobState) -> threading.Event:
+    """An event set whenever a job enters one of `states` in this process (one per waiting
+    thread)."""
     event = threading.Event()
     with _waiters_lock:
-        _waiters[state].add(event)
+        for state in states:
+            _waiters[state].add(event)
     return event
 
 
 @contextmanager
-def arrivals_while(state: JobState) -> Iterator[threading.Event]:
-    """`arrivals(state)` for one run of a loop, forgotten when it ends (a retired worker or a
-    restarted stage leaves no event behind)."""
-    event = arrivals(state)
+def arrivals_while(*states: JobState) -> Iterator[threading.Event]:
+    """`arrivals(*states)` for one run of a loop, forgotten when it ends (a retired worker or
+    a restarted stage leaves no event behind)."""
+    event = arrivals(*states)
     try:
         yield event
     finally:
         with _waiters_lock:
-            _waiters[state].discard(event)
+            for state in states:
+                _waiters[state].discard(event)
 
 
 def wake(*states: JobState) -> None:
@@ -371,6 +401,34 @@ def wake(*states: JobState) -> None:
 def wake_all() -> None:
     """Wake every waiting stage (the daemon is stopping)."""
     wake(*JobState)
+
+
+# The outbox (notifications.py delivers it). The daemon says which states' entries are
+# notified and to which receivers; other processes (`ingestd retry`) write no notifications.
+@dataclass(frozen=True)
+class Outbox:
+    events: frozenset[str] = frozenset()
+    receivers: tuple[str, ...] = ()
+
+
+_outbox = Outbox()
+
+
+def configure_outbox(events: list[str], receivers: list[str]) -> None:
+    global _outbox
+    _outbox = Outbox(frozenset(events) if receivers else frozenset(), tuple(receivers))
+
+
+class Notification(NamedTuple):
+    id: int
+    uid: str
+    receiver: str
+    job_id: int
+    event: str
+    at: float
+    job: str
+    body: str | None
+    attempts: int
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -591,7 +649,23 @@ class Ledger:
             raise StaleTransition(f"job {job_id} is no longer {from_state}")
         self._event(job_id, from_state.value, to_state.value, note)
         self._entered.add(to_state)
-        return _job(row)
+        moved = _job(row)
+        if to_state.value in _outbox.events:
+            self._enqueue_notifications(moved)
+        return moved
+
+    def _enqueue_notifications(self, job: Job) -> None:
+        """One notification of `job` entering its state, per receiver, in the transaction
+        that moved it: a crash cannot separate the two."""
+        now = _now()
+        shown = json.dumps(job_view(job, now=now), ensure_ascii=False)
+        uid = str(uuid.uuid4())
+        for receiver in _outbox.receivers:
+            self.conn.execute(
+                """INSERT INTO notifications (uid, receiver, job_id, event, at, job,
+                                              next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (uid, receiver, job.id, job.state.value, now, shown, now),
+            )
 
     @_retried_write
     def update(self, job: Job, **changes: Any) -> Job:
@@ -1003,6 +1077,63 @@ class Ledger:
                 self._entered.update(JobState)
         return cleared
 
+    # --- the outbox ---------------------------------------------------------------------------
+
+    def due_notifications(self, now: float | None = None, limit: int = 20) -> list[Notification]:
+        rows = self._raw(
+            """SELECT id, uid, receiver, job_id, event, at, job, body, attempts
+               FROM notifications WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id
+               LIMIT ?""",
+            (_now() if now is None else now, limit),
+        )
+        return [Notification(*row) for row in rows]
+
+    def soonest_notification(self) -> float | None:
+        row = self._row("SELECT min(next_attempt_at) FROM notifications")
+        return None if row is None else row[0]
+
+    @_retried_write
+    def fix_notification_body(self, notification: Notification, body: str) -> None:
+        """The body every attempt of this notification sends, from now on."""
+        with self._write():
+            self.conn.execute(
+                "UPDATE notifications SET body = ? WHERE uid = ? AND body IS NULL",
+                (body, notification.uid),
+            )
+
+    def notification_body(self, notification: Notification) -> str | None:
+        row = self._row(
+            "SELECT body FROM notifications WHERE uid = ? AND body IS NOT NULL LIMIT 1",
+            (notification.uid,),
+        )
+        return None if row is None else row[0]
+
+    @_retried_write
+    def forget_notification(self, notification: Notification) -> None:
+        with self._write():
+            self.conn.execute("DELETE FROM notifications WHERE id = ?", (notification.id,))
+
+    @_retried_write
+    def notification_failed(self, notification: Notification, error: str, retry_at: float) -> None:
+        with self._write():
+            self.conn.execute(
+                """UPDATE notifications SET attempts = attempts + 1, last_error = ?,
+                   last_attempt_at = ?, next_attempt_at = ? WHERE id = ?""",
+                (_prose(error), _now(), retry_at, notification.id),
+            )
+
+    def notifications_waiting(self) -> dict[str, Any]:
+        """How many notifications wait, and the last delivery error among them."""
+        count = self._row("SELECT count(*) FROM notifications")
+        last = self._row(
+            """SELECT last_error FROM notifications WHERE last_error IS NOT NULL
+               ORDER BY last_attempt_at DESC LIMIT 1"""
+        )
+        return {
+            "waiting": count[0] if count is not None else 0,
+            "last_error": last[0] if last is not None else None,
+        }
+
     # --- sidecars -----------------------------------------------------------------------------
 
     def applied_sidecars(self, job_id: int) -> dict[str, str]:
@@ -1069,16 +1200,19 @@ class Ledger:
         ]
 
     @_retried_write
-    def mark_resync(self, job_ids: list[int], due_at: float) -> None:
-        """These done jobs' sidecars changed: the re-sync looks at them from `due_at` on."""
+    def mark_resync(self, job_ids: list[int], due_at: float, now: float) -> None:
+        """These done jobs' sidecars changed: the re-sync looks at them from `due_at` on.
+
+        An earlier mark still ahead is kept; one already due may be under way right now, so
+        it is moved: the re-sync under way then leaves the job marked (`resynced`)."""
         with self._write():
             for start in range(0, len(job_ids), 500):
                 chunk = job_ids[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
                 self.conn.execute(
                     f"""UPDATE jobs SET resync_due_at = ? WHERE id IN ({marks}) AND state = 'done'
-                       AND (resync_due_at IS NULL OR resync_due_at > ?)""",
-                    (due_at, *chunk, due_at),
+                       AND (resync_due_at IS NULL OR resync_due_at > ? OR resync_due_at <= ?)""",
+                    (due_at, *chunk, due_at, now),
                 )
             if job_ids:
                 self._entered.add(JobState.DONE)  # wakes the re-sync stage
@@ -1107,6 +1241,13 @@ class Ledger:
             "SELECT min(resync_due_at) AS soonest FROM jobs WHERE resync_due_at > ?", (after,)
         )
         return row["soonest"] if row else None
+
+    def done_at(self, job_id: int) -> float | None:
+        """When the job first became done."""
+        row = self._row(
+            "SELECT min(at) FROM events WHERE job_id = ? AND to_state = 'done'", (job_id,)
+        )
+        return None if row is None else row[0]
 
     @_retried_write
     def note(self, job: Job, note: str) -> None:

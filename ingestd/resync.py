@@ -28,7 +28,7 @@ from ingestd.finisher import Finisher, thumbnail_waiting
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Stage
-from ingestd.sidecars import DEFAULTS_NAME, changed_within, read_sidecars
+from ingestd.sidecars import DEFAULTS_NAME, changed_within, is_receipt, read_sidecars
 from ingestd.stageloop import Guard, work_through_jobs
 
 log = logs.get("ingestd.resync")
@@ -88,6 +88,8 @@ class Resync:
             return
         for step in sent:
             ledger.note(job, f"re-synced after done: {step}")
+        if sent:
+            self.finisher.write_receipt(ledger, job)  # says what the media has now
         ledger.resynced(job)
         if sent:
             log.info("re-synced a done media", steps=sent)
@@ -135,7 +137,7 @@ def _sidecar_times_by_stem(folder: str) -> dict[str, float]:
         with os.scandir(folder) as entries:
             for entry in entries:
                 name = entry.name
-                if not name.lower().endswith(SIDECAR_SUFFIXES):
+                if not name.lower().endswith(SIDECAR_SUFFIXES) or is_receipt(name):
                     continue
                 try:
                     changed = _changed_at(entry.stat(follow_symlinks=False))

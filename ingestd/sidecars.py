@@ -35,6 +35,9 @@ from ingestd.files import display, fits, read_bounded, sibling
 from ingestd.wistia import MAX_NAME_LENGTH
 
 DEFAULTS_NAME = "_defaults.json"
+# A done job's receipt (receipts.py): `clip.mp4.wistia.json`. Never a sidecar, never a media,
+# even where its name would fit one (the clip.json of a media named `clip.mp4.wistia.mov`).
+RECEIPT_SUFFIX = ".wistia.json"
 KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations")
 _LANGUAGE_LIKE = re.compile(r"[A-Za-z]{2,3}")  # always with fullmatch
 
@@ -267,7 +270,13 @@ def defaults_candidates(media: Path, root: Path) -> list[Path]:
     return [folder / DEFAULTS_NAME for folder in folders]
 
 
+def is_receipt(name: str) -> bool:
+    return name.lower().endswith(RECEIPT_SUFFIX)
+
+
 def own_metadata_file(media: Path) -> Path | None:
+    if is_receipt(media.stem + ".json"):
+        return None
     return sibling(media, media.stem + ".json")
 
 
@@ -476,7 +485,9 @@ def own_sidecar_names(media: str, names: list[str]) -> list[str]:
     present = set(names)
     own = [stem + ".json", stem + ".srt", *thumbnail_names(stem)]
     tagged = [name for tag, name in tagged_caption_names(stem, names) if language_code(tag)]
-    return [name for name in own if name in present and fits(name)] + tagged
+    return [
+        name for name in own if name in present and fits(name) and not is_receipt(name)
+    ] + tagged
 
 
 def changed_within(paths: list[Path], now: float, seconds: float) -> bool:

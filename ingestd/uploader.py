@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Self
 
-from ingestd import liveness, logs
+from ingestd import liveness, logs, metrics
 from ingestd.config import Settings
 from ingestd.errors import (
     AuthError,
@@ -285,11 +285,13 @@ class Uploader:
         assert upload.file is not None
         log.info("uploading", size=job.size)
         progress = _Progress(ledger, job.id, job.size)
+        started = time.monotonic()
         try:
             media = self.client.upload_file(upload.file, upload.filename, upload.fields, progress)
         except TransientError:
             self._changed_under_upload(ledger, job, upload.file)  # then that is what happened
             raise
+        metrics.UPLOAD_SECONDS.observe(time.monotonic() - started)
         progress.flush()
         changed = os.fstat(upload.file)
         if version_of(changed) != job.version:

@@ -56,7 +56,7 @@ from ingestd.files import display, lstat, open_regular, problem
 from ingestd.jobs import Job, JobKind, JobState, file_identity, version_of
 from ingestd.ledger import Ledger, SettledFile, StaleTransition, arrivals
 from ingestd.outcomes import Stage
-from ingestd.sidecars import DEFAULTS_NAME, own_sidecar_names
+from ingestd.sidecars import DEFAULTS_NAME, is_receipt, own_sidecar_names
 from ingestd.stageloop import Guard, idle_wait
 from ingestd.writers import WriterCheck
 
@@ -109,7 +109,7 @@ class MediaFilter:
             return None
         if self.archive and path.is_relative_to(self.archive):
             return None
-        if any(self.ignored(part) for part in relative.parts):
+        if any(self.ignored(part) for part in relative.parts) or is_receipt(path.name):
             return None
         extension = path.suffix.lower().lstrip(".")
         if extension == URL_EXTENSION:
@@ -422,7 +422,8 @@ class Watcher:
                 if media.parent == folder and own_sidecar_names(media.name, sorted(names)):
                     marked.append(job.id)
         if marked:
-            self.ledger.mark_resync(marked, self.clock() + self.settings.ingest.settle_seconds)
+            now = self.clock()
+            self.ledger.mark_resync(marked, now + self.settings.ingest.settle_seconds, now)
 
     def _changed(self, folder: Path) -> None:
         if self.on_change is not None:
@@ -449,7 +450,8 @@ class Watcher:
         log.info("scanned watch folder", media_files=found)
         if resync.enabled(self.settings):
             marked = resync.changed_unseen(self.ledger, self.settings.watch_dir)
-            self.ledger.mark_resync(marked, self.clock())
+            now = self.clock()
+            self.ledger.mark_resync(marked, now, now)
 
     def _scan_folder(self, folder: Path) -> None:
         if folder.is_relative_to(self.settings.watch_dir):

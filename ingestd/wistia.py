@@ -34,7 +34,7 @@ import httpx
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingestd import __version__, liveness
+from ingestd import __version__, liveness, metrics
 from ingestd.config import WistiaSettings
 from ingestd.errors import (
     AuthError,
@@ -323,6 +323,7 @@ class MultipartUpload:
                 break
             throttle.take(len(chunk), stop)
             sent += len(chunk)
+            metrics.UPLOADED_BYTES.inc(len(chunk))
             liveness.beat(allow)  # after the last chunk, Wistia may take this long to answer
             on_progress(sent)
             yield chunk
@@ -378,6 +379,8 @@ class WistiaClient:
         self._stop = stop
         self._api_retries = api_retries
         self.throttle = Throttle(None)  # ingest.upload_bandwidth, set by the daemon
+        self._account_url: str | None = None
+        self._account_lock = threading.Lock()
         # Polls may use at most this share of the account's requests: uploads keep the rest.
         self.poll_budget = RateLimiter(poll_share(limiter.per_minute))
         self._http = httpx.Client(
@@ -497,6 +500,20 @@ class WistiaClient:
         except ValidationError:
             raise TransientError("Wistia's answer to a new project had no hashedId") from None
 
+    def account_url(self) -> str:
+        """The account's own URL (a media's page is `<url>/medias/<hashed_id>`): asked once,
+        from `GET /v1/account.json`, then remembered for this process."""
+        with self._account_lock:
+            if self._account_url is None:
+                url = self.account().get("url")
+                if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
+                    raise TransientError("Wistia's account answer has no url")
+                self._account_url = url.rstrip("/")
+            return self._account_url
+
+    def media_url(self, hashed_id: str) -> str:
+        return f"{self.account_url()}/medias/{hashed_id}"
+
     def account(self, tries: int | None = None) -> dict[str, Any]:
         payload = self._json(self._api("GET", "account.json", tries=tries))
         if not isinstance(payload, dict):
@@ -561,16 +578,21 @@ class WistiaClient:
             (timeout.read or 0.0) if isinstance(timeout, httpx.Timeout) else 0.0,
         )
         liveness.beat(longest + STALL_MARGIN_SECONDS)
+        api = "upload" if url == self.upload_url else "data"
         try:
             response = self._http.request(method, url, **kwargs)
         except Cancelled:
             raise
         except httpx.TimeoutException as exc:
+            metrics.count_request(api, None)
             raise TransientError(f"timed out talking to Wistia ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
+            metrics.count_request(api, None)
             raise TransientError(f"network error talking to Wistia: {_describe(exc)}") from None
         except h11.ProtocolError as exc:  # httpx lets this one through (a body cut short)
+            metrics.count_request(api, None)
             raise TransientError(f"the request could not be sent whole: {_describe(exc)}") from None
+        metrics.count_request(api, response.status_code)
         error = self._classify(response)
         if error is not None:
             raise error

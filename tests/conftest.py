@@ -238,6 +238,16 @@ def shared_folder() -> Iterator[Path]:
 
 
 @pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on (for a server the daemon starts itself)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox(token=TOKEN, processing_seconds=0.3).start()
     yield box

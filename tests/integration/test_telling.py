@@ -1,0 +1,380 @@
+"""Telling other systems: notifications (webhook and command) from the outbox, receipts,
+/metrics, `status --watch` and the completion scripts, against the real daemon."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.request import urlopen
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ingestd.jobs import JobState
+from tests.conftest import TOKEN, DaemonProcess, wait_until, write_media
+
+SECRET = "receiver-shared-secret"
+
+
+class Receiver:
+    """A webhook receiver on loopback: records every POST; answers `status` (or hangs)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.status = 200
+        self.hang = threading.Event()  # set: every request waits until released
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.hang.is_set():
+                    receiver.release.wait(30)
+                receiver.received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"no")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self, event: str | None = None) -> list[dict[str, Any]]:
+        parsed = [json.loads(r["body"]) for r in self.received]
+        return [b for b in parsed if event is None or b["event"] == event]
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Any:
+    hook = Receiver()
+    yield hook
+    hook.close()
+
+
+def _notified(daemon_factory: Any, receiver: Receiver, **notify: Any) -> DaemonProcess:
+    settings = {"webhook_url": receiver.url, "webhook_secret": SECRET, **notify}
+    return daemon_factory(notify=settings).start()
+
+
+def test_done_and_failed_are_posted_with_the_documented_body_and_a_valid_signature(
+    daemon_factory: Any, receiver: Receiver
+) -> None:
+    daemon = _notified(daemon_factory, receiver)
+    clip = daemon.watch / "launch.mp4"
+    write_media(clip, seed=1)
+    (daemon.watch / "empty.mp4").write_bytes(b"")
+    done = daemon.wait_state(clip, JobState.DONE, timeout=30)
+    failed = daemon.wait_state(daemon.watch / "empty.mp4", JobState.FAILED, timeout=30)
+    wait_until(lambda: len(receiver.received) >= 2, what="two notifications\n" + daemon.logs())
+
+    for request in receiver.received:
+        headers, raw = request["headers"], request["body"]
+        expected = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        assert headers["X-Ingestd-Signature"] == f"sha256={expected}"
+        body = json.loads(raw)
+        assert headers["X-Ingestd-Event"] == body["event"]
+        assert headers["Content-Type"] == "application/json"
+        assert set(body) == {"id", "event", "at", "job", "media"}
+        assert TOKEN not in raw.decode()
+    (on_done,) = receiver.bodies("done")
+    assert on_done["job"]["id"] == done.id and on_done["job"]["state"] == "done"
+    assert on_done["job"]["path"] == str(clip)
+    assert on_done["media"] == {
+        "hashed_id": done.hashed_id,
+        "name": "launch.mp4",
+        "url": f"https://sandbox.wistia.test/medias/{done.hashed_id}",
+    }
+    (on_failed,) = receiver.bodies("failed")
+    assert on_failed["job"]["id"] == failed.id and on_failed["media"] is None
+    assert on_failed["job"]["error"] == "empty file (0 bytes)"
+    account_asks = [r for r in daemon.sandbox.records if r.path == "/v1/account.json"]
+    assert len(account_asks) == 1  # the account's url, asked once
+    assert daemon.status_json()["notifications"] == {"waiting": 0, "last_error": None}
+
+
+def test_a_receiver_that_fails_for_a_while_gets_the_same_body_later(
+    daemon_factory: Any, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    daemon = _notified(daemon_factory, receiver)
+    clip = daemon.watch / "retry.mp4"
+    write_media(clip, seed=2)
+    daemon.wait_state(clip, JobState.DONE, timeout=30)
+    wait_until(lambda: len(receiver.received) >= 2, timeout=30, what="two refused attempts")
+    waiting = daemon.status_json()["notifications"]
+    assert waiting["waiting"] == 1 and "HTTP 500" in waiting["last_error"]
+    assert "1 notification(s) waiting" in daemon.cli("status").stdout
+    receiver.status = 204
+    wait_until(
+        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
+        timeout=30,
+        what="the notification delivered",
+    )
+    bodies = {r["body"] for r in receiver.received}
+    assert len(bodies) == 1  # every attempt: the very same bytes, the same id
+
+
+def test_a_kill_after_done_still_delivers_after_the_restart(
+    daemon_factory: Any, receiver: Receiver
+) -> None:
+    receiver.status = 503
+    daemon = _notified(daemon_factory, receiver)
+    clip = daemon.watch / "crash.mp4"
+    write_media(clip, seed=3)
+    daemon.wait_state(clip, JobState.DONE, timeout=30)
+    wait_until(lambda: receiver.received, what="a first attempt")
+    first = receiver.bodies()[0]
+    daemon.kill()
+    receiver.status = 200
+    daemon.start()
+    wait_until(
+        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
+        timeout=30,
+        what="delivered after the restart",
+    )
+    assert receiver.bodies()[-1] == first
+    assert {b["id"] for b in receiver.bodies()} == {first["id"]}
+
+
+def test_a_receiver_that_hangs_does_not_delay_other_jobs(
+    daemon_factory: Any, receiver: Receiver
+) -> None:
+    receiver.hang.set()
+    daemon = _notified(daemon_factory, receiver, timeout_seconds=20)
+    clips = [daemon.watch / f"many-{n}.mp4" for n in range(4)]
+    for n, clip in enumerate(clips):
+        write_media(clip, 50_000, seed=10 + n)
+    for clip in clips:
+        daemon.wait_state(clip, JobState.DONE, timeout=15)  # well before the hang ends
+    assert daemon.status_json()["notifications"]["waiting"] == 4
+    receiver.release.set()
+    receiver.hang.clear()
+    wait_until(
+        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
+        timeout=40,
+        what="all delivered once the receiver answers",
+    )
+    assert {b["job"]["path"] for b in receiver.bodies()} == {str(c) for c in clips}
+
+
+def test_the_command_gets_the_json_and_the_environment_never_the_token(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "calls"
+    out.mkdir()
+    script = tmp_path / "on-ingest.py"
+    script.write_text(
+        "import json, os, sys, pathlib\n"
+        "body = sys.stdin.read()\n"
+        "record = {'body': json.loads(body), 'env': dict(os.environ)}\n"
+        f"path = pathlib.Path({str(out)!r}) / (os.environ['INGESTD_JOB_ID'] + '.json')\n"
+        "path.write_text(json.dumps(record))\n"
+        "print('handled', os.environ['INGESTD_EVENT'])\n"
+    )
+    daemon = daemon_factory(notify={"command": [sys.executable, str(script)]})
+    env = {"INGESTD_WISTIA__API_TOKEN": TOKEN}  # the token in the daemon's own environment
+    daemon.config["wistia"]["api_token"] = ""
+    daemon.start(env=env)
+    clip = daemon.watch / "cmd.mp4"
+    write_media(clip, seed=4)
+    job = daemon.wait_state(clip, JobState.DONE, timeout=30)
+    called = out / f"{job.id}.json"
+    wait_until(called.exists, what="the command run")
+    record = json.loads(called.read_text())
+    assert record["body"]["event"] == "done" and record["body"]["job"]["id"] == job.id
+    assert record["env"]["INGESTD_EVENT"] == "done"
+    assert record["env"]["INGESTD_JOB_ID"] == str(job.id)
+    assert record["env"]["INGESTD_PATH"] == str(clip)
+    assert record["env"]["INGESTD_HASHED_ID"] == job.hashed_id
+    assert TOKEN not in called.read_text()
+    wait_until(lambda: "handled done" in daemon.logs(), what="its output logged")
+
+
+def test_receipts_for_keep_and_move_none_for_delete_never_sidecars(daemon_factory: Any) -> None:
+    daemon = daemon_factory(ingest={"receipts": True}).start()
+    clip = daemon.watch / "show" / "ep1.mp4"
+    (clip.parent).mkdir()
+    (clip.parent / "ep1.en.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nHi\n")
+    data = write_media(clip, seed=5)
+    job = daemon.wait_state(clip, JobState.DONE, timeout=30)
+    receipt = clip.parent / "ep1.mp4.wistia.json"
+    wait_until(receipt.exists, what="the receipt")
+    content = json.loads(receipt.read_text())
+    assert content["hashed_id"] == job.hashed_id and content["media_id"] == job.media_id
+    assert content["sha256"] == hashlib.sha256(data).hexdigest() and content["size"] == len(data)
+    assert content["captions"] == ["eng"] and content["name"] == "ep1.mp4"
+    assert content["url"] == f"https://sandbox.wistia.test/medias/{job.hashed_id}"
+    assert content["project_id"] and content["uploaded_at"] and content["done_at"]
+    # A media whose own clip.json name would be the receipt's: the receipt is not its sidecar.
+    twin = clip.parent / "ep1.mp4.wistia.mp4"
+    write_media(twin, seed=6)
+    twin_job = daemon.wait_state(twin, JobState.DONE, timeout=30)
+    media = daemon.sandbox.store.medias[twin_job.hashed_id]
+    assert media.name == "ep1.mp4.wistia.mp4"
+    assert not [j for j in daemon.jobs() if j.path.endswith(".wistia.json")]
+
+
+def test_a_receipt_goes_to_the_archive_with_a_moved_file(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    daemon = daemon_factory(
+        ingest={"receipts": True, "after_upload": "move", "archive_dir": archive}
+    ).start()
+    moved = daemon.watch / "moved.mp4"
+    write_media(moved, seed=7)
+    daemon.wait_state(moved, JobState.DONE, timeout=30)
+    assert json.loads((archive / "moved.mp4.wistia.json").read_text())["size"] == 200_000
+    assert not (daemon.watch / "moved.mp4.wistia.json").exists()
+
+
+def test_no_receipt_for_a_deleted_file(daemon_factory: Any) -> None:
+    daemon = daemon_factory(ingest={"receipts": True, "after_upload": "delete"}).start()
+    gone = daemon.watch / "gone.mp4"
+    write_media(gone, seed=8)
+    daemon.wait_state(gone, JobState.DONE, timeout=30)
+    assert sorted(p.name for p in daemon.watch.iterdir()) == []
+
+
+def test_metrics_scraped_over_http_match_status(daemon_factory: Any, free_port: int) -> None:
+    daemon = daemon_factory(metrics={"listen": f"127.0.0.1:{free_port}"}).start()
+    for n in range(2):
+        write_media(daemon.watch / f"m{n}.mp4", 40_000, seed=20 + n)
+    (daemon.watch / "empty.mp4").write_bytes(b"")
+    daemon.wait_state(daemon.watch / "m1.mp4", JobState.DONE, timeout=30)
+    daemon.wait_state(daemon.watch / "m0.mp4", JobState.DONE, timeout=30)
+    daemon.wait_state(daemon.watch / "empty.mp4", JobState.FAILED, timeout=30)
+    with urlopen(f"http://127.0.0.1:{free_port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    jobs = {s.labels["state"]: s.value for s in families["ingestd_jobs"].samples}
+    assert jobs == {state: float(n) for state, n in daemon.status_json()["counts"].items()}
+    assert jobs["done"] == 2 and jobs["failed"] == 1
+    uploaded = families["ingestd_uploaded_bytes"].samples[0].value
+    assert uploaded == 80_000
+    requests = {
+        (s.labels["api"], s.labels["code"]): s.value
+        for s in families["ingestd_requests"].samples
+        if s.name == "ingestd_requests_total"
+    }
+    assert requests[("upload", "200")] == 2
+    holds = {s.labels["kind"]: s.value for s in families["ingestd_hold"].samples}
+    assert holds == {"video_limit": 0.0, "auth": 0.0}
+    assert families["ingestd_notifications_waiting"].samples[0].value == 0
+    counts = [s for s in families["ingestd_upload_seconds"].samples if s.name.endswith("_count")]
+    assert counts[0].value == 2
+    assert "process_resident_memory_bytes" in families or "process_cpu_seconds" in families
+
+
+def test_status_watch_draws_a_bar_for_a_slow_upload_under_a_terminal(
+    daemon_factory: Any,
+) -> None:
+    daemon = daemon_factory(ingest={"upload_bandwidth": "100K", "workers": 1}).start()
+    clip = daemon.watch / "slow-one.mp4"
+    write_media(clip, 3_000_000, seed=30)
+    daemon.wait_state(clip, JobState.UPLOADING, timeout=20)
+    wait_until(lambda: (daemon.job_for(clip).bytes_sent or 0) > 0, what="bytes sent")
+    screen = _run_in_terminal(
+        [sys.executable, "-m", "ingestd", "--config", str(daemon.config_path), "status", "--watch"],
+        seconds=3.5,
+        columns=80,
+    )
+    assert "slow-one.mp4" in screen
+    assert "━" in screen  # the bar
+    assert "/s" in screen  # the speed
+    assert "uploading" in screen
+    plain = subprocess.run(  # not a terminal: plain text, ended here by the timeout
+        [sys.executable, "-m", "ingestd", "--config", str(daemon.config_path), "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "\x1b[" not in plain.stdout
+
+
+def _run_in_terminal(command: list[str], seconds: float, columns: int) -> str:
+    """Run `command` under a pseudo-terminal of `columns`, Ctrl-C it after `seconds`; its
+    screen output, and it must have exited cleanly (0)."""
+    import fcntl
+    import signal
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
+    env.update(TERM="xterm-256color", COLUMNS=str(columns), LINES="40")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        command, stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True
+    )
+    os.close(follower)
+    output = b""
+    deadline = time.monotonic() + seconds
+    stopped_at = None
+    while True:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if stopped_at is None and time.monotonic() > deadline:
+            proc.send_signal(signal.SIGINT)
+            stopped_at = time.monotonic()
+        if stopped_at is not None and proc.poll() is not None:
+            break
+        if stopped_at is not None and time.monotonic() - stopped_at > 10:
+            proc.kill()
+            break
+    os.close(leader)
+    assert proc.wait(timeout=10) == 0
+    return output.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_produced_and_bash_loads_its_own(shell: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ingestd", "completion", shell],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and "ingestd" in done.stdout
+    assert "status" in done.stdout and "retry" in done.stdout
+    if shell == "bash":
+        loaded = subprocess.run(
+            ["bash", "-c", "source /dev/stdin && complete -p ingestd"],
+            input=done.stdout,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert loaded.returncode == 0, loaded.stderr
+        assert "ingestd" in loaded.stdout
