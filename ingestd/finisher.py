@@ -417,6 +417,7 @@ class Finisher:
         media = Path(job.path)
         archive = Path(self.settings.ingest.archive_dir)
         folder = archive / media.parent.relative_to(self.settings.watch_dir)
+        archive.mkdir(parents=True, exist_ok=True)  # configured, so trusted; below it: no links
         with Folder(folder, archive, create=True) as target:
             name = self._move_target(ledger, job, target, followers)
             for follower in followers:

@@ -650,9 +650,21 @@ class Ledger:
         self._event(job_id, from_state.value, to_state.value, note)
         self._entered.add(to_state)
         moved = _job(row)
-        if to_state.value in _outbox.events:
+        if to_state.value in _outbox.events and not self._held_again(moved, note):
             self._enqueue_notifications(moved)
         return moved
+
+    def _held_again(self, job: Job, note: str | None) -> bool:
+        """Held again for the very problem it was last held for (released by a recheck, then
+        met again at once): told once, not at every recheck."""
+        if job.state != JobState.HELD:
+            return False
+        row = self._row(
+            """SELECT note FROM events WHERE job_id = ? AND to_state = 'held'
+               ORDER BY id DESC LIMIT 1 OFFSET 1""",
+            (job.id,),
+        )
+        return row is not None and row[0] == _prose(note)
 
     def _enqueue_notifications(self, job: Job) -> None:
         """One notification of `job` entering its state, per receiver, in the transaction

@@ -91,7 +91,7 @@ def frame(view: dict[str, Any], bars: Uploads) -> RenderableType:
         parts.append(Text(line, style="yellow"))
     if bars.active:
         parts += [Text(""), bars.progress]
-    parts += [Text(""), Text(render(view))]
+    parts += [Text(""), Text(render(view, alerts=False))]
     return Group(*parts)
 
 

@@ -105,7 +105,9 @@ def _clock(text: str | None) -> str:
     return text.replace("T", " ").replace("Z", " UTC") if text else ""
 
 
-def render(view: dict[str, Any]) -> str:
+def render(view: dict[str, Any], *, alerts: bool = True) -> str:
+    """The status text; `alerts=False` leaves out the hold and the waiting notifications
+    (`status --watch` shows them above its bars)."""
     lines: list[str] = []
     daemon = view["daemon"]
     if daemon["running"]:
@@ -115,7 +117,7 @@ def render(view: dict[str, Any]) -> str:
     lines.append(f"ledger: {view['ledger']}")
     counts = view["counts"]
     lines.append("jobs:   " + "   ".join(f"{state} {counts[state]}" for state in counts))
-    hold = view["hold"]
+    hold = view["hold"] if alerts else None
     if hold:
         lines.append("")
         lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {_shown(hold['reason'])}")
@@ -123,7 +125,7 @@ def render(view: dict[str, Any]) -> str:
             f"        since {_clock(hold['since'])}; next probe {_clock(hold['next_probe_at'])}"
         )
     waiting = view["notifications"]
-    if waiting["waiting"]:
+    if alerts and waiting["waiting"]:
         lines.append(f"notify: {waiting['waiting']} notification(s) waiting to be delivered")
         if waiting["last_error"]:
             lines.append(f"        last delivery error: {_shown(waiting['last_error'])}")

@@ -239,8 +239,7 @@ def test_receipts_for_keep_and_move_none_for_delete_never_sidecars(daemon_factor
 def test_a_receipt_goes_to_the_archive_with_a_moved_file(
     daemon_factory: Any, tmp_path: Path
 ) -> None:
-    archive = tmp_path / "archive"
-    archive.mkdir()
+    archive = tmp_path / "archive"  # not there yet: it is made
     daemon = daemon_factory(
         ingest={"receipts": True, "after_upload": "move", "archive_dir": archive}
     ).start()

@@ -1,0 +1,158 @@
+"""The pure parts of telling other systems: config keys, the signature, the outbox rows the
+ledger writes with a move, receipts never taken as sidecars or media, and `status --watch`
+frames that show hostile names as text."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from ingestd.config import load_settings
+from ingestd.errors import ConfigError
+from ingestd.jobs import JobState
+from ingestd.ledger import Ledger, configure_outbox
+from ingestd.live import Uploads, frame
+from ingestd.notifications import receivers, signature
+from ingestd.receipts import receipt_name
+from ingestd.sidecars import is_receipt, own_sidecar_names
+from tests.conftest import write_config
+
+
+def _settings(tmp_path: Path, **values):
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    return load_settings(write_config(tmp_path / "c.toml", {"watch_dir": "inbox", **values}))
+
+
+def test_notify_and_metrics_keys_have_the_documented_defaults(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    assert settings.notify.events == ["done", "failed"]
+    assert settings.notify.max_age_hours == 24 and settings.notify.command == []
+    assert settings.metrics.listen == "" and settings.ingest.receipts is False
+    assert receivers(settings.notify) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"notify": {"webhook_url": "ftp://example.com/"}}, "notify.webhook_url"),
+        ({"notify": {"events": ["done", "uploaded"]}}, "notify.events"),
+        ({"notify": {"max_age_hours": 0}}, "notify.max_age_hours"),
+        ({"metrics": {"listen": "9464"}}, "metrics.listen"),
+        ({"metrics": {"listen": "127.0.0.1:99999"}}, "metrics.listen"),
+    ],
+)
+def test_bad_notify_and_metrics_keys_are_named(tmp_path: Path, values, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _settings(tmp_path, **values)
+
+
+def test_a_plain_http_webhook_is_allowed_anywhere(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, notify={"webhook_url": "http://cms.example.com/hook"})
+    assert receivers(settings.notify) == ["webhook"]
+
+
+def test_the_signature_is_the_hex_hmac_sha256_of_the_body() -> None:
+    body = b'{"id": "x"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert signature("s3cret", body) == f"sha256={expected}"
+
+
+def test_a_move_writes_one_notification_per_receiver_in_its_transaction(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        configure_outbox(["done", "held"], ["webhook", "command"])
+        job = ledger.add_settling(str(tmp_path / "a.mp4"), "file", 10, 1)
+        job = ledger.move(job, JobState.QUEUED)
+        assert ledger.due_notifications() == []  # queued is not an event
+        job = ledger.move(job, JobState.UPLOADING)
+        job = ledger.move(job, JobState.HELD, "a bad sidecar", reason="fix clip.json")
+        rows = ledger.due_notifications()
+        assert [r.receiver for r in rows] == ["webhook", "command"]
+        assert len({r.uid for r in rows}) == 1 and rows[0].event == "held"
+        shown = json.loads(rows[0].job)
+        assert shown["state"] == "held" and shown["reason"] == "fix clip.json"
+        ledger.fix_notification_body(rows[0], "first")
+        ledger.fix_notification_body(rows[1], "second")  # the first one fixed wins for both
+        assert ledger.notification_body(rows[1]) == "first"
+        ledger.notification_failed(rows[0], "HTTP 500", retry_at=2e9)
+        assert ledger.notifications_waiting() == {"waiting": 2, "last_error": "HTTP 500"}
+        ledger.forget_notification(rows[1])
+        assert [r.id for r in ledger.due_notifications()] == []  # the other waits till 2e9
+        # Released by a recheck and held again at once for the same problem: told once.
+        job = ledger.move(job, JobState.QUEUED, "problem fixed")
+        job = ledger.move(job, JobState.UPLOADING)
+        job = ledger.move(job, JobState.HELD, "a bad sidecar", reason="fix clip.json")
+        assert ledger.notifications_waiting()["waiting"] == 1
+        job = ledger.move(job, JobState.QUEUED, "problem fixed")
+        job = ledger.move(job, JobState.UPLOADING)
+        ledger.move(job, JobState.HELD, "another problem", reason="fix clip.srt")
+        assert ledger.notifications_waiting()["waiting"] == 3
+    finally:
+        configure_outbox([], [])
+        ledger.close()
+
+
+def test_without_receivers_no_notification_is_written(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "ledger.db")
+    try:
+        configure_outbox(["done", "failed"], [])
+        job = ledger.add_settling(str(tmp_path / "a.mp4"), "file", 10, 1)
+        ledger.move(job, JobState.FAILED, "empty", error="empty file")
+        assert ledger.notifications_waiting()["waiting"] == 0
+    finally:
+        ledger.close()
+
+
+def test_receipts_are_never_sidecars() -> None:
+    assert receipt_name("clip.mp4") == "clip.mp4.wistia.json"
+    assert is_receipt("clip.mp4.wistia.json") and is_receipt("X.WISTIA.JSON")
+    assert not is_receipt("clip.json")
+    # The media `clip.mp4.wistia.mov` would take `clip.mp4.wistia.json` as its clip.json.
+    names = ["clip.mp4.wistia.json", "clip.mp4.wistia.srt"]
+    assert own_sidecar_names("clip.mp4.wistia.mov", names) == ["clip.mp4.wistia.srt"]
+
+
+def test_a_watch_frame_shows_hostile_names_as_text_not_markup() -> None:
+    console = Console(width=80, record=True, force_terminal=True, color_system=None)
+    bars = Uploads(console)
+    hostile = "/inbox/[bold red]x\x1b[2J.mp4"
+    job = {
+        "id": 1,
+        "path": hostile,
+        "state": "uploading",
+        "size": 1000,
+        "bytes_sent": 500,
+        "attempts": 1,
+        "progress": 0.5,
+        "reason": "[link=http://evil]click[/link]",
+        "error": None,
+        "next_retry_at": None,
+        "hashed_id": None,
+        "updated_at": None,
+    }
+    view = {
+        "daemon": {"running": True, "pid": 1, "since": None},
+        "ledger": "/l.db",
+        "counts": {"uploading": 1},
+        "hold": {
+            "kind": "auth",
+            "reason": "[red]token[/red]",
+            "since": None,
+            "next_probe_at": None,
+        },
+        "notifications": {"waiting": 2, "last_error": "webhook answered HTTP 500"},
+        "jobs": [job],
+    }
+    bars.update(view["jobs"])
+    console.print(frame(view, bars))
+    text = console.export_text()
+    assert "[bold red]x" in text  # shown as typed, not applied
+    assert "[link=http://evil]click[/link]" in text
+    assert "\x1b[2J" not in text and "\\x1b[2J" in text
+    assert text.index("ON HOLD") < text.index("notification(s) waiting") < text.index("ACTIVE")
+    assert max(len(line) for line in text.splitlines()) <= 80
