@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ingestd import liveness, logs
 from ingestd.config import Settings
-from ingestd.errors import JobInputError, NotFoundError, PermanentError
+from ingestd.errors import JobInputError, NotFoundError, PermanentError, WistiaError
 from ingestd.files import Folder, NotRegularFile, display, fit_stem, wistia_name
 from ingestd.jobs import Job, JobState, version_of
 from ingestd.ledger import Ledger, arrivals_while
@@ -322,7 +322,7 @@ class Finisher:
                 done_at if done_at is not None else ledger.done_at(job.id) or self.guard.clock(),
             )
             write_receipt(where.with_name(receipt_name(where.name)), base, content)
-        except (OSError, JobInputError) as exc:
+        except (OSError, JobInputError, WistiaError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else str(exc)
             ledger.note(current, f"could not write the receipt: {why}")
             log.warning("could not write the receipt", error=str(why))

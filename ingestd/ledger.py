@@ -412,6 +412,9 @@ class Outbox:
 
 
 _outbox = Outbox()
+# A job held again this soon for the same problem was released by a recheck (at most a minute
+# apart) and met it again: not a new notification.
+HELD_AGAIN_SECONDS = 300.0
 
 
 def configure_outbox(events: list[str], receivers: list[str]) -> None:
@@ -660,11 +663,12 @@ class Ledger:
         if job.state != JobState.HELD:
             return False
         row = self._row(
-            """SELECT note FROM events WHERE job_id = ? AND to_state = 'held'
+            """SELECT note, at FROM events WHERE job_id = ? AND to_state = 'held'
                ORDER BY id DESC LIMIT 1 OFFSET 1""",
             (job.id,),
         )
-        return row is not None and row[0] == _prose(note)
+        recent = row is not None and _now() - row[1] <= HELD_AGAIN_SECONDS
+        return recent and row[0] == _prose(note)
 
     def _enqueue_notifications(self, job: Job) -> None:
         """One notification of `job` entering its state, per receiver, in the transaction
@@ -1136,7 +1140,7 @@ class Ledger:
 
     def notifications_waiting(self) -> dict[str, Any]:
         """How many notifications wait, and the last delivery error among them."""
-        count = self._row("SELECT count(*) FROM notifications")
+        count = self._row("SELECT count(DISTINCT uid) FROM notifications")
         last = self._row(
             """SELECT last_error FROM notifications WHERE last_error IS NOT NULL
                ORDER BY last_attempt_at DESC LIMIT 1"""

@@ -10,6 +10,7 @@ with prometheus_client's default registry.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from ingestd import logs
 from ingestd.config import parse_listen
+from ingestd.errors import LedgerError
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger
 
@@ -47,14 +49,19 @@ class LedgerCollector(Collector):
         self.ledger_path = ledger_path
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        ledger = Ledger(self.ledger_path, read_only=True)
         try:
-            counts = {state.value: 0 for state in JobState}
-            counts.update(ledger.counts())
-            hold = ledger.hold()
-            waiting = ledger.notifications_waiting()["waiting"]
-        finally:
-            ledger.close()
+            ledger = Ledger(self.ledger_path, read_only=True)
+            try:
+                counts = {state.value: 0 for state in JobState}
+                counts.update(ledger.counts())
+                hold = ledger.hold()
+                waiting = ledger.notifications_waiting()["waiting"]
+            finally:
+                ledger.close()
+        except (LedgerError, sqlite3.Error) as exc:
+            # No job gauges rather than wrong ones; the rest of the scrape still answers.
+            log.warning("metrics: cannot read the ledger", error=str(exc))
+            return
         jobs = GaugeMetricFamily("ingestd_jobs", "Jobs in each state.", labels=["state"])
         for state, count in counts.items():
             jobs.add_metric([state], count)
@@ -80,7 +87,11 @@ class MetricsServer:
 
     def start(self) -> None:
         REGISTRY.register(self.collector)
-        self._server, _ = start_http_server(self.port, addr=self.host)
+        try:
+            self._server, _ = start_http_server(self.port, addr=self.host)
+        except OSError:
+            REGISTRY.unregister(self.collector)
+            raise
         log.info("serving metrics", url=f"http://{self.host}:{self.port}/metrics")
 
     def stop(self) -> None:

@@ -16,12 +16,15 @@ and the command runs without a shell, in an environment without ingestd's own va
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +35,7 @@ import httpx
 from ingestd import __version__, liveness, logs
 from ingestd.config import NotifySettings, Settings
 from ingestd.errors import WistiaError
+from ingestd.files import wistia_name
 from ingestd.jobs import JobState
 from ingestd.ledger import Ledger, Notification, arrivals_while
 from ingestd.outcomes import Backoff
@@ -81,6 +85,7 @@ class Notifier:
         self._http = httpx.Client(
             headers={"User-Agent": f"ingestd/{__version__}"}, follow_redirects=False
         )
+        self._webhook: threading.Thread | None = None  # the last POST's thread
 
     def run(self) -> None:
         ledger = Ledger(self.ledger_path)
@@ -92,10 +97,14 @@ class Notifier:
                     wake.clear()
                     now = self.clock()
                     due = ledger.due_notifications(now, BATCH)
+                    failing: set[str] = set()  # a receiver that failed waits for the next pass
                     for notification in due:
                         if self.stop.is_set():
                             break
-                        self._contained(ledger, notification)
+                        if notification.receiver in failing:
+                            continue
+                        if not self._contained(ledger, notification):
+                            failing.add(notification.receiver)
                     if not due:
                         wake.wait(idle_wait(ledger.soonest_notification(), now))
         finally:
@@ -104,11 +113,12 @@ class Notifier:
 
     # --- one notification -----------------------------------------------------------------
 
-    def _contained(self, ledger: Ledger, notification: Notification) -> None:
+    def _contained(self, ledger: Ledger, notification: Notification) -> bool:
         """`deliver`, with a surprise kept to this notification: retried later, with backoff,
-        like a refusal; the stage goes on with the next one."""
+        like a refusal; the stage goes on with the next one. False when it was not
+        delivered."""
         try:
-            self.deliver(ledger, notification)
+            return self.deliver(ledger, notification)
         except sqlite3.Error:
             raise  # the ledger's trouble: the supervisor restarts the stage
         except Exception as exc:
@@ -116,8 +126,10 @@ class Notifier:
             wait = RETRY.seconds(notification.attempts + 1)
             why = f"internal error: {type(exc).__name__}: {exc}"
             ledger.notification_failed(notification, redact(why), self.clock() + wait)
+            return False
 
-    def deliver(self, ledger: Ledger, notification: Notification) -> None:
+    def deliver(self, ledger: Ledger, notification: Notification) -> bool:
+        """One attempt; True when it was delivered (or dropped for good)."""
         notify = self.settings.notify
         age = self.clock() - notification.at
         if age > notify.max_age_hours * 3600:
@@ -131,7 +143,7 @@ class Notifier:
                 attempts=notification.attempts,
                 max_age_hours=notify.max_age_hours,
             )
-            return
+            return True
         if notification.receiver not in receivers(notify):
             ledger.forget_notification(notification)
             log.warning(
@@ -139,14 +151,14 @@ class Notifier:
                 notification=notification.uid,
                 receiver=notification.receiver,
             )
-            return
+            return True
         liveness.beat(notify.timeout_seconds * 2 + 30)  # one attempt may take this long
         try:
             body = notification.body or self._fix_body(ledger, notification)
             if notification.receiver == WEBHOOK:
                 self._post(notify, notification, body)
             else:
-                self._run_command(notify, notification, body)
+                self._run_command(notify, notification, body, ledger)
         except (DeliveryFailed, WistiaError) as exc:
             why = redact(str(exc))
             wait = RETRY.seconds(notification.attempts + 1)
@@ -158,7 +170,7 @@ class Notifier:
                 error=why,
                 retry_in_seconds=round(wait, 1),
             )
-            return
+            return False
         ledger.forget_notification(notification)
         log.info(
             "notification delivered",
@@ -167,6 +179,7 @@ class Notifier:
             state=notification.event,
             job_id=notification.job_id,
         )
+        return True
 
     def _fix_body(self, ledger: Ledger, notification: Notification) -> str:
         """The body, built once (the media's page needs the account's url, asked once) and
@@ -175,9 +188,10 @@ class Notifier:
         media = None
         if job.get("hashed_id"):
             current = ledger.get(notification.job_id)
+            name = current.media_name if current is not None else None
             media = {
                 "hashed_id": job["hashed_id"],
-                "name": current.media_name if current is not None else None,
+                "name": name or wistia_name(Path(job["path"]).name),
                 "url": self.client.media_url(job["hashed_id"]),
             }
         body = json.dumps(
@@ -196,11 +210,31 @@ class Notifier:
         return fixed if fixed is not None else body
 
     def _post(self, notify: NotifySettings, notification: Notification, body: str) -> None:
+        """POST, waiting at most `timeout_seconds` in all: httpx's timeouts apply per read, so
+        a receiver dripping a byte at a time is cut off here. The abandoned request ends on
+        its own (its reads time out); until it has, the webhook is not tried again."""
+        if self._webhook is not None and self._webhook.is_alive():
+            raise DeliveryFailed("the webhook's previous answer has not ended yet")
         content = body.encode()
         headers = {"Content-Type": "application/json", "X-Ingestd-Event": notification.event}
         secret = notify.webhook_secret.get_secret_value()
         if secret:
             headers["X-Ingestd-Signature"] = signature(secret, content)
+        outcome: list[str | None] = []
+
+        def send() -> None:
+            outcome.append(self._send(notify, content, headers))
+
+        self._webhook = threading.Thread(target=send, name="webhook", daemon=True)
+        self._webhook.start()
+        self._webhook.join(notify.timeout_seconds)
+        if not outcome:
+            raise DeliveryFailed(f"webhook did not answer within {notify.timeout_seconds:g} s")
+        if outcome[0] is not None:
+            raise DeliveryFailed(outcome[0])
+
+    def _send(self, notify: NotifySettings, content: bytes, headers: dict[str, str]) -> str | None:
+        """One POST; None when a 2xx answered it, else why not."""
         try:
             with self._http.stream(
                 "POST",
@@ -210,45 +244,58 @@ class Notifier:
                 timeout=notify.timeout_seconds,
             ) as response:
                 if 200 <= response.status_code < 300:
-                    return
+                    return None
                 answer = _first_characters(response)
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"webhook: {type(exc).__name__}: {exc}") from None
-        raise DeliveryFailed(
-            f"webhook answered HTTP {response.status_code}" + (f": {answer}" if answer else "")
-        )
+            return f"webhook: {type(exc).__name__}: {exc}"
+        return f"webhook answered HTTP {response.status_code}" + (f": {answer}" if answer else "")
 
-    def _run_command(self, notify: NotifySettings, notification: Notification, body: str) -> None:
+    def _run_command(
+        self, notify: NotifySettings, notification: Notification, body: str, ledger: Ledger
+    ) -> None:
+        """Run the command, without a shell, in its own process group: stdin the body, output
+        to a temporary file (what it prints is logged, bounded), at most `timeout_seconds`;
+        then its whole group is killed, so nothing it left running lingers or holds a pipe."""
         job = json.loads(body)["job"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_VARIABLES)}
+        stored = ledger.get(notification.job_id)
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_PRIVATE_VARIABLES)}
         env.update(
             INGESTD_EVENT=notification.event,
             INGESTD_JOB_ID=str(notification.job_id),
-            INGESTD_PATH=job.get("path") or "",
+            # The exact name (a name that is not UTF-8 goes as its own bytes), not its display.
+            INGESTD_PATH=stored.path if stored is not None else job.get("path") or "",
             INGESTD_HASHED_ID=job.get("hashed_id") or "",
         )
-        try:
-            done = subprocess.run(
-                notify.command,
-                input=body.encode(),
-                env=env,
-                capture_output=True,
-                timeout=notify.timeout_seconds,
-                check=False,
-                close_fds=True,
-                start_new_session=True,  # a Ctrl-C at the daemon's terminal is not theirs
-            )
-        except subprocess.TimeoutExpired:
-            raise DeliveryFailed(
-                f"command did not finish within {notify.timeout_seconds:g} s (killed)"
-            ) from None
-        except OSError as exc:
-            raise DeliveryFailed(f"command could not start: {exc.strerror or exc}") from None
-        output = _text(done.stdout + done.stderr)
-        if output:
-            log.info("notification command output", output=output)
-        if done.returncode != 0:
-            raise DeliveryFailed(f"command exited with status {done.returncode}")
+        with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as stdin:
+            stdin.write(body.encode())
+            stdin.seek(0)
+            try:
+                process = subprocess.Popen(
+                    notify.command,
+                    stdin=stdin,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    close_fds=True,
+                    start_new_session=True,  # its own group: killed whole; no Ctrl-C of ours
+                )
+            except OSError as exc:
+                raise DeliveryFailed(f"command could not start: {exc.strerror or exc}") from None
+            try:
+                status = process.wait(timeout=notify.timeout_seconds)
+            except subprocess.TimeoutExpired:
+                status = None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
+            process.wait()
+            output.seek(0)
+            printed = _text(output.read(MAX_OUTPUT_CHARACTERS * 4))
+        if printed:
+            log.info("notification command output", output=printed)
+        if status is None:
+            raise DeliveryFailed(f"command did not finish within {notify.timeout_seconds:g} s")
+        if status != 0:
+            raise DeliveryFailed(f"command exited with status {status}")
 
 
 def _first_characters(response: httpx.Response) -> str:

@@ -20,12 +20,13 @@ REDACTED = "[redacted]"
 WINDOW = 16
 
 # A URL: scheme, then optional user info, host, path, query, fragment. Each part stops at
-# whitespace, quotes and angle brackets, so a URL inside a sentence or a JSON string is found.
+# whitespace, quotes, angle brackets and backslashes, so a URL inside a sentence or a JSON
+# string is found, and the JSON escape after it (`\"`) is left whole.
 _URL = re.compile(
     r"""(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]{0,20}://)"""
-    r"""(?P<userinfo>[^\s/?#"'<>]*@)?"""  # up to the last @ of the authority
-    r"""(?P<rest>[^\s?#"'<>]*)"""
-    r"""(?P<query>\?[^\s#"'<>]*)?"""
+    r"""(?P<userinfo>[^\s/?#"'<>\\]*@)?"""  # up to the last @ of the authority
+    r"""(?P<rest>[^\s?#"'<>\\]*)"""
+    r"""(?P<query>\?[^\s#"'<>\\]*)?"""
 )
 
 _lock = threading.Lock()

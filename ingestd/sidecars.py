@@ -271,7 +271,13 @@ def defaults_candidates(media: Path, root: Path) -> list[Path]:
 
 
 def is_receipt(name: str) -> bool:
-    return name.lower().endswith(RECEIPT_SUFFIX)
+    """`clip.mp4.wistia.json` is a receipt; `clip.wistia.json` (the clip.json of a media named
+    `clip.wistia.mp4`) is not: a receipt's name is a file name with an extension, then the
+    suffix."""
+    if not name.lower().endswith(RECEIPT_SUFFIX):
+        return False
+    media = name[: -len(RECEIPT_SUFFIX)]
+    return "." in media.lstrip(".") and not media.endswith(".")
 
 
 def own_metadata_file(media: Path) -> Path | None:

@@ -30,12 +30,13 @@ def ingestd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_run_sandbox_needs_no_config_and_status_finds_its_ledger(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
+    log = tmp_path / "daemon.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ingestd", "run", "--sandbox", "--processing-seconds", "0.3"],
         cwd=tmp_path,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until((tmp_path / "inbox").is_dir, what="./inbox created")
@@ -47,7 +48,11 @@ def test_run_sandbox_needs_no_config_and_status_finds_its_ledger(tmp_path: Path)
                 return False
             return json.loads(result.stdout)["counts"]["done"] == 1
 
-        wait_until(done, timeout=40, interval=0.5, what="sandbox upload done")
+        try:
+            wait_until(done, timeout=60, interval=0.5, what="sandbox upload done")
+        except AssertionError:
+            status = ingestd("status", cwd=tmp_path)
+            raise AssertionError(f"{status.stdout}{status.stderr}\n{log.read_text()}") from None
         assert (tmp_path / ".ingestd" / "ledger.db").exists()
     finally:
         proc.send_signal(signal.SIGTERM)

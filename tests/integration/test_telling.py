@@ -192,9 +192,12 @@ def test_the_command_gets_the_json_and_the_environment_never_the_token(
         f"path = pathlib.Path({str(out)!r}) / (os.environ['INGESTD_JOB_ID'] + '.json')\n"
         "path.write_text(json.dumps(record))\n"
         "print('handled', os.environ['INGESTD_EVENT'])\n"
+        # Something left running that keeps the output open: it is not waited for.
+        "import subprocess; subprocess.Popen(['sleep', '60'])\n"
     )
     daemon = daemon_factory(notify={"command": [sys.executable, str(script)]})
-    env = {"INGESTD_WISTIA__API_TOKEN": TOKEN}  # the token in the daemon's own environment
+    # The token in the daemon's own environment, in a spelling pydantic-settings accepts.
+    env = {"ingestd_wistia__api_token": TOKEN}
     daemon.config["wistia"]["api_token"] = ""
     daemon.start(env=env)
     clip = daemon.watch / "cmd.mp4"
@@ -210,6 +213,8 @@ def test_the_command_gets_the_json_and_the_environment_never_the_token(
     assert record["env"]["INGESTD_HASHED_ID"] == job.hashed_id
     assert TOKEN not in called.read_text()
     wait_until(lambda: "handled done" in daemon.logs(), what="its output logged")
+    wait_until(lambda: daemon.status_json()["notifications"]["waiting"] == 0, what="delivered once")
+    assert "notification not delivered" not in daemon.logs()
 
 
 def test_receipts_for_keep_and_move_none_for_delete_never_sidecars(daemon_factory: Any) -> None:

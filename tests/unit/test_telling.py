@@ -80,18 +80,19 @@ def test_a_move_writes_one_notification_per_receiver_in_its_transaction(tmp_path
         ledger.fix_notification_body(rows[1], "second")  # the first one fixed wins for both
         assert ledger.notification_body(rows[1]) == "first"
         ledger.notification_failed(rows[0], "HTTP 500", retry_at=2e9)
-        assert ledger.notifications_waiting() == {"waiting": 2, "last_error": "HTTP 500"}
+        # One notification to two receivers waits as one.
+        assert ledger.notifications_waiting() == {"waiting": 1, "last_error": "HTTP 500"}
         ledger.forget_notification(rows[1])
         assert [r.id for r in ledger.due_notifications()] == []  # the other waits till 2e9
         # Released by a recheck and held again at once for the same problem: told once.
         job = ledger.move(job, JobState.QUEUED, "problem fixed")
         job = ledger.move(job, JobState.UPLOADING)
         job = ledger.move(job, JobState.HELD, "a bad sidecar", reason="fix clip.json")
-        assert ledger.notifications_waiting()["waiting"] == 1
+        assert ledger.notifications_waiting()["waiting"] == 1  # the first, still waiting
         job = ledger.move(job, JobState.QUEUED, "problem fixed")
         job = ledger.move(job, JobState.UPLOADING)
         ledger.move(job, JobState.HELD, "another problem", reason="fix clip.srt")
-        assert ledger.notifications_waiting()["waiting"] == 3
+        assert ledger.notifications_waiting()["waiting"] == 2
     finally:
         configure_outbox([], [])
         ledger.close()
@@ -110,8 +111,9 @@ def test_without_receivers_no_notification_is_written(tmp_path: Path) -> None:
 
 def test_receipts_are_never_sidecars() -> None:
     assert receipt_name("clip.mp4") == "clip.mp4.wistia.json"
-    assert is_receipt("clip.mp4.wistia.json") and is_receipt("X.WISTIA.JSON")
+    assert is_receipt("clip.mp4.wistia.json") and is_receipt("X.MP4.WISTIA.JSON")
     assert not is_receipt("clip.json")
+    assert not is_receipt("clip.wistia.json")  # the clip.json of clip.wistia.mp4
     # The media `clip.mp4.wistia.mov` would take `clip.mp4.wistia.json` as its clip.json.
     names = ["clip.mp4.wistia.json", "clip.mp4.wistia.srt"]
     assert own_sidecar_names("clip.mp4.wistia.mov", names) == ["clip.mp4.wistia.srt"]
@@ -156,3 +158,10 @@ def test_a_watch_frame_shows_hostile_names_as_text_not_markup() -> None:
     assert "\x1b[2J" not in text and "\\x1b[2J" in text
     assert text.index("ON HOLD") < text.index("notification(s) waiting") < text.index("ACTIVE")
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_redacting_json_text_keeps_it_json() -> None:
+    from ingestd.redact import redact
+
+    text = json.dumps({"reason": 'fetching "https://h/x?token=abc": 404'})
+    assert json.loads(redact(text)) == {"reason": 'fetching "https://h/x?[redacted]": 404'}
