@@ -33,6 +33,7 @@ from ingestd.ledger import Ledger
 from ingestd.redact import add_secret, redact
 from ingestd.status import (
     UNKNOWN,
+    as_json,
     health,
     history,
     render,
@@ -73,10 +74,9 @@ def _say(text: str) -> None:
     print("\n".join(display(line) for line in redact(text).split("\n")))
 
 
-def _say_json(value: object, *, indent: int | None = None) -> None:
-    """JSON out, redacted. The encoder escapes every control character itself (and, with no
-    indent, is the fast C one: ten thousand jobs are printed in a blink)."""
-    print(redact(json.dumps(value, indent=indent)))
+def _say_json(value: dict[str, Any], *, indent: int | None = None) -> None:
+    """JSON out, redacted (status.as_json: the status page answers the very same text)."""
+    print(as_json(value, indent=indent))
 
 
 def _complain(text: str) -> None:
@@ -320,9 +320,11 @@ def _run_with_sandbox(args: argparse.Namespace) -> int:
 def _configure_logs(args: argparse.Namespace, settings: Settings) -> None:
     from ingestd import logs
 
+    settings.log.level = args.log_level or settings.log.level
+    settings.log.format = args.log_format or settings.log.format
     logs.configure(
-        level=args.log_level or settings.log.level,
-        fmt=args.log_format or settings.log.format,
+        level=settings.log.level,
+        fmt=settings.log.format,
         under_journald=bool(os.environ.get("JOURNAL_STREAM")),
     )
 
@@ -369,7 +371,7 @@ def _watch(ledger_path: Path, settle: float | None, hours: Any, *, all_jobs: boo
             return _empty_view(ledger_path)
         with _reading(ledger_path) as ledger:
             view = snapshot(ledger, all_jobs=all_jobs, settle_seconds=settle, hours=hours)
-        return json.loads(redact(json.dumps(view)))  # redacted like every other output
+        return json.loads(as_json(view))  # redacted like every other output
 
     return watch(read_view)
 

@@ -224,6 +224,31 @@ class MetricsSettings(_Section):
         return value
 
 
+class WebSettings(_Section):
+    listen: str = ""
+    user: str = Field("ingestd", min_length=1)
+    password_file: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parse_listen(value)
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if ":" in value or not value.isprintable():
+            raise ValueError("must not contain ':' or control characters")
+        return value
+
+    @property
+    def loopback(self) -> bool:
+        return _is_loopback(parse_listen(self.listen)[0]) if self.listen else True
+
+
 class CaptionsSettings(_Section):
     default_language: str = Field("eng", min_length=2, max_length=3)
 
@@ -247,6 +272,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     captions: CaptionsSettings = Field(default_factory=CaptionsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
@@ -254,6 +280,16 @@ class Settings(BaseSettings):
     def _archive_needed_for_move(self) -> Settings:
         if self.ingest.after_upload == "move" and not self.ingest.archive_dir:
             raise ValueError('ingest.archive_dir: required when ingest.after_upload = "move"')
+        return self
+
+    @model_validator(mode="after")
+    def _web_shared_only_with_a_password(self) -> Settings:
+        if not self.web.loopback and not self.web.password_file:
+            raise ValueError(
+                f"web.listen: {self.web.listen} is not a loopback address and "
+                "web.password_file is not set; set a password file (basic auth), or listen "
+                "on 127.0.0.1 behind a proxy with its own authentication"
+            )
         return self
 
 
@@ -310,7 +346,24 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         settings.ingest.archive_dir = str((base / settings.ingest.archive_dir).resolve())
     if settings.wistia.api_token_file:
         settings.wistia.api_token_file = (base / settings.wistia.api_token_file).absolute()
+    if settings.web.password_file:
+        settings.web.password_file = str((base / settings.web.password_file).absolute())
     return settings
+
+
+def read_web_password(settings: Settings) -> str:
+    """The status page's password: the first line of `web.password_file`, surrounding
+    whitespace stripped; empty when no file is set."""
+    if not settings.web.password_file:
+        return ""
+    text = read_small_file(Path(settings.web.password_file), MAX_TOKEN_BYTES, "password file")
+    password = text.splitlines()[0].strip() if text.strip() else ""
+    if not password:
+        raise ConfigError(
+            f"web.password_file: {settings.web.password_file} holds no password",
+            "write the password on its first line",
+        )
+    return password
 
 
 def resolve_token(settings: Settings) -> str:

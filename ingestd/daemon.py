@@ -5,6 +5,7 @@
                                    re-sync (1): sidecars changed after done reach the media
                                    notifications (1): delivers the outbox (webhook, command)
     metrics (prometheus_client's thread): /metrics, read from the ledger at each scrape
+    status page (its own process, web.listen): reads the ledger like `ingestd status`
 
 Each stage talks to the others only through the ledger. The main thread only supervises and
 never waits on the network: signal handlers set flags and the main loop acts on them (restart
@@ -23,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
+from typing import Any
 
 from ingestd import logs, writers
-from ingestd.config import Settings
-from ingestd.errors import Cancelled, ConfigError
+from ingestd.config import Settings, read_web_password
+from ingestd.errors import Cancelled, ConfigError, WistiaError
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import JobState
@@ -135,6 +137,7 @@ class Daemon:
         self.metrics = (
             MetricsServer(settings.metrics.listen, path) if settings.metrics.listen else None
         )
+        self.page: Any = None  # the status page's process (web.listen), made in run()
         self.stages = [
             _Stage("watcher", self.watcher.run),
             *[
@@ -164,6 +167,7 @@ class Daemon:
         try:
             self._install_signals()
             self._start_metrics()
+            self._start_page()
             interrupted = self.ledger.requeue_interrupted(
                 "found uploading at start-up; Wistia is checked before sending again"
             )
@@ -201,6 +205,35 @@ class Daemon:
                 "choose a free port, or leave metrics.listen empty",
             ) from None
 
+    def _start_page(self) -> None:
+        """The status page, in its own process; it links done jobs to Wistia with the
+        account's url, which the daemon learns once (in the background) for it."""
+        if not self.settings.web.listen:
+            return
+        from ingestd.web import PageProcess  # Flask and waitress only when wanted
+
+        password = read_web_password(self.settings)
+        self.page = PageProcess(self.settings, self.token, password)
+        self.page.start()
+        threading.Thread(target=self._learn_account_url, name="account-url", daemon=True).start()
+
+    def _learn_account_url(self) -> None:
+        wait = 5.0
+        while not self.stop.is_set():
+            try:
+                url = self.client.account_url()
+            except (WistiaError, Cancelled) as exc:
+                log.warning("cannot learn the account's url yet", error=str(exc))
+                self.stop.wait(wait)
+                wait = min(600.0, wait * 2)
+                continue
+            ledger = Ledger(self.settings.ledger)
+            try:
+                ledger.set_fact("account_url", url)
+            finally:
+                ledger.close()
+            return
+
     def _main_loop(self) -> None:
         ready = False
         ping_every = watchdog_interval()
@@ -215,6 +248,8 @@ class Daemon:
                 break
             now = time.monotonic()
             healthy = self._supervise(now)
+            if self.page is not None:
+                self.page.check(now)
             if not ready and self.watcher.scanned.is_set():
                 ready = True
                 notify("READY=1", f"STATUS={self._status_line()}")
@@ -288,6 +323,8 @@ class Daemon:
         self.client.close()
         if self.metrics is not None:
             self.metrics.stop()
+        if self.page is not None:
+            self.page.stop()
         log.info("ingestd stopped")
 
     # --- signals --------------------------------------------------------------------------

@@ -234,7 +234,8 @@ def _migration_7(db: sqlite3.Connection) -> None:
 def _migration_8(db: sqlite3.Connection) -> None:
     # The outbox: a notification per receiver, written in the transaction that moved its job,
     # deleted once delivered. `job` is the job as `status --json` showed it then; `body` is
-    # fixed at the first attempt, so every retry sends the very same bytes.
+    # fixed at the first attempt, so every retry sends the very same bytes. `facts`: what the
+    # daemon learned once that other processes show (the account's url, for the status page).
     _script(
         db,
         """CREATE TABLE notifications (
@@ -251,7 +252,11 @@ def _migration_8(db: sqlite3.Connection) -> None:
                last_attempt_at REAL,
                last_error TEXT
            );
-           CREATE INDEX notifications_due ON notifications (next_attempt_at)""",
+           CREATE INDEX notifications_due ON notifications (next_attempt_at);
+           CREATE TABLE facts (
+               name TEXT PRIMARY KEY,
+               value TEXT NOT NULL
+           )""",
     )
 
 
@@ -1092,6 +1097,19 @@ class Ledger:
             if cleared:
                 self._entered.update(JobState)
         return cleared
+
+    # --- facts ---------------------------------------------------------------------------------
+
+    def fact(self, name: str) -> str | None:
+        row = self._row("SELECT value FROM facts WHERE name = ?", (name,))
+        return None if row is None else row[0]
+
+    @_retried_write
+    def set_fact(self, name: str, value: str) -> None:
+        with self._write():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO facts (name, value) VALUES (?, ?)", (name, value)
+            )
 
     # --- the outbox ---------------------------------------------------------------------------
 

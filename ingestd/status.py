@@ -7,6 +7,7 @@ The JSON shape is a contract (SPEC, "Command line"): `counts`, `hold`, `jobs` wi
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from ingestd.files import display
 from ingestd.jobs import Job, JobState
 from ingestd.ledger import Event, Ledger, LedgerLock
 from ingestd.limits import UploadHours
+from ingestd.redact import redact
 from ingestd.views import iso, job_view, waiting_reason
 
 __all__ = ["iso", "job_view", "snapshot", "summary", "waiting_reason"]
@@ -67,6 +69,13 @@ def summary(ledger: Ledger) -> dict[str, Any]:
         "ledger": str(ledger.path),
         "notifications": ledger.notifications_waiting(),
     }
+
+
+def as_json(view: dict[str, Any], *, indent: int | None = None) -> str:
+    """The JSON text of a view, redacted: what `status --json` prints and the status page's
+    API answers, from this one function. (The encoder escapes every control character; with
+    no indent it is the fast C one.)"""
+    return redact(json.dumps(view, indent=indent))
 
 
 def history(

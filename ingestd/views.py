@@ -46,9 +46,10 @@ def job_view(
     hours: UploadHours | None = None,
 ) -> dict[str, Any]:
     now = time.time() if now is None else now
-    progress = None
+    progress = speed = seconds_left = None
     if job.state == JobState.UPLOADING and job.size and job.bytes_sent is not None:
         progress = round(min(1.0, job.bytes_sent / job.size), 4)
+        speed, seconds_left = _pace(job, now)
     return {
         "id": job.id,
         "path": as_text(job.path),  # JSON escapes control characters itself
@@ -63,7 +64,20 @@ def job_view(
         "sha256": job.sha256,
         "bytes_sent": job.bytes_sent,
         "progress": progress,
+        "speed": speed,
+        "seconds_left": seconds_left,
         "next_retry_at": iso(job.next_attempt_at) if job.state == JobState.QUEUED else None,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
     }
+
+
+def _pace(job: Job, now: float) -> tuple[int | None, int | None]:
+    """Bytes per second on average since this attempt began (the claim set `updated_at`;
+    progress does not move it), and the seconds left at that pace."""
+    assert job.size is not None and job.bytes_sent is not None
+    elapsed = now - job.updated_at
+    if elapsed < 1.0 or job.bytes_sent <= 0:
+        return None, None
+    speed = job.bytes_sent / elapsed
+    return round(speed), round(max(0, job.size - job.bytes_sent) / speed)
