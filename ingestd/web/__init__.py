@@ -11,8 +11,9 @@ and have no shell on the server.
 Flask (routing, Jinja2 templates that escape every name) served by waitress, a production
 WSGI server whose own event loop reads requests before any thread sees them: a slowloris
 or a huge header costs a socket, never a worker, and is cut off (`channel_timeout`,
-`max_request_header_size`); connections are capped. It runs in its own process (spawned by
-the daemon, ended with it), reading the ledger read-only like `ingestd status`: a flood of
+`max_request_header_size`); connections are capped (MAX_CONNECTIONS). It runs in its own
+process (spawned by the daemon, ended with it), reading the ledger read-only like `ingestd
+status`: a flood of
 requests competes for no lock and no interpreter with the uploads. The view is built at most
 once a second, however many ask. Nothing on it changes anything; the token never appears
 (every answer is redacted like `status`).
@@ -48,6 +49,9 @@ log = logs.get("ingestd.web")
 
 TOP_FOLDER = "(top folder)"
 CACHE_SECONDS = 1.0  # the view is built at most this often, however many ask
+# Open connections at most (a slow client holds one socket, no thread); beyond it waitress
+# stops accepting until some close.
+MAX_CONNECTIONS = 1000
 REALM = "ingestd"
 HOLD_WORDS = {
     "video_limit": "Your Wistia account has reached its video limit. Nothing is lost: files "
@@ -355,11 +359,12 @@ def serve(
         level=log_level, fmt=log_format, under_journald=bool(os.environ.get("JOURNAL_STREAM"))
     )
     add_secret(settings.token)
+    _more_descriptors()
     server = waitress.create_server(
         create_app(settings),
         sockets=[sock],
         threads=4,
-        connection_limit=64,
+        connection_limit=MAX_CONNECTIONS,
         channel_timeout=15,
         max_request_header_size=16 * 1024,
         max_request_body_size=1024,
@@ -423,6 +428,16 @@ class PageProcess:
 def _address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
+def _more_descriptors() -> None:
+    """Room for MAX_CONNECTIONS sockets (the soft limit is often 1024; the hard one higher)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS + 100
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
 
 
 def _end_with(daemon: int) -> None:
