@@ -349,8 +349,8 @@ class Daemon:
         """SIGHUP: re-read the config; a bad one is rejected and the running one kept.
 
         Live: the token, the rate limit, workers, extensions and ignore patterns, timings,
-        project and caption defaults, `[notify]`. `watch_dir`, `ledger`, the two URLs and
-        `metrics.listen` need a restart.
+        project and caption defaults, `[notify]`. `watch_dir`, `ledger`, the two URLs,
+        `metrics.listen` and `[web]` need a restart.
         """
         if self._reload is None:
             return
