@@ -508,7 +508,8 @@ class WistiaClient:
                 url = self.account().get("url")
                 if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
                     raise TransientError("Wistia's account answer has no url")
-                self._account_url = url.rstrip("/")
+                parts = urlsplit(url)  # no query or fragment: paths are added to it
+                self._account_url = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
             return self._account_url
 
     def media_url(self, hashed_id: str) -> str:

@@ -10,8 +10,10 @@ and have no shell on the server.
 
 Flask (routing, Jinja2 templates that escape every name) served by waitress, a production
 WSGI server whose own event loop reads requests before any thread sees them: a slowloris
-or a huge header costs a socket, never a worker, and is cut off (`channel_timeout`,
-`max_request_header_size`); connections are capped (MAX_CONNECTIONS). It runs in its own
+or a huge header costs a socket, never a worker; idle ones are cut off (`channel_timeout`),
+huge headers refused (`max_request_header_size`), connections capped (MAX_CONNECTIONS). A
+client that holds more connections than that still shuts others out of the page (never the
+daemon): for the open internet, put a proxy in front. It runs in its own
 process (spawned by the daemon, ended with it), reading the ledger read-only like `ingestd
 status`: a flood of
 requests competes for no lock and no interpreter with the uploads. The view is built at most
@@ -23,17 +25,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ctypes
+import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, abort, render_template, request
 
@@ -48,6 +55,8 @@ from ingestd.status import as_json, history, snapshot
 log = logs.get("ingestd.web")
 
 TOP_FOLDER = "(top folder)"
+MAX_CREDENTIALS = 12 * 1024  # base64 of a basic auth header, within the 16 KiB of headers
+MAX_JOB_ID = 2**63 - 1
 CACHE_SECONDS = 1.0  # the view is built at most this often, however many ask
 # Open connections at most (a slow client holds one socket, no thread); beyond it waitress
 # stops accepting until some close.
@@ -144,6 +153,10 @@ def create_app(settings: PageSettings) -> Flask:
         if request.method not in ("GET", "HEAD"):
             abort(405)
         if not settings.password:
+            # Loopback without a password: only for a Host naming loopback, so that a web
+            # page elsewhere cannot read this one through a browser here (DNS rebinding).
+            if not _loopback_host(request.host):
+                return Response("unknown host\n", 421, mimetype="text/plain")
             return None
         if _credentials_match(request.headers.get("Authorization", ""), settings):
             return None
@@ -180,7 +193,7 @@ def create_app(settings: PageSettings) -> Flask:
         _, text = source.current()
         return Response(text + "\n", mimetype="application/json")
 
-    @app.get("/api/jobs/<int:job_id>.json")
+    @app.get(f"/api/jobs/<int(max={MAX_JOB_ID}):job_id>.json")
     def job_json(job_id: int) -> Response:
         text = source.job(job_id)
         if text is None:
@@ -188,22 +201,42 @@ def create_app(settings: PageSettings) -> Flask:
             return Response(message + "\n", 404, mimetype="application/json")
         return Response(text + "\n", mimetype="application/json")
 
+    @app.errorhandler(404)
+    def _not_found(_error: Exception) -> Response:
+        return Response(json.dumps({"error": "not found"}) + "\n", 404, mimetype="application/json")
+
     return app
+
+
+def _loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _credentials_match(header: str, settings: PageSettings) -> bool:
     """HTTP basic auth, compared in constant time (user and password both)."""
     scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or len(encoded) > 4096:
+    if scheme.lower() != "basic" or len(encoded) > MAX_CREDENTIALS:
         return False
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
         return False
     user, sep, password = decoded.partition(b":")
-    good_user = hmac.compare_digest(user, settings.user.encode())
-    good_password = hmac.compare_digest(password, settings.password.encode())
+    # Digests of equal length: the time taken tells nothing, not even the password's length.
+    good_user = hmac.compare_digest(_digest(user), _digest(settings.user.encode()))
+    good_password = hmac.compare_digest(_digest(password), _digest(settings.password.encode()))
     return bool(sep) and good_user and good_password
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
 
 
 # --- what the page shows ------------------------------------------------------------------------
@@ -220,14 +253,17 @@ def page_context(
     waiting = view["notifications"]
     line = f"{waiting['waiting']} notification(s) waiting to be delivered"
     if waiting["last_error"]:
-        line += f"; last error: {waiting['last_error']}"
+        line += f"; last error: {display(waiting['last_error'])}"
     busy = [f"{n} {s}" for s, n in view["counts"].items() if n and s not in final]
     return {
         "title": "ingestd: " + (", ".join(busy) or "idle"),
         "daemon_line": _daemon_line(view["daemon"]),
         "hold": None
         if hold is None
-        else {"words": HOLD_WORDS.get(hold["kind"], hold["reason"]), "reason": hold["reason"]},
+        else {
+            "words": HOLD_WORDS.get(hold["kind"], display(hold["reason"])),
+            "reason": display(hold["reason"]),
+        },
         "hold_words": HOLD_WORDS,
         "notifications": {"waiting": waiting["waiting"], "line": line},
         "counts": view["counts"],
@@ -240,6 +276,7 @@ def page_context(
         "todo": TODO,
         "account_url": account_url or "",
         "watch_dir": str(settings.watch_dir),
+        "top_folder": TOP_FOLDER,
     }
 
 
@@ -259,7 +296,7 @@ def _job_card(job: dict[str, Any], watch_dir: Path, account_url: str | None) -> 
         "id": job["id"],
         "state": job["state"],
         "name": display(name),
-        "folder": display(folder) if folder else TOP_FOLDER,
+        "folder": display(folder),  # "" for the top folder (the filter calls it "/")
         "when": job["updated_at"],
         "reason": display(reason) if reason else None,
         "todo": TODO.get(job["state"]),
@@ -268,7 +305,7 @@ def _job_card(job: dict[str, Any], watch_dir: Path, account_url: str | None) -> 
         "numbers": "",
     }
     if job["state"] == "done" and account_url and job["hashed_id"]:
-        card["url"] = f"{account_url}/medias/{job['hashed_id']}"
+        card["url"] = f"{account_url}/medias/{quote(job['hashed_id'], safe='')}"
     if job["state"] == "uploading" and job["size"]:
         sent = job["bytes_sent"] or 0
         card["bar"] = min(100.0, round(sent * 1000 / job["size"]) / 10)
@@ -288,6 +325,8 @@ def _numbers(sent: int, job: dict[str, Any]) -> str:
 def _matches(card: dict[str, Any], folder: str, state: str) -> bool:
     if state and card["state"] != state:
         return False
+    if folder == "/":
+        return card["folder"] == ""  # the top folder alone
     return not folder or card["folder"] == folder or card["folder"].startswith(folder + "/")
 
 
@@ -370,6 +409,7 @@ def serve(
         max_request_body_size=1024,
         ident="ingestd",
         clear_untrusted_proxy_headers=True,
+        asyncore_use_poll=True,  # select() fails on a descriptor above 1023
     )
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     log.info("serving the status page", url=_address(sock))
@@ -400,7 +440,8 @@ class PageProcess:
             name="ingestd-web",
             daemon=True,
         )
-        self.process.start()
+        with _without_private_variables():
+            self.process.start()
 
     def check(self, now: float) -> None:
         """From the daemon's main loop: a page process that died is started again."""
@@ -428,6 +469,23 @@ class PageProcess:
 def _address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+
+@contextlib.contextmanager
+def _without_private_variables() -> Iterator[None]:
+    """The page's process is started without ingestd's own variables (a token may be one)
+    or systemd's credentials in its environment: it needs neither."""
+    private = {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper().startswith(("INGESTD_", "CREDENTIALS_DIRECTORY"))
+    }
+    for name in private:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(private)
 
 
 def _more_descriptors() -> None:

@@ -87,13 +87,26 @@ def test_job_cards_show_folders_links_bars_and_escaped_names() -> None:
     done, failed = context["recent"]
     (uploading,) = context["active"]
     assert done["url"] == "https://acme.wistia.com/medias/h1" and done["folder"] == "A/b"
-    assert uploading["name"] == "up\\x1b[2J.mp4" and uploading["folder"] == "(top folder)"
+    assert uploading["name"] == "up\\x1b[2J.mp4" and uploading["folder"] == ""
     assert (
         uploading["bar"] == 25.0 and uploading["numbers"] == "250 B of 1.0 KB · 50 B/s · 15 s left"
     )
     assert failed["reason"] == "empty file" and "ingestd retry" in failed["todo"]
     assert "video limit" in context["hold"]["words"] and "not running" in context["daemon_line"]
-    assert context["folders"] == ["(top folder)", "A", "A/b"]
+    assert context["folders"] == ["", "A", "A/b"]  # "": the top folder ("/" in the filter)
     only_a = page_context(view, _page(), None, "A", "")
     assert [c["id"] for c in only_a["recent"]] == [1, 3] and only_a["recent"][0]["url"] is None
     assert [c["id"] for c in page_context(view, _page(), None, "", "failed")["recent"]] == [3]
+    top = page_context(view, _page(), None, "/", "")
+    assert [c["id"] for c in top["active"] + top["recent"]] == [2]
+
+
+def test_without_a_password_only_a_loopback_host_is_served() -> None:
+    from ingestd.web import create_app
+
+    client = create_app(_page(password="")).test_client()
+    assert client.get("/api/jobs/1.json", headers={"Host": "evil.example"}).status_code == 421
+    # Not the ledger's answer (none is there): a Host naming loopback gets past the check.
+    for host in ("localhost:8080", "127.0.0.1:8080", "[::1]:8080"):
+        answer = client.get("/api/jobs/99999999999999999999999.json", headers={"Host": host})
+        assert answer.status_code == 404 and answer.is_json

@@ -7,17 +7,23 @@
   var page = document.body.dataset;  // account url, watch folder: set by the server
   var statusUrl = document.querySelector("footer a").getAttribute("href");
   var every = 2000;
+  var TOP_FOLDER = "(top folder)";
   var folderSelect = document.getElementById("folder");
   var stateSelect = document.getElementById("state");
   var latest = null;
 
-  // Control and direction-changing characters shown escaped, as `ingestd status` shows them.
-  var unprintable = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  // What Python's str.isprintable() refuses (Unicode's "Other" and "Separator" categories, but
+  // the space) shown escaped, exactly as the server's files.display() and `ingestd status` do.
+  var unprintable = /[\p{C}\p{Z}]/gu;
   function printable(text) {
     if (text === null || text === undefined) return text;
     return String(text).replace(unprintable, function (ch) {
-      var code = ch.charCodeAt(0);
-      return code < 0x100 ? "\\x" + ("0" + code.toString(16)).slice(-2) : "\\u" + ("000" + code.toString(16)).slice(-4);
+      if (ch === " ") return ch;
+      if (ch === "\n") return "\\n";
+      if (ch === "\t") return "\\t";
+      if (ch === "\r") return "\\r";
+      var code = ch.codePointAt(0), hex = code.toString(16);
+      return code < 0x100 ? "\\x" + ("0" + hex).slice(-2) : "\\u" + ("000" + hex).slice(-Math.max(4, hex.length));
     });
   }
 
@@ -56,13 +62,14 @@
     var root = page.watchDir || "";
     if (root && path.indexOf(root + "/") === 0) path = path.slice(root.length + 1);
     var cut = path.lastIndexOf("/");
-    return { name: path.slice(cut + 1), folder: cut < 0 ? "(top folder)" : path.slice(0, cut) };
+    return { name: path.slice(cut + 1), folder: cut < 0 ? "" : path.slice(0, cut) };
   }
 
   function shown(job) {
     var folder = folderSelect.value, state = stateSelect.value;
     var where = printable(relative(job.path).folder);
     if (state && job.state !== state) return false;
+    if (folder === "/") return where === "";  // the top folder alone
     if (folder && where !== folder && where.indexOf(folder + "/") !== 0) return false;
     return true;
   }
@@ -83,7 +90,7 @@
     line.appendChild(document.createTextNode(" "));
     line.appendChild(el("span", "badge", job.state));
     item.appendChild(line);
-    var folderLine = place.folder;
+    var folderLine = place.folder || TOP_FOLDER;
     if (job.state === "done" || job.state === "failed") folderLine += " · " + (job.updated_at || "");
     item.appendChild(el("div", "folder muted", folderLine));
     if (job.state === "uploading" && job.size) {
@@ -111,20 +118,24 @@
     var old = {};
     list.querySelectorAll(".job").forEach(function (node) { old[node.dataset.id] = node; });
     var fresh = document.createDocumentFragment();
+    var growing = [];
     jobs.forEach(function (job) {
       var item = jobItem(job);
       var before = old[String(job.id)];
       var oldFill = before && before.querySelector(".fill");
       var newFill = item.querySelector(".fill");
-      if (oldFill && newFill) {  // keep the element, so the bar grows smoothly
-        var width = newFill.style.width;
+      if (oldFill && newFill) {  // start where the old bar was, then grow (CSS transition)
+        growing.push([newFill, newFill.style.width]);
         newFill.style.width = oldFill.style.width;
-        requestAnimationFrame(function () { newFill.style.width = width; });
       }
       fresh.appendChild(item);
     });
     if (!jobs.length) fresh.appendChild(el("li", "empty muted", emptyText));
     list.replaceChildren(fresh);
+    growing.forEach(function (pair) {
+      pair[0].getBoundingClientRect();  // laid out at the old width first
+      pair[0].style.width = pair[1];
+    });
   }
 
   function daemonLine(daemon) {
@@ -137,10 +148,10 @@
     var have = {};
     Array.prototype.forEach.call(folderSelect.options, function (o) { have[o.value] = true; });
     jobs.forEach(function (job) {
-      var folder = printable(relative(job.path).folder);
+      var folder = printable(relative(job.path).folder) || "/";
       if (have[folder]) return;
       have[folder] = true;
-      var option = el("option", null, folder);
+      var option = el("option", null, folder === "/" ? TOP_FOLDER : folder);
       option.value = folder;
       var after = Array.prototype.find.call(folderSelect.options, function (o) {
         return o.value && o.value > folder;
@@ -159,11 +170,11 @@
     hold.hidden = !status.hold;
     var words = status.hold ? hold.dataset["words" + status.hold.kind.replace(/_(.)/g, function (_, c) { return c.toUpperCase(); }).replace(/^./, function (c) { return c.toUpperCase(); })] : "";
     document.getElementById("hold-words").textContent = words || "";
-    document.getElementById("hold-reason").textContent = status.hold ? status.hold.reason : "";
+    document.getElementById("hold-reason").textContent = status.hold ? printable(status.hold.reason) : "";
     var notes = status.notifications || { waiting: 0 };
     document.getElementById("waiting-notifications").hidden = !notes.waiting;
     var line = notes.waiting + " notification(s) waiting to be delivered";
-    if (notes.last_error) line += "; last error: " + notes.last_error;
+    if (notes.last_error) line += "; last error: " + printable(notes.last_error);
     document.getElementById("notifications-line").textContent = notes.waiting ? line : "";
     document.getElementById("daemon").textContent = daemonLine(status.daemon);
     addFolders(status.jobs);
@@ -175,11 +186,19 @@
     document.title = "ingestd: " + (busy.map(function (s) { return status.counts[s] + " " + s; }).join(", ") || "idle");
   }
 
+  function lost() {
+    document.getElementById("daemon").textContent =
+      "The status page cannot reach ingestd right now: what is shown may be out of date.";
+  }
+
   function refresh() {
     fetch(statusUrl, { credentials: "same-origin", cache: "no-store" })
       .then(function (answer) { return answer.ok ? answer.json() : null; })
-      .then(function (status) { if (status) render(status); })
-      .catch(function () {})
+      .then(function (status) {
+        if (status) render(status);
+        else lost();
+      })
+      .catch(lost)
       .then(function () { setTimeout(refresh, every); });
   }
 
