@@ -495,7 +495,10 @@ def _more_descriptors() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = MAX_CONNECTIONS + 100
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+        except (OSError, ValueError):  # a seccomp filter (the unit sets LimitNOFILE instead)
+            log.warning("cannot raise the open-files limit; fewer connections fit", limit=soft)
 
 
 def _end_with(daemon: int) -> None:
