@@ -14,10 +14,11 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -212,30 +213,25 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class MetricsSettings(_Section):
-    listen: str = ""
+def _listen_address(value: str) -> str:
+    value = value.strip()
+    if value:
+        parse_listen(value)
+    return value
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        value = value.strip()
-        if value:
-            parse_listen(value)
-        return value
+
+# "host:port" or empty (off), checked where it is read.
+ListenAddress = Annotated[str, AfterValidator(_listen_address)]
+
+
+class MetricsSettings(_Section):
+    listen: ListenAddress = ""
 
 
 class WebSettings(_Section):
-    listen: str = ""
+    listen: ListenAddress = ""
     user: str = Field("ingestd", min_length=1)
     password_file: str = ""
-
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, value: str) -> str:
-        value = value.strip()
-        if value:
-            parse_listen(value)
-        return value
 
     @field_validator("user")
     @classmethod

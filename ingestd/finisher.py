@@ -124,7 +124,7 @@ class Finisher:
     def _check_fate(self, job: Job, media: Path) -> None:
         """What would stop the move or delete, found before anything is sent or moved."""
         ingest = self.settings.ingest
-        if ingest.after_upload == "keep" or not _is_this_version(media, job):
+        if ingest.after_upload == "keep" or not is_this_version(job):
             return
         _check_writable_folder(media.parent)
         if ingest.after_upload == "move":
@@ -309,14 +309,15 @@ class Finisher:
         current = ledger.get(job.id)
         if not self.settings.ingest.receipts or current is None or current.hashed_id is None:
             return
-        place = self._where_it_ends_up(ledger, current)
+        applied = ledger.applied_sidecars(job.id)
+        place = self._where_it_ends_up(current, applied)
         if place is None:
             return
         where, base = place
         try:
             content = receipt(
                 current,
-                ledger.applied_sidecars(job.id),
+                applied,
                 current.media_name or wistia_name(where.name),
                 self.client.media_url(current.hashed_id),
                 done_at if done_at is not None else ledger.done_at(job.id) or self.guard.clock(),
@@ -327,19 +328,15 @@ class Finisher:
             ledger.note(current, f"could not write the receipt: {why}")
             log.warning("could not write the receipt", error=str(why))
 
-    def _where_it_ends_up(self, ledger: Ledger, job: Job) -> tuple[Path, Path] | None:
+    def _where_it_ends_up(self, job: Job, applied: dict[str, str]) -> tuple[Path, Path] | None:
         """The done file's final path and the configured folder it is below, if it has one."""
         mode = self.settings.ingest.after_upload
         if mode == "keep":
             media = Path(job.path)
-            return (media, self.settings.watch_dir) if _is_this_version(media, job) else None
-        chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
+            return (media, self.settings.watch_dir) if is_this_version(job) else None
+        chosen = applied.get(FATE_STEP)
         if mode == "move" and chosen and chosen != "delete":
-            try:
-                moved = Path(os.fsdecode(bytes.fromhex(chosen)))
-            except ValueError:
-                moved = Path(chosen)  # recorded as text by an older ingestd
-            return moved, Path(self.settings.ingest.archive_dir)
+            return _recorded_target(chosen), Path(self.settings.ingest.archive_dir)
         return None
 
     # --- a partial version replaced ------------------------------------------------------
@@ -432,10 +429,7 @@ class Finisher:
         moves; never one that is taken, and never longer than the file system allows."""
         chosen = ledger.applied_sidecars(job.id).get(FATE_STEP)
         if chosen and chosen != "delete":
-            try:
-                return Path(os.fsdecode(bytes.fromhex(chosen))).name
-            except ValueError:
-                return Path(chosen).name  # recorded as text by an older ingestd
+            return _recorded_target(chosen).name
         media = Path(job.path)
         tails = [media.suffix] + [f[len(media.stem) :] for f in followers]
         for n in range(10_000):
@@ -481,9 +475,18 @@ def _follower_name(target: str, media: str, follower: str) -> str:
     return Path(target).stem + follower[len(Path(media).stem) :]
 
 
-def _is_this_version(media: Path, job: Job) -> bool:
+def _recorded_target(chosen: str) -> Path:
+    """The archive path the fate step recorded: as bytes, in hex (a name need not be UTF-8)."""
     try:
-        return version_of(os.lstat(media)) == job.version
+        return Path(os.fsdecode(bytes.fromhex(chosen)))
+    except ValueError:
+        return Path(chosen)  # recorded as text by an older ingestd
+
+
+def is_this_version(job: Job) -> bool:
+    """The file at the job's path is the version the job uploaded (a link is not followed)."""
+    try:
+        return version_of(os.lstat(job.path)) == job.version
     except OSError:
         return False
 

@@ -131,26 +131,23 @@ class Notifier:
     def deliver(self, ledger: Ledger, notification: Notification) -> bool:
         """One attempt; True when it was delivered (or dropped for good)."""
         notify = self.settings.notify
-        age = self.clock() - notification.at
-        if age > notify.max_age_hours * 3600:
+        said = log.bind(
+            notification=notification.uid,
+            receiver=notification.receiver,
+            state=notification.event,
+            job_id=notification.job_id,
+        )
+        if self.clock() - notification.at > notify.max_age_hours * 3600:
             ledger.forget_notification(notification)
-            log.error(
+            said.error(
                 "dropped a notification never delivered",
-                notification=notification.uid,
-                receiver=notification.receiver,
-                state=notification.event,
-                job_id=notification.job_id,
                 attempts=notification.attempts,
                 max_age_hours=notify.max_age_hours,
             )
             return True
         if notification.receiver not in receivers(notify):
             ledger.forget_notification(notification)
-            log.warning(
-                "dropped a notification: its receiver is no longer configured",
-                notification=notification.uid,
-                receiver=notification.receiver,
-            )
+            said.warning("dropped a notification: its receiver is no longer configured")
             return True
         liveness.beat(notify.timeout_seconds * 2 + 30)  # one attempt may take this long
         try:
@@ -163,22 +160,14 @@ class Notifier:
             why = redact(str(exc))
             wait = RETRY.seconds(notification.attempts + 1)
             ledger.notification_failed(notification, why, self.clock() + wait)
-            log.warning(
+            said.warning(
                 "notification not delivered; retried later",
-                notification=notification.uid,
-                receiver=notification.receiver,
                 error=why,
                 retry_in_seconds=round(wait, 1),
             )
             return False
         ledger.forget_notification(notification)
-        log.info(
-            "notification delivered",
-            notification=notification.uid,
-            receiver=notification.receiver,
-            state=notification.event,
-            job_id=notification.job_id,
-        )
+        said.info("notification delivered")
         return True
 
     def _fix_body(self, ledger: Ledger, notification: Notification) -> str:

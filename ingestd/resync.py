@@ -23,9 +23,10 @@ from pathlib import Path
 
 from ingestd import logs
 from ingestd.config import Settings
-from ingestd.files import lstat
-from ingestd.finisher import Finisher, thumbnail_waiting
-from ingestd.jobs import Job, JobState, version_of
+from ingestd.errors import JobInputError
+from ingestd.files import open_folder
+from ingestd.finisher import Finisher, is_this_version, thumbnail_waiting
+from ingestd.jobs import Job, JobState
 from ingestd.ledger import Ledger, arrivals_while
 from ingestd.outcomes import Stage
 from ingestd.sidecars import DEFAULTS_NAME, changed_within, is_receipt, read_sidecars
@@ -96,8 +97,7 @@ class Resync:
 
     def _still_here(self, ledger: Ledger, job: Job) -> bool:
         """The done version's file is still at its path, and no newer version owns it."""
-        entry = lstat(Path(job.path))
-        if entry is None or version_of(entry) != job.version:
+        if not is_this_version(job):
             return False
         latest = ledger.latest_for_path(job.path)
         return latest is not None and latest.id == job.id
@@ -116,7 +116,7 @@ def changed_unseen(ledger: Ledger, watch_dir: Path) -> list[int]:
     defaults = _DefaultsTimes(watch_dir)
     marked = []
     for folder, jobs in by_folder.items():
-        newest = _sidecar_times_by_stem(folder)
+        newest = _sidecar_times_by_stem(Path(folder), watch_dir)
         above = defaults.newest_above(Path(folder))
         for job_id, stem, synced_at in jobs:
             if max(newest.get(stem, 0.0), above) > synced_at:
@@ -129,12 +129,17 @@ def _changed_at(entry: os.stat_result) -> float:
     return max(entry.st_mtime, entry.st_ctime)
 
 
-def _sidecar_times_by_stem(folder: str) -> dict[str, float]:
+def _sidecar_times_by_stem(folder: Path, watch_dir: Path) -> dict[str, float]:
     """stem -> when a sidecar of a media with that stem last changed (`clip.en.srt` counts
-    for `clip`). Broader than the sidecar rules on purpose: an extra mark costs nothing."""
+    for `clip`). Broader than the sidecar rules on purpose: an extra mark costs nothing. The
+    folder is reached from the watch folder without following a link (files.open_folder)."""
     newest: dict[str, float] = {}
     try:
-        with os.scandir(folder) as entries:
+        fd = open_folder(folder, watch_dir)
+    except (OSError, JobInputError):
+        return newest  # gone, unreadable, or a link now: its files are not here to re-sync
+    try:
+        with os.scandir(fd) as entries:
             for entry in entries:
                 name = entry.name
                 if not name.lower().endswith(SIDECAR_SUFFIXES) or is_receipt(name):
@@ -150,7 +155,9 @@ def _sidecar_times_by_stem(folder: str) -> dict[str, float]:
                 for one in stems:
                     newest[one] = max(newest.get(one, 0.0), changed)
     except OSError:
-        pass  # the folder is gone or unreadable: its files are not here to re-sync
+        pass  # the folder went away while listed
+    finally:
+        os.close(fd)
     return newest
 
 

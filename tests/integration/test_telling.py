@@ -74,6 +74,12 @@ def receiver() -> Any:
     hook.close()
 
 
+def _all_delivered(daemon: DaemonProcess, timeout: float = 20, what: str = "delivered") -> None:
+    wait_until(
+        lambda: daemon.status_json()["notifications"]["waiting"] == 0, timeout=timeout, what=what
+    )
+
+
 def _notified(daemon_factory: Any, receiver: Receiver, **notify: Any) -> DaemonProcess:
     settings = {"webhook_url": receiver.url, "webhook_secret": SECRET, **notify}
     return daemon_factory(notify=settings).start()
@@ -128,11 +134,7 @@ def test_a_receiver_that_fails_for_a_while_gets_the_same_body_later(
     assert waiting["waiting"] == 1 and "HTTP 500" in waiting["last_error"]
     assert "1 notification(s) waiting" in daemon.cli("status").stdout
     receiver.status = 204
-    wait_until(
-        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
-        timeout=30,
-        what="the notification delivered",
-    )
+    _all_delivered(daemon, 30, "the notification delivered")
     bodies = {r["body"] for r in receiver.received}
     assert len(bodies) == 1  # every attempt: the very same bytes, the same id
 
@@ -150,11 +152,7 @@ def test_a_kill_after_done_still_delivers_after_the_restart(
     daemon.kill()
     receiver.status = 200
     daemon.start()
-    wait_until(
-        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
-        timeout=30,
-        what="delivered after the restart",
-    )
+    _all_delivered(daemon, 30, "delivered after the restart")
     assert receiver.bodies()[-1] == first
     assert {b["id"] for b in receiver.bodies()} == {first["id"]}
 
@@ -172,11 +170,7 @@ def test_a_receiver_that_hangs_does_not_delay_other_jobs(
     assert daemon.status_json()["notifications"]["waiting"] == 4
     receiver.release.set()
     receiver.hang.clear()
-    wait_until(
-        lambda: daemon.status_json()["notifications"]["waiting"] == 0,
-        timeout=40,
-        what="all delivered once the receiver answers",
-    )
+    _all_delivered(daemon, 40, "all delivered once the receiver answers")
     assert {b["job"]["path"] for b in receiver.bodies()} == {str(c) for c in clips}
 
 
@@ -214,7 +208,7 @@ def test_the_command_gets_the_json_and_the_environment_never_the_token(
     assert record["env"]["INGESTD_HASHED_ID"] == job.hashed_id
     assert TOKEN not in called.read_text()
     wait_until(lambda: "handled done" in daemon.logs(), what="its output logged")
-    wait_until(lambda: daemon.status_json()["notifications"]["waiting"] == 0, what="delivered once")
+    _all_delivered(daemon, what="delivered once")
     assert "notification not delivered" not in daemon.logs()
 
 
