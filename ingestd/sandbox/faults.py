@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from email.utils import formatdate
 from typing import Any
 
@@ -61,16 +61,21 @@ class Faults:
         self._random = random.Random(self.seed)
 
     def update(self, **changes: Any) -> None:
-        known = {f.name for f in fields(self) if not f.name.startswith("_")}
-        unknown = set(changes) - known
+        """Switch faults at run time: every change is checked first, then all are applied
+        together (a bad one applies none)."""
+        switches = {f.name: f for f in fields(self) if not f.name.startswith("_")}
+        unknown = set(changes) - switches.keys()
         if unknown:
             raise ValueError(f"unknown fault option(s): {', '.join(sorted(unknown))}")
+        checked = {name: _checked(switches[name], value) for name, value in changes.items()}
         with self._lock:
-            for name, value in changes.items():
-                setattr(self, name, tuple(value) if name == "error_statuses" else value)
+            for name, value in checked.items():
+                setattr(self, name, value)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        """The switches as JSON-ready values (not `dataclasses.asdict`, which would deep-copy
+        the lock)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
     def take(self, counter: str) -> bool:
         """Consume one of the deterministic `fail_uploads` / `drop_uploads`."""
@@ -94,6 +99,30 @@ class Faults:
         if self.retry_after_as_date:
             return formatdate(time.time() + whole, usegmt=True)
         return str(whole)
+
+
+# The value types each switch's annotation allows, as JSON gives them.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "None": (type(None),),
+}
+
+
+def _checked(switch: Field[Any], value: Any) -> Any:
+    """`value` if the switch's annotation allows it (a list for the tuple of statuses)."""
+    annotation = str(switch.type)
+    if annotation.startswith("tuple"):
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError(f"{switch.name}: must be a list of HTTP statuses")
+        return tuple(value)
+    allowed = tuple(t for name in annotation.split("|") for t in _JSON_TYPES[name.strip()])
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise ValueError(f"{switch.name}: must be {annotation}, not {value!r}")
+    return value
 
 
 class RateWindow:

@@ -177,3 +177,26 @@ def test_standalone_sandbox_without_token_accepts_any_bearer_but_requires_one(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_sandbox_faults_switch_over_http_as_the_readme_shows(sandbox) -> None:
+    """`GET`/`POST /_sandbox/faults` (README, "The sandbox"): the switches are read and
+    changed from another process; a bad change is refused whole and changes nothing."""
+    import httpx
+
+    url = sandbox.url + "_sandbox/faults"
+    shown = httpx.get(url)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["video_limit"] is None
+
+    changed = httpx.post(url, json={"video_limit": 3, "error_statuses": [502]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["video_limit"] == 3
+    assert sandbox.faults.video_limit == 3
+    assert sandbox.faults.error_statuses == (502,)
+
+    refused = httpx.post(url, json={"video_limit": None, "latency": "slow"})
+    assert refused.status_code == 400
+    assert "latency" in refused.json()["error"]
+    assert sandbox.faults.video_limit == 3  # nothing of a refused change applied
+    assert httpx.post(url, json={"no_such_fault": 1}).status_code == 400
