@@ -55,13 +55,22 @@ class Daemon:
         self.config.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Daemon:
+    def start(self, open_files: int | None = None) -> Daemon:
+        """Start it; `open_files` sets its descriptor limit (the unit's LimitNOFILE=)."""
+
+        def limit() -> None:
+            import resource
+
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ingestd", "--config", str(self.config), "run"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")},
+                preexec_fn=limit,
             )
         wait_for(lambda: "ready: watching" in self.log.read_text(errors="replace"), 30, "ready")
         return self

@@ -4,7 +4,8 @@
                                    held jobs (1): rechecks each held job, lets it go on
                                    re-sync (1): sidecars changed after done reach the media
                                    notifications (1): delivers the outbox (webhook, command)
-    metrics (prometheus_client's thread): /metrics, read from the ledger at each scrape
+    metrics (its own process, metrics.listen): the ledger's numbers, and the daemon's own
+        counters asked over a pipe (metrics.py)
     status page (its own process, web.listen): reads the ledger like `ingestd status`
 
 Each stage talks to the others only through the ledger. The main thread only supervises and
@@ -28,7 +29,7 @@ from typing import Any
 
 from ingestd import logs, writers
 from ingestd.config import Settings, read_web_password
-from ingestd.errors import Cancelled, ConfigError, WistiaError
+from ingestd.errors import Cancelled, WistiaError
 from ingestd.finisher import Finisher
 from ingestd.held import HeldJobs
 from ingestd.jobs import JobState
@@ -41,7 +42,7 @@ from ingestd.ledger import (
     wake_all,
 )
 from ingestd.liveness import Heartbeat, attached
-from ingestd.metrics import MetricsServer
+from ingestd.meters import Meters
 from ingestd.notifications import Notifier, receivers
 from ingestd.notify import notify, watchdog_interval
 from ingestd.outcomes import Backoff
@@ -114,7 +115,10 @@ class Daemon:
         self._reload_requested = threading.Event()
         self._attention = threading.Event()  # a signal arrived: the main loop looks at once
         self.limiter = RateLimiter(settings.wistia.requests_per_minute)
-        self.client = WistiaClient(settings.wistia, token, self.limiter, self.stop)
+        self.meters = Meters(process=True)
+        self.client = WistiaClient(
+            settings.wistia, token, self.limiter, self.stop, meters=self.meters
+        )
         self.client.throttle.set_rate(settings.ingest.bandwidth)
         path = settings.ledger
         self.uploader = Uploader(settings, path, self.client, self.stop)
@@ -134,9 +138,7 @@ class Daemon:
         self.watcher.on_change = self.held.nudge
         self.resync = Resync(settings, path, self.finisher, self.stop)
         self.notifier = Notifier(settings, path, self.client, self.stop)
-        self.metrics = (
-            MetricsServer(settings.metrics.listen, path) if settings.metrics.listen else None
-        )
+        self.metrics: Any = None  # /metrics (metrics.listen), made in run()
         self.page: Any = None  # the status page's process (web.listen), made in run()
         self.stages = [
             _Stage("watcher", self.watcher.run),
@@ -194,26 +196,23 @@ class Daemon:
         configure_outbox(list(settings.notify.events), receivers(settings.notify))
 
     def _start_metrics(self) -> None:
-        if self.metrics is None:
+        """/metrics, from its own process (prometheus_client only when wanted)."""
+        if not self.settings.metrics.listen:
             return
-        try:
-            self.metrics.start()
-        except OSError as exc:
-            raise ConfigError(
-                f"metrics.listen: cannot listen on {self.settings.metrics.listen}: "
-                f"{exc.strerror or exc}",
-                "choose a free port, or leave metrics.listen empty",
-            ) from None
+        from ingestd.metrics import MetricsService
+
+        self.metrics = MetricsService(self.settings, self.meters, self.stop)
+        self.metrics.start()
 
     def _start_page(self) -> None:
         """The status page, in its own process; it links done jobs to Wistia with the
         account's url, which the daemon learns once (in the background) for it."""
         if not self.settings.web.listen:
             return
-        from ingestd.web import PageProcess  # Flask and waitress only when wanted
+        from ingestd.web import page_process  # Flask and waitress only when wanted
 
         password = read_web_password(self.settings)
-        self.page = PageProcess(self.settings, self.token, password)
+        self.page = page_process(self.settings, self.token, password)
         self.page.start()
         threading.Thread(target=self._learn_account_url, name="account-url", daemon=True).start()
 
@@ -248,8 +247,9 @@ class Daemon:
                 break
             now = time.monotonic()
             healthy = self._supervise(now)
-            if self.page is not None:
-                self.page.check(now)
+            for served in (self.page, self.metrics):
+                if served is not None:
+                    served.check(now)
             if not ready and self.watcher.scanned.is_set():
                 ready = True
                 notify("READY=1", f"STATUS={self._status_line()}")

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Self
 
-from ingestd import liveness, logs, metrics
+from ingestd import liveness, logs
 from ingestd.config import Settings
 from ingestd.errors import (
     AuthError,
@@ -291,7 +291,7 @@ class Uploader:
         except TransientError:
             self._changed_under_upload(ledger, job, upload.file)  # then that is what happened
             raise
-        metrics.UPLOAD_SECONDS.observe(time.monotonic() - started)
+        self.client.meters.upload_seconds.observe(time.monotonic() - started)
         progress.flush()
         changed = os.fstat(upload.file)
         if version_of(changed) != job.version:

@@ -34,7 +34,7 @@ import httpx
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ingestd import __version__, liveness, metrics
+from ingestd import __version__, liveness
 from ingestd.config import WistiaSettings
 from ingestd.errors import (
     AuthError,
@@ -45,6 +45,7 @@ from ingestd.errors import (
     VideoLimitError,
     WistiaError,
 )
+from ingestd.meters import Meters
 from ingestd.outcomes import Backoff
 
 # Wistia's limit for a media's name (Upload API page).
@@ -323,7 +324,6 @@ class MultipartUpload:
                 break
             throttle.take(len(chunk), stop)
             sent += len(chunk)
-            metrics.UPLOADED_BYTES.inc(len(chunk))
             liveness.beat(allow)  # after the last chunk, Wistia may take this long to answer
             on_progress(sent)
             yield chunk
@@ -371,8 +371,10 @@ class WistiaClient:
         *,
         api_retries: int = 4,
         transport: httpx.BaseTransport | None = None,
+        meters: Meters | None = None,
     ) -> None:
         self.settings = settings
+        self.meters = meters if meters is not None else Meters()
         self.upload_url = settings.upload_url
         self.api_url = settings.api_url
         self._limiter = limiter
@@ -414,12 +416,18 @@ class WistiaClient:
         )
         allow = max(self.settings.timeout_seconds, self.settings.upload_timeout_seconds)
         upload = MultipartUpload(fd, filename, fields)
+        counted = 0
+
+        def progress(sent: int) -> None:
+            nonlocal counted
+            self.meters.uploaded_bytes.inc(sent - counted)
+            counted = sent
+            on_progress(sent)
+
         response = self._send(
             "POST",
             self.upload_url,
-            content=upload.body(
-                on_progress, self._stop, self.throttle, allow + STALL_MARGIN_SECONDS
-            ),
+            content=upload.body(progress, self._stop, self.throttle, allow + STALL_MARGIN_SECONDS),
             headers=upload.headers,
             timeout=timeout,
         )
@@ -585,15 +593,15 @@ class WistiaClient:
         except Cancelled:
             raise
         except httpx.TimeoutException as exc:
-            metrics.count_request(api, None)
+            self.meters.count_request(api, None)
             raise TransientError(f"timed out talking to Wistia ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            metrics.count_request(api, None)
+            self.meters.count_request(api, None)
             raise TransientError(f"network error talking to Wistia: {_describe(exc)}") from None
         except h11.ProtocolError as exc:  # httpx lets this one through (a body cut short)
-            metrics.count_request(api, None)
+            self.meters.count_request(api, None)
             raise TransientError(f"the request could not be sent whole: {_describe(exc)}") from None
-        metrics.count_request(api, response.status_code)
+        self.meters.count_request(api, response.status_code)
         error = self._classify(response)
         if error is not None:
             raise error

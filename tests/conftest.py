@@ -62,6 +62,17 @@ def write_config(path: Path, values: dict[str, Any]) -> Path:
     return path
 
 
+def _with_open_files_limit(limit: int) -> Callable[[], None]:
+    """In the child, before exec: at most `limit` open descriptors (soft and hard)."""
+
+    def lower() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return lower
+
+
 def _without_permission_override() -> None:
     """In the child, before exec: root loses the capabilities that bypass file modes."""
     if os.geteuid() != 0:
@@ -126,21 +137,28 @@ class DaemonProcess:
         honour_permissions: bool = False,
         env: dict[str, str] | None = None,
         wrapper: list[str] | None = None,
+        open_files: int | None = None,
     ) -> DaemonProcess:
         """Start the daemon; `honour_permissions` makes even root meet file modes; `wrapper`
-        is a command that runs it (setpriv, to start it with fewer capabilities)."""
+        is a command that runs it (setpriv, to start it with fewer capabilities);
+        `open_files` lowers its descriptor limit (as a unit's LimitNOFILE= does)."""
         write_config(self.config_path, self.config)
         offset = len(self.logs())  # the log is shared by restarts: read only what is new
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child owns it)
         env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")} | (env or {})
         command = [sys.executable, "-m", "ingestd", "--config", str(self.config_path), "run"]
+        preexec = None
+        if honour_permissions:
+            preexec = _without_permission_override
+        elif open_files is not None:
+            preexec = _with_open_files_limit(open_files)
         self.proc = subprocess.Popen(
             [*(wrapper or []), *command],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self.tmp,
-            preexec_fn=_without_permission_override if honour_permissions else None,
+            preexec_fn=preexec,
         )
         log.close()
         if wait_ready:

@@ -8,35 +8,26 @@ and have no shell on the server.
     GET /api/status.json     exactly what `ingestd status --json` prints (status.as_json)
     GET /api/jobs/<id>.json  exactly what `ingestd status --json <id>` prints
 
-Flask (routing, Jinja2 templates that escape every name) served by waitress, a production
-WSGI server whose own event loop reads requests before any thread sees them: a slowloris
-or a huge header costs a socket, never a worker; idle ones are cut off (`channel_timeout`),
-huge headers refused (`max_request_header_size`), connections capped (MAX_CONNECTIONS). A
-client that holds more connections than that still shuts others out of the page (never the
-daemon): for the open internet, put a proxy in front. It runs in its own
-process (spawned by the daemon, ended with it), reading the ledger read-only like `ingestd
-status`: a flood of
-requests competes for no lock and no interpreter with the uploads. The view is built at most
-once a second, however many ask. Nothing on it changes anything; the token never appears
-(every answer is redacted like `status`).
+Flask (routing, Jinja2 templates that escape every name), served from a process of its own
+(serving.py: waitress, connections capped at MAX_CONNECTIONS, idle ones cut off, a lower CPU
+priority), reading the ledger read-only like `ingestd status`: a flood of requests competes
+for no lock, descriptor or interpreter with the uploads. A client that holds more connections
+than the cap still shuts others out of the page (never the daemon): for the open internet,
+put a proxy in front. The view is built at most once a second, however many ask. Nothing on
+it changes anything; the token never appears (every answer is redacted like `status`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import ctypes
 import hashlib
 import hmac
 import ipaddress
 import json
-import os
-import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +37,9 @@ from flask import Flask, Response, abort, render_template, request
 
 from ingestd import logs
 from ingestd.config import Settings
-from ingestd.errors import IngestdError
 from ingestd.files import display
 from ingestd.ledger import Ledger
-from ingestd.redact import add_secret
+from ingestd.serving import ServedProcess, address_of, become_served_process, listen, serve
 from ingestd.status import as_json, history, snapshot
 
 log = logs.get("ingestd.web")
@@ -355,24 +345,14 @@ def _duration(seconds: float) -> str:
 # --- its own process ------------------------------------------------------------------------------
 
 
-def listen(address: str) -> socket.socket:
-    """The page's socket, bound by the daemon itself: a taken port is one line at start-up."""
-    from ingestd.config import parse_listen
-
-    host, port = parse_listen(address)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise IngestdError(
-            f"web.listen: cannot listen on {address}: {exc.strerror or exc}",
-            "choose a free port, or leave web.listen empty",
-        ) from None
-    return sock
+def page_process(settings: Settings, token: str, password: str) -> ServedProcess:
+    """The status page's process (serving.py: its own process, capped, idle cut off), on a
+    socket the daemon binds now: a taken port is one line at start-up."""
+    page = page_settings(settings, token, password)
+    sock = listen(settings.web.listen, "web.listen")
+    return ServedProcess(
+        "ingestd-web", sock, _serve_page, lambda: (page, settings.log.level, settings.log.format)
+    )
 
 
 def page_settings(settings: Settings, token: str, password: str) -> PageSettings:
@@ -387,126 +367,10 @@ def page_settings(settings: Settings, token: str, password: str) -> PageSettings
     )
 
 
-def serve(
-    settings: PageSettings, sock: socket.socket, log_level: str, log_format: str, daemon: int
+def _serve_page(
+    sock: socket.socket, daemon: int, settings: PageSettings, log_level: str, log_format: str
 ) -> None:
     """The page process: ends with the daemon (even a kill -9 of it) and on SIGTERM."""
-    import waitress
-
-    _end_with(daemon)
-    logs.configure(
-        level=log_level, fmt=log_format, under_journald=bool(os.environ.get("JOURNAL_STREAM"))
-    )
-    add_secret(settings.token)
-    _more_descriptors()
-    server = waitress.create_server(
-        create_app(settings),
-        sockets=[sock],
-        threads=4,
-        connection_limit=MAX_CONNECTIONS,
-        channel_timeout=15,
-        max_request_header_size=16 * 1024,
-        max_request_body_size=1024,
-        ident="ingestd",
-        clear_untrusted_proxy_headers=True,
-        asyncore_use_poll=True,  # select() fails on a descriptor above 1023
-    )
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    log.info("serving the status page", url=_address(sock))
-    server.run()
-
-
-class PageProcess:
-    """The status page's process, started and watched by the daemon: restarted (after a
-    pause) if it dies, ended when the daemon stops. The socket is the daemon's, bound at
-    start-up, so a taken port is one line then, and a restart never loses it."""
-
-    RESTART_SECONDS = 5.0
-
-    def __init__(self, settings: Settings, token: str, password: str) -> None:
-        self.page = page_settings(settings, token, password)
-        self.log_level, self.log_format = settings.log.level, settings.log.format
-        self.sock = listen(settings.web.listen)
-        self.process: Any = None
-        self.restart_at = 0.0
-
-    def start(self) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads
-        self.process = context.Process(
-            target=serve,
-            args=(self.page, self.sock, self.log_level, self.log_format, os.getpid()),
-            name="ingestd-web",
-            daemon=True,
-        )
-        with _without_private_variables():
-            self.process.start()
-
-    def check(self, now: float) -> None:
-        """From the daemon's main loop: a page process that died is started again."""
-        if self.process is None or self.process.is_alive():
-            return
-        if self.restart_at == 0.0:
-            log.error(
-                "the status page's process ended; it is restarted", code=self.process.exitcode
-            )
-            self.restart_at = now + self.RESTART_SECONDS
-        elif now >= self.restart_at:
-            self.restart_at = 0.0
-            self.start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.is_alive():
-            self.process.terminate()
-            self.process.join(3)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join(3)
-        self.sock.close()
-
-
-def _address(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-
-
-@contextlib.contextmanager
-def _without_private_variables() -> Iterator[None]:
-    """The page's process is started without ingestd's own variables (a token may be one)
-    or systemd's credentials in its environment: it needs neither."""
-    private = {
-        name: value
-        for name, value in os.environ.items()
-        if name.upper().startswith(("INGESTD_", "CREDENTIALS_DIRECTORY"))
-    }
-    for name in private:
-        del os.environ[name]
-    try:
-        yield
-    finally:
-        os.environ.update(private)
-
-
-def _more_descriptors() -> None:
-    """Room for MAX_CONNECTIONS sockets (the soft limit is often 1024; the hard one higher)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = MAX_CONNECTIONS + 100
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
-        except (OSError, ValueError):  # a seccomp filter (the unit sets LimitNOFILE instead)
-            log.warning("cannot raise the open-files limit; fewer connections fit", limit=soft)
-
-
-def _end_with(daemon: int) -> None:
-    """Ask the kernel to end this process when the daemon ends, however it ends."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != daemon:  # it was gone before the request was made
-        os._exit(0)
+    become_served_process(daemon, log_level, log_format, (settings.token,))
+    log.info("serving the status page", url=address_of(sock))
+    serve(create_app(settings), sock, most_connections=MAX_CONNECTIONS)

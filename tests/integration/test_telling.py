@@ -385,3 +385,69 @@ def test_completion_scripts_are_produced_and_bash_loads_its_own(shell: str) -> N
         )
         assert loaded.returncode == 0, loaded.stderr
         assert "ingestd" in loaded.stdout
+
+
+def _idle_connections(port: int, count: int) -> list[Any]:
+    """Up to `count` connections to `port` that send a request line and then nothing, as a
+    hostile or broken client would; opened one by one as fast as the server accepts them,
+    until it stops accepting (a few refused in a row)."""
+    import socket
+
+    sockets: list[socket.socket] = []
+    refused = 0
+    while len(sockets) < count and refused < 10:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=0.3)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+        except OSError:
+            refused += 1
+            continue
+        refused = 0
+        sockets.append(sock)
+    return sockets
+
+
+def test_idle_connections_to_metrics_and_the_page_take_nothing_the_uploads_need(
+    daemon_factory: Any, free_port: int
+) -> None:
+    """Hundreds of idle connections on each of the metrics and page ports, with the daemon
+    under a low descriptor limit (a unit's LimitNOFILE=): the daemon's own descriptors stay
+    few, a file dropped meanwhile is done as usual, and both ports answer once the flood is
+    gone. (Issue 19: /metrics served from the daemon's process took every descriptor.)"""
+    import resource
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        page_port = probe.getsockname()[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
+    daemon = daemon_factory(
+        metrics={"listen": f"127.0.0.1:{free_port}"},
+        web={"listen": f"127.0.0.1:{page_port}"},
+    ).start(open_files=256)
+    assert daemon.proc is not None
+    wait_until(lambda: _scrape(free_port), what="metrics up")
+    flood = _idle_connections(free_port, 600) + _idle_connections(page_port, 600)
+    try:
+        clip = daemon.watch / "during-the-flood.mp4"
+        write_media(clip, 300_000, seed=40)
+        daemon.wait_state(clip, JobState.DONE, timeout=30)
+        descriptors = len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+        assert descriptors < 120, f"the daemon holds {descriptors} descriptors"
+        assert "Too many open files" not in daemon.logs()
+    finally:
+        for sock in flood:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    wait_until(lambda: _scrape(free_port), timeout=30, what="metrics answer after the flood")
+    with urlopen(f"http://127.0.0.1:{page_port}/api/status.json", timeout=10) as answer:
+        assert json.loads(answer.read())["counts"]["done"] == 1
+
+
+def _scrape(port: int) -> str:
+    try:
+        with urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            return answer.read().decode()
+    except OSError:
+        return ""
