@@ -1113,17 +1113,32 @@ class Ledger:
 
     # --- the outbox ---------------------------------------------------------------------------
 
-    def due_notifications(self, now: float | None = None, limit: int = 20) -> list[Notification]:
+    def due_notifications(
+        self, now: float | None = None, limit: int = 20, receiver: str | None = None
+    ) -> list[Notification]:
+        """Notifications due by `now`, oldest first; of one receiver when it is given."""
         rows = self._raw(
             """SELECT id, uid, receiver, job_id, event, at, job, body, attempts
-               FROM notifications WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id
-               LIMIT ?""",
-            (_now() if now is None else now, limit),
+               FROM notifications WHERE next_attempt_at <= ? AND (? IS NULL OR receiver = ?)
+               ORDER BY next_attempt_at, id LIMIT ?""",
+            (_now() if now is None else now, receiver, receiver, limit),
         )
         return [Notification(*row) for row in rows]
 
-    def soonest_notification(self) -> float | None:
-        row = self._row("SELECT min(next_attempt_at) FROM notifications")
+    def receivers_due(self, now: float) -> list[str]:
+        """The receivers that have a notification due by `now`."""
+        rows = self._raw(
+            "SELECT DISTINCT receiver FROM notifications WHERE next_attempt_at <= ?", (now,)
+        )
+        return [row[0] for row in rows]
+
+    def soonest_notification(self, besides: frozenset[str] = frozenset()) -> float | None:
+        """When the next notification falls due, of a receiver not in `besides`."""
+        marks = ", ".join("?" for _ in besides)
+        row = self._row(
+            f"SELECT min(next_attempt_at) FROM notifications WHERE receiver NOT IN ({marks})",
+            tuple(besides),
+        )
         return None if row is None else row[0]
 
     @_retried_write

@@ -2,8 +2,11 @@
 
 The ledger writes one notification per receiver (the webhook, the command) in the very
 transaction that moves the job (ledger._enqueue_notifications: an outbox), so a crash can lose
-neither the move nor its notification. This stage delivers them, oldest first, on its own
-thread: a slow or dead receiver holds up only other notifications, never an upload.
+neither the move nor its notification. This stage delivers them, oldest first, each receiver
+in a lane of its own (a thread that takes that receiver's due notifications in turn): a slow,
+dripping or dead receiver holds up only its own lane, never another receiver and never an
+upload. Every attempt ends within `notify.timeout_seconds`: a webhook's connection is shut at
+that moment, whatever the receiver is still sending, and a command's process group killed.
 
 The body is fixed at the first attempt and stored, so every retry (and the other receiver)
 gets exactly the same bytes and the same `id`: a receiver drops repeats by `id`. A failed
@@ -19,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -29,8 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlsplit
 
 from ingestd import __version__, liveness, logs
 from ingestd.config import NotifySettings, Settings
@@ -82,10 +86,7 @@ class Notifier:
         self.client = client
         self.stop = stop
         self.clock = clock
-        self._http = httpx.Client(
-            headers={"User-Agent": f"ingestd/{__version__}"}, follow_redirects=False
-        )
-        self._webhook: threading.Thread | None = None  # the last POST's thread
+        self._lanes: dict[str, threading.Thread] = {}  # receiver -> the lane delivering now
 
     def run(self) -> None:
         ledger = Ledger(self.ledger_path)
@@ -96,31 +97,53 @@ class Notifier:
                     liveness.beat()
                     wake.clear()
                     now = self.clock()
-                    due = ledger.due_notifications(now, BATCH)
-                    failing: set[str] = set()  # a receiver that failed waits for the next pass
-                    for notification in due:
-                        if self.stop.is_set():
-                            break
-                        if notification.receiver in failing:
-                            continue
-                        if not self._contained(ledger, notification):
-                            failing.add(notification.receiver)
-                    if not due:
-                        wake.wait(idle_wait(ledger.soonest_notification(), now))
+                    for receiver in ledger.receivers_due(now):
+                        if receiver not in self._busy():
+                            self._open_lane(receiver, wake)
+                    soonest = ledger.soonest_notification(frozenset(self._busy()))
+                    wake.wait(idle_wait(soonest, now))
         finally:
             ledger.close()
-            self._http.close()
+
+    def _busy(self) -> set[str]:
+        """The receivers whose lane is delivering now."""
+        self._lanes = {r: lane for r, lane in self._lanes.items() if lane.is_alive()}
+        return set(self._lanes)
+
+    def _open_lane(self, receiver: str, wake: threading.Event) -> None:
+        """One receiver's due notifications, delivered in turn on a thread of their own, until
+        one is not delivered (that receiver then waits for its retry); the stage is woken
+        when the lane ends."""
+
+        def deliver_due() -> None:
+            try:
+                ledger = Ledger(self.ledger_path)
+                try:
+                    for notification in ledger.due_notifications(self.clock(), BATCH, receiver):
+                        if self.stop.is_set() or not self._contained(ledger, notification):
+                            break
+                finally:
+                    ledger.close()
+            except sqlite3.Error as exc:  # the ledger's trouble: the next pass tries again
+                log.warning("notifications: cannot use the ledger", error=str(exc))
+            finally:
+                wake.set()
+
+        # A daemon thread: a delivery under way never holds up the daemon's stop.
+        lane = threading.Thread(target=deliver_due, name=f"notify-{receiver}", daemon=True)
+        self._lanes[receiver] = lane
+        lane.start()
 
     # --- one notification -----------------------------------------------------------------
 
     def _contained(self, ledger: Ledger, notification: Notification) -> bool:
         """`deliver`, with a surprise kept to this notification: retried later, with backoff,
-        like a refusal; the stage goes on with the next one. False when it was not
+        like a refusal; the lane goes on with the next one. False when it was not
         delivered."""
         try:
             return self.deliver(ledger, notification)
         except sqlite3.Error:
-            raise  # the ledger's trouble: the supervisor restarts the stage
+            raise  # the ledger's trouble
         except Exception as exc:
             log.exception("notification could not be sent", notification=notification.uid)
             wait = RETRY.seconds(notification.attempts + 1)
@@ -149,7 +172,6 @@ class Notifier:
             ledger.forget_notification(notification)
             said.warning("dropped a notification: its receiver is no longer configured")
             return True
-        liveness.beat(notify.timeout_seconds * 2 + 30)  # one attempt may take this long
         try:
             body = notification.body or self._fix_body(ledger, notification)
             if notification.receiver == WEBHOOK:
@@ -199,45 +221,18 @@ class Notifier:
         return fixed if fixed is not None else body
 
     def _post(self, notify: NotifySettings, notification: Notification, body: str) -> None:
-        """POST, waiting at most `timeout_seconds` in all: httpx's timeouts apply per read, so
-        a receiver dripping a byte at a time is cut off here. The abandoned request ends on
-        its own (its reads time out); until it has, the webhook is not tried again."""
-        if self._webhook is not None and self._webhook.is_alive():
-            raise DeliveryFailed("the webhook's previous answer has not ended yet")
         content = body.encode()
-        headers = {"Content-Type": "application/json", "X-Ingestd-Event": notification.event}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"ingestd/{__version__}",
+            "X-Ingestd-Event": notification.event,
+        }
         secret = notify.webhook_secret.get_secret_value()
         if secret:
             headers["X-Ingestd-Signature"] = signature(secret, content)
-        outcome: list[str | None] = []
-
-        def send() -> None:
-            outcome.append(self._send(notify, content, headers))
-
-        self._webhook = threading.Thread(target=send, name="webhook", daemon=True)
-        self._webhook.start()
-        self._webhook.join(notify.timeout_seconds)
-        if not outcome:
-            raise DeliveryFailed(f"webhook did not answer within {notify.timeout_seconds:g} s")
-        if outcome[0] is not None:
-            raise DeliveryFailed(outcome[0])
-
-    def _send(self, notify: NotifySettings, content: bytes, headers: dict[str, str]) -> str | None:
-        """One POST; None when a 2xx answered it, else why not."""
-        try:
-            with self._http.stream(
-                "POST",
-                notify.webhook_url,
-                content=content,
-                headers=headers,
-                timeout=notify.timeout_seconds,
-            ) as response:
-                if 200 <= response.status_code < 300:
-                    return None
-                answer = _first_characters(response)
-        except httpx.HTTPError as exc:
-            return f"webhook: {type(exc).__name__}: {exc}"
-        return f"webhook answered HTTP {response.status_code}" + (f": {answer}" if answer else "")
+        refused = post_within(notify.webhook_url, content, headers, notify.timeout_seconds)
+        if refused is not None:
+            raise DeliveryFailed(refused)
 
     def _run_command(
         self, notify: NotifySettings, notification: Notification, body: str, ledger: Ledger
@@ -287,14 +282,49 @@ class Notifier:
             raise DeliveryFailed(f"command exited with status {status}")
 
 
-def _first_characters(response: httpx.Response) -> str:
-    """The start of a refusal's body, for the log: read bounded, never the whole answer."""
-    taken = b""
-    for chunk in response.iter_bytes():
-        taken += chunk
-        if len(taken) >= MAX_ANSWER_CHARACTERS:
-            break
-    return _text(taken)[:MAX_ANSWER_CHARACTERS]
+def post_within(url: str, content: bytes, headers: dict[str, str], seconds: float) -> str | None:
+    """POST `content` to `url`, all of it within `seconds`: None when a 2xx answered it,
+    else why not. httpx's timeouts count per read (a receiver dripping a byte at a time
+    never trips them) and it has no total one, so this is the standard library's client on
+    a socket of our own: at the deadline the socket is shut down, which ends whatever read
+    or write is under way, and the connection is closed. No redirect is followed."""
+    parts = urlsplit(url)
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = kind(parts.hostname or "", parts.port, timeout=seconds)
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    cutoff = threading.Timer(seconds, cut)
+    cutoff.daemon = True
+    cutoff.start()
+    try:
+        connection.connect()
+        if expired.is_set():  # the deadline passed while connecting: cut() found no socket
+            raise TimeoutError
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection.request("POST", target, body=content, headers=headers)
+        response = connection.getresponse()
+        accepted = 200 <= response.status < 300
+        answer = "" if accepted else _text(response.read(MAX_ANSWER_CHARACTERS))
+        if expired.is_set():  # cut off mid-answer (http.client takes the cut for the end)
+            raise TimeoutError
+        if accepted:
+            return None
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            return f"webhook did not answer within {seconds:g} s"
+        return f"webhook: {type(exc).__name__}: {exc}"
+    finally:
+        cutoff.cancel()
+        connection.close()
+    answer = answer[:MAX_ANSWER_CHARACTERS]
+    return f"webhook answered HTTP {response.status}" + (f": {answer}" if answer else "")
 
 
 def _text(raw: bytes) -> str:

@@ -174,6 +174,84 @@ def test_a_receiver_that_hangs_does_not_delay_other_jobs(
     assert {b["job"]["path"] for b in receiver.bodies()} == {str(c) for c in clips}
 
 
+class DrippingReceiver:
+    """A webhook receiver that reads the request, sends a status line, then one header byte
+    every 0.2 s for as long as the client stays: each read is quick, the answer never ends.
+    Records when each connection came and when the client hung up."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
+        self.connections: list[dict[str, float | None]] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            record: dict[str, float | None] = {"came": time.monotonic(), "left": None}
+            self.connections.append(record)
+            threading.Thread(target=self._drip, args=(conn, record), daemon=True).start()
+
+    def _drip(self, conn: Any, record: dict[str, float | None]) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                for _ in range(300):  # at most a minute
+                    if self.closed.wait(0.2):
+                        break
+                    conn.sendall(b"a")
+            except OSError:
+                pass
+            record["left"] = time.monotonic()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.close()
+
+
+def test_a_dripping_webhook_is_cut_off_each_time_and_holds_up_no_other_receiver(
+    daemon_factory: Any, tmp_path: Path
+) -> None:
+    """Each attempt ends after notify.timeout_seconds with its connection closed, the next
+    attempt goes out as usual, and the command receiver is told meanwhile."""
+    drip = DrippingReceiver()
+    told = tmp_path / "told.json"
+    timeout = 4.0
+    try:
+        daemon = daemon_factory(
+            notify={
+                "webhook_url": drip.url,
+                "command": ["/bin/sh", "-c", f"cat > '{told}'"],
+                "timeout_seconds": timeout,
+            }
+        ).start()
+        clip = daemon.watch / "drip.mp4"
+        write_media(clip, 40_000, seed=41)
+        daemon.wait_state(clip, JobState.DONE, timeout=30)
+        wait_until(lambda: drip.connections, what="a first attempt")
+        wait_until(told.exists, timeout=timeout, what="the command told while the webhook drips")
+        first = drip.connections[0]
+        assert first["left"] is None or first["left"] - first["came"] > 1.0
+        wait_until(lambda: len(drip.connections) >= 2, timeout=30, what="a second attempt")
+        for attempt in drip.connections[:2]:
+            wait_until(lambda a=attempt: a["left"] is not None, timeout=timeout + 3)
+            held = attempt["left"] - attempt["came"]
+            assert held < timeout + 2, f"an attempt held its connection {held:.1f} s"
+        assert "previous answer has not ended" not in daemon.logs()
+        assert f"webhook did not answer within {timeout:g} s" in daemon.logs()
+        assert json.loads(told.read_text())["event"] == "done"
+    finally:
+        drip.close()
+
+
 def test_the_command_gets_the_json_and_the_environment_never_the_token(
     daemon_factory: Any, tmp_path: Path
 ) -> None:
