@@ -108,8 +108,15 @@ class Daemon:
 
 
 def ledger_rows(path: Path) -> tuple[list[sqlite3.Row], dict[int, str], str]:
-    connection = sqlite3.connect(path, timeout=15)
+    """Every job, each job's last event, and SQLite's integrity check. Read-only: a ledger
+    the daemon has not made yet (all its starts so far killed early) has no rows."""
+    if not path.exists():
+        return [], {}, "ok"
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
     connection.row_factory = sqlite3.Row
+    if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
+        connection.close()
+        return [], {}, "ok"
     jobs = connection.execute("SELECT * FROM jobs").fetchall()
     last_events = {
         row["job_id"]: row["to_state"]

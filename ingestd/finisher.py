@@ -88,7 +88,9 @@ class Finisher:
     def finish(self, ledger: Ledger, job: Job) -> None:
         # Once the file's fate began (recorded first), its sidecars were all sent: a restart
         # goes straight on with the fate, whatever of the sidecars has moved already.
+        read_at = None
         if FATE_STEP not in ledger.applied_sidecars(job.id):
+            read_at = time.time()  # wall time, as the sidecars' own mtimes
             sidecars = self.preflight(ledger, job)
             now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
             if changed_within(sidecars.paths, now, settle):
@@ -99,11 +101,31 @@ class Finisher:
                 wait = now + self.thumbnail_wait
                 ledger.update(job, next_attempt_at=wait, reason=thumbnail_waiting(sidecars))
                 return
+            if self._changed_while_sent(ledger, job):
+                reason = "a sidecar changed while it was being sent; sending it again"
+                ledger.update(job, next_attempt_at=self.guard.clock(), reason=reason)
+                log.info(reason)
+                return
             self._replace_partial(ledger, job)
         note = self._fate(ledger, job)
         self.write_receipt(ledger, job, done_at=self.guard.clock())
-        ledger.move(job, JobState.DONE, note, error=None, next_attempt_at=None)
+        changes: dict[str, object] = {"error": None, "next_attempt_at": None}
+        if read_at is not None:
+            changes["sidecars_read_at"] = read_at
+        ledger.move(job, JobState.DONE, note, **changes)
         log.info("done", fate=note)
+
+    def _changed_while_sent(self, ledger: Ledger, job: Job) -> bool:
+        """Whether the sidecars on disk now say something the media was not sent: an edit
+        made after they were read. The digests recorded per step are the judge."""
+        sidecars = read_sidecars(
+            Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
+        )
+        if any(True for _ in self._steps(job, sidecars, ledger)):
+            return True
+        thumbnail = sidecars.thumbnail
+        still = _digest_and_id(ledger.applied_sidecars(job.id).get(THUMBNAIL_STEP))
+        return thumbnail is not None and (still is None or still[0] != thumbnail.digest)
 
     def preflight(self, ledger: Ledger, job: Job) -> Sidecars:
         """The local checks of finishing, which the held jobs' recheck runs too: the sidecars

@@ -145,6 +145,7 @@ class Job(NamedTuple):
     skip_container_check: int = 0  # 1: a person retried it; its container is taken as it is
     project_id: str | None = None  # the hashed id of the Wistia project its media is in
     resync_due_at: float | None = None  # done, and its sidecars changed: look at them then
+    sidecars_read_at: float | None = None  # when the sidecars its media has were read (wall)
     created_at: float = 0.0
     updated_at: float = 0.0
 

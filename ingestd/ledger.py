@@ -260,6 +260,12 @@ def _migration_8(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_9(db: sqlite3.Connection) -> None:
+    # When the sidecars a done job's media has were last read from disk (wall time, like a
+    # file's mtime): a sidecar changed after that moment has not reached the media.
+    _script(db, "ALTER TABLE jobs ADD COLUMN sidecars_read_at REAL")
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_1,
@@ -270,6 +276,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1226,31 +1233,35 @@ class Ledger:
 
     # --- re-sync after done ---------------------------------------------------------------------
 
-    def done_below(self, folder: str) -> list[Job]:
-        """The done jobs whose file is anywhere below `folder` (a range of the path index)."""
+    def synced_below(self, folder: str) -> list[Job]:
+        """The jobs whose file is anywhere below `folder` (a range of the path index) and
+        whose sidecars were sent to their media or are being sent: done or finishing."""
         low, _ = _path_columns(folder.rstrip("/") + "/")
         high = low[:-1] + "0"  # "/" + 1: every path that starts with `low`
         rows = self._raw(
-            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE path >= ? AND path < ? AND state = 'done'
-               ORDER BY id""",
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE path >= ? AND path < ?
+               AND state IN ('done', 'finishing') ORDER BY id""",
             (low, high),
         )
         return [_job(r) for r in rows]
 
-    def done_synced_at(self) -> list[tuple[int, str, float]]:
-        """(id, path, updated_at) of every done job: when each last heard from the re-sync
-        (or was done), for a scan to find sidecars changed since with no event seen."""
+    def done_read_at(self) -> list[tuple[int, str, float]]:
+        """(id, path, when its sidecars were last read) of every done job, for a scan to find
+        sidecars changed since with no event seen (jobs from before that was recorded: when
+        they last changed)."""
         rows = self.conn.execute(
-            "SELECT id, path, path_bytes, updated_at FROM jobs WHERE state = 'done'"
+            """SELECT id, path, path_bytes, coalesce(sidecars_read_at, updated_at) FROM jobs
+               WHERE state = 'done'"""
         )
         return [
-            (job_id, os.fsdecode(exact) if exact is not None else path, updated_at)
-            for job_id, path, exact, updated_at in rows
+            (job_id, os.fsdecode(exact) if exact is not None else path, read_at)
+            for job_id, path, exact, read_at in rows
         ]
 
     @_retried_write
     def mark_resync(self, job_ids: list[int], due_at: float, now: float) -> None:
-        """These done jobs' sidecars changed: the re-sync looks at them from `due_at` on.
+        """These jobs' sidecars changed: the re-sync looks at them from `due_at` on, once
+        they are done (a job still finishing keeps the mark through its move to done).
 
         An earlier mark still ahead is kept; one already due may be under way right now, so
         it is moved: the re-sync under way then leaves the job marked (`resynced`)."""
@@ -1259,7 +1270,8 @@ class Ledger:
                 chunk = job_ids[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
                 self.conn.execute(
-                    f"""UPDATE jobs SET resync_due_at = ? WHERE id IN ({marks}) AND state = 'done'
+                    f"""UPDATE jobs SET resync_due_at = ? WHERE id IN ({marks})
+                       AND state IN ('done', 'finishing')
                        AND (resync_due_at IS NULL OR resync_due_at > ? OR resync_due_at <= ?)""",
                     (due_at, *chunk, due_at, now),
                 )
@@ -1267,14 +1279,15 @@ class Ledger:
                 self._entered.add(JobState.DONE)  # wakes the re-sync stage
 
     @_retried_write
-    def resynced(self, job: Job) -> None:
-        """The re-sync of `job` (as it was read) is over; a change marked meanwhile stays
-        marked, so it is looked at again."""
+    def resynced(self, job: Job, read_at: float) -> None:
+        """The re-sync of `job` (as it was read), which read its sidecars at `read_at`, is
+        over; a change marked meanwhile stays marked, so it is looked at again."""
         with self._write():
             self.conn.execute(
-                """UPDATE jobs SET resync_due_at = NULL, reason = NULL, updated_at = ?
+                """UPDATE jobs SET resync_due_at = NULL, reason = NULL, updated_at = ?,
+                   sidecars_read_at = ?
                    WHERE id = ? AND state = 'done' AND resync_due_at IS ?""",
-                (_now(), job.id, job.resync_due_at),
+                (_now(), read_at, job.id, job.resync_due_at),
             )
 
     def due_resync(self, now: float | None = None, limit: int = 50) -> list[Job]:

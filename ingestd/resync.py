@@ -35,6 +35,9 @@ from ingestd.stageloop import Guard, work_through_jobs
 log = logs.get("ingestd.resync")
 
 RESYNC_BATCH = 20  # done jobs taken per pass
+# A file's times come from the kernel's coarse clock, which may lag the one a read was timed
+# with: a change this close before a read still counts as after it (a false alarm is cheap).
+READ_MARGIN_SECONDS = 2.0
 SIDECAR_SUFFIXES = (".json", ".srt", ".jpg", ".jpeg", ".png")
 
 
@@ -75,6 +78,7 @@ class Resync:
             ledger.update(job, resync_due_at=None)
             return
         now = self.guard.clock()
+        read_at = time.time()  # wall time, as the sidecars' own mtimes
         sidecars = read_sidecars(
             Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
         )
@@ -91,7 +95,7 @@ class Resync:
             ledger.note(job, f"re-synced after done: {step}")
         if sent:
             self.finisher.write_receipt(ledger, job)  # says what the media has now
-        ledger.resynced(job)
+        ledger.resynced(job, read_at)
         if sent:
             log.info("re-synced a done media", steps=sent)
 
@@ -104,22 +108,23 @@ class Resync:
 
 
 def changed_unseen(ledger: Ledger, watch_dir: Path) -> list[int]:
-    """The done jobs with a sidecar (or a `_defaults.json` above them) changed since the job
-    last heard from the re-sync, found by file times: changes made while the daemon was
-    stopped, or whose events the kernel dropped. One listing per folder. A false alarm costs
-    a read of the sidecars, never a request: the digests say nothing changed."""
+    """The done jobs with a sidecar (or a `_defaults.json` above them) changed since their
+    sidecars were last read, found by file times: changes made while the daemon was
+    stopped, whose events the kernel dropped, or made while the job was finishing. One
+    listing per folder. A false alarm costs a read of the sidecars, never a request: the
+    digests of what was sent decide what is sent again."""
     by_folder: dict[str, list[tuple[int, str, float]]] = {}
-    for job_id, path, synced_at in ledger.done_synced_at():
+    for job_id, path, read_at in ledger.done_read_at():
         folder, name = os.path.split(path)  # strings, not Paths: this runs over every done job
         stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-        by_folder.setdefault(folder, []).append((job_id, stem, synced_at))
+        by_folder.setdefault(folder, []).append((job_id, stem, read_at - READ_MARGIN_SECONDS))
     defaults = _DefaultsTimes(watch_dir)
     marked = []
     for folder, jobs in by_folder.items():
         newest = _sidecar_times_by_stem(Path(folder), watch_dir)
         above = defaults.newest_above(Path(folder))
-        for job_id, stem, synced_at in jobs:
-            if max(newest.get(stem, 0.0), above) > synced_at:
+        for job_id, stem, read_at in jobs:
+            if max(newest.get(stem, 0.0), above) > read_at:
                 marked.append(job_id)
     return marked
 

@@ -400,7 +400,8 @@ class Watcher:
 
     def _sidecars_changed(self, paths: list[Path]) -> None:
         """Done media whose sidecars changed (or a `_defaults.json` above them) are marked for
-        a re-sync (resync.py), a settle period from now."""
+        a re-sync (resync.py), a settle period from now; so are media still finishing (the
+        finisher may have read the sidecars already), looked at once they are done."""
         assert self.ledger is not None
         if not resync.enabled(self.settings):
             return
@@ -413,7 +414,7 @@ class Watcher:
                 by_folder.setdefault(path.parent, set()).add(path.name)
         marked: list[int] = []
         for folder, names in by_folder.items():
-            below = self.ledger.done_below(str(folder))
+            below = self.ledger.synced_below(str(folder))
             if DEFAULTS_NAME in names:
                 marked += [job.id for job in below]
                 continue

@@ -209,3 +209,47 @@ def test_a_media_deleted_in_wistia_is_reported_not_uploaded_again(daemon: Daemon
     assert len(_uploads(daemon, "Video")) == 2  # gone.mp4 once, and the marker
     shown = daemon.status_json(str(job.id))["job"]
     assert shown["reason"].startswith("the media was deleted in Wistia")
+
+
+def _edit_while_finishing(daemon: DaemonProcess, name: str, seed: int) -> tuple[Path, str]:
+    """A media whose clip.json sets a player colour, and an edit of it made while the
+    finisher is sending the first colour to Wistia (answers are slow): after the finisher
+    read it."""
+    clip = daemon.watch / name
+    sidecar = clip.with_suffix(".json")
+    sidecar.write_text(json.dumps({"customizations": {"playerColor": "111111"}}))
+    daemon.sandbox.faults.update(slow_seconds=1.5)
+    write_media(clip, 30_000, seed=seed)
+    job = daemon.wait_state(clip, JobState.FINISHING, timeout=30)
+    wait_until(
+        lambda: any(
+            r.method != "GET" and r.path == f"/v1/medias/{job.hashed_id}/customizations.json"
+            for r in daemon.sandbox.records
+        ),
+        what="the finisher sending the first colour",
+    )
+    sidecar.write_text(json.dumps({"customizations": {"playerColor": "222222"}}))
+    return clip, job.hashed_id
+
+
+def test_a_sidecar_edited_while_its_job_is_finishing_reaches_the_media(
+    daemon: DaemonProcess,
+) -> None:
+    clip, hashed_id = _edit_while_finishing(daemon, "race.mp4", seed=61)
+    daemon.wait_state(clip, JobState.DONE, timeout=30)
+    daemon.sandbox.faults.update(slow_seconds=0.0)
+    media = daemon.sandbox.store.medias[hashed_id]
+    wait_until(
+        lambda: media.customizations.get("playerColor") == "222222",
+        timeout=15,
+        what="the edit in Wistia",
+    )
+    assert len(daemon.sandbox.uploads()) == 1  # applied to the same media
+
+
+def test_an_edit_while_finishing_reaches_the_media_with_resync_off(daemon_factory) -> None:
+    """Whatever re-sync is set to, a job ends done with what its sidecars say on disk."""
+    daemon = daemon_factory(ingest={"resync": False}).start()
+    clip, hashed_id = _edit_while_finishing(daemon, "race-off.mp4", seed=62)
+    daemon.wait_state(clip, JobState.DONE, timeout=30)
+    assert daemon.sandbox.store.medias[hashed_id].customizations["playerColor"] == "222222"

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -614,3 +615,28 @@ def test_a_helper_thread_beats_the_stage_heartbeat_it_was_lent() -> None:
         assert pool.submit(hash_a_chunk).result() is heartbeat
         assert heartbeat.overdue() == 0  # the helper's beat reached the stage
         assert pool.submit(liveness.current).result() is None  # and was given back after
+
+
+# --- re-sync: what the scan finds -----------------------------------------------------------
+
+
+def test_the_scan_marks_a_sidecar_changed_after_it_was_read_though_before_done(
+    world: dict,
+) -> None:
+    """A clip.json edited while its job was finishing: after the finisher read it, before the
+    job was done (and so before its `updated_at`). The scan compares with the moment the
+    sidecars were read, not with the job's last change."""
+    from ingestd.resync import changed_unseen
+
+    ledger, watch = world["ledger"], world["watch"]
+    job = processing_job(ledger, watch / "clip.mp4")
+    job = ledger.move(job, S.FINISHING, "ready")
+    sidecar = watch / "clip.json"
+    sidecar.write_text("{}")
+    read_at = time.time() - 60
+    os.utime(sidecar, (read_at + 30, read_at + 30))  # edited 30 s after it was read
+    done = ledger.move(job, S.DONE, "done", sidecars_read_at=read_at)
+    assert done.updated_at > read_at + 30  # done later still
+    assert changed_unseen(ledger, watch) == [job.id]
+    ledger.update(done, sidecars_read_at=time.time() + 5)  # read after every change
+    assert changed_unseen(ledger, watch) == []
