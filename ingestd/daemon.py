@@ -28,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 from ingestd import logs, writers
+from ingestd.clock import Clock
 from ingestd.config import Settings, read_web_password
 from ingestd.errors import Cancelled, WistiaError
 from ingestd.finisher import Finisher
@@ -121,10 +122,13 @@ class Daemon:
         )
         self.client.throttle.set_rate(settings.ingest.bandwidth)
         path = settings.ledger
-        self.uploader = Uploader(settings, path, self.client, self.stop)
-        self.poller = Poller(settings, path, self.client, self.stop)
-        self.finisher = Finisher(settings, path, self.client, self.stop)
-        self.watcher = Watcher(settings, path, self.stop)
+        # One clock for every thread: they agree on what is due, whatever the system clock
+        # does (clock.py).
+        self.clock = clock = Clock()
+        self.uploader = Uploader(settings, path, self.client, self.stop, clock)
+        self.poller = Poller(settings, path, self.client, self.stop, clock)
+        self.finisher = Finisher(settings, path, self.client, self.stop, clock)
+        self.watcher = Watcher(settings, path, self.stop, clock=clock)
         self.held = HeldJobs(
             settings,
             path,
@@ -134,10 +138,11 @@ class Daemon:
                 JobState.QUEUED: self.uploader.preflight,
                 JobState.FINISHING: self.finisher.preflight,
             },
+            clock=clock,
         )
         self.watcher.on_change = self.held.nudge
-        self.resync = Resync(settings, path, self.finisher, self.stop)
-        self.notifier = Notifier(settings, path, self.client, self.stop)
+        self.resync = Resync(settings, path, self.finisher, self.stop, clock)
+        self.notifier = Notifier(settings, path, self.client, self.stop, clock)
         self.metrics: Any = None  # /metrics (metrics.listen), made in run()
         self.page: Any = None  # the status page's process (web.listen), made in run()
         self.stages = [
@@ -165,7 +170,7 @@ class Daemon:
         lock.acquire()
         add_secret(self.token)
         self._configure_notifications(self.settings)
-        self.ledger = Ledger(self.settings.ledger)
+        self.ledger = Ledger(self.settings.ledger, clock=self.clock)
         try:
             self._install_signals()
             self._start_metrics()
@@ -173,6 +178,11 @@ class Daemon:
             interrupted = self.ledger.requeue_interrupted(
                 "found uploading at start-up; Wistia is checked before sending again"
             )
+            if brought := self.ledger.bring_times_within(self.clock.now()):
+                log.warning(
+                    "due times far in the future are due now (the system clock stepped back?)",
+                    count=brought,
+                )
             log.info(
                 "ingestd starting",
                 watch_dir=str(self.settings.watch_dir),
@@ -226,7 +236,7 @@ class Daemon:
                 self.stop.wait(wait)
                 wait = min(600.0, wait * 2)
                 continue
-            ledger = Ledger(self.settings.ledger)
+            ledger = Ledger(self.settings.ledger, clock=self.clock)
             try:
                 ledger.set_fact("account_url", url)
             finally:

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ingestd import liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.errors import JobInputError, NotFoundError, PermanentError, WistiaError
 from ingestd.files import Folder, NotRegularFile, display, fit_stem, wistia_name
@@ -63,13 +63,14 @@ class Finisher:
         ledger_path: Path,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
         self.guard = Guard(Stage.FINISH, settings, clock)
+        self.clock = self.guard.clock
 
     def run(self) -> None:
         with arrivals_while(JobState.FINISHING) as wake:
@@ -90,10 +91,10 @@ class Finisher:
         # goes straight on with the fate, whatever of the sidecars has moved already.
         read_at = None
         if FATE_STEP not in ledger.applied_sidecars(job.id):
-            read_at = time.time()  # wall time, as the sidecars' own mtimes
+            read_at = self.clock.wall()  # as the sidecars' own mtimes
             sidecars = self.preflight(ledger, job)
-            now, settle = self.guard.clock(), self.settings.ingest.settle_seconds
-            if changed_within(sidecars.paths, now, settle):
+            now, settle = self.clock.now(), self.settings.ingest.settle_seconds
+            if changed_within(sidecars.paths, self.clock.wall(), settle):
                 reason = "waiting for its sidecar files to stop changing"
                 ledger.update(job, next_attempt_at=now + settle, reason=reason)
                 return
@@ -103,12 +104,12 @@ class Finisher:
                 return
             if self._changed_while_sent(ledger, job):
                 reason = "a sidecar changed while it was being sent; sending it again"
-                ledger.update(job, next_attempt_at=self.guard.clock(), reason=reason)
+                ledger.update(job, next_attempt_at=self.clock.now(), reason=reason)
                 log.info(reason)
                 return
             self._replace_partial(ledger, job)
         note = self._fate(ledger, job)
-        self.write_receipt(ledger, job, done_at=self.guard.clock())
+        self.write_receipt(ledger, job, done_at=self.clock.wall())
         changes: dict[str, object] = {"error": None, "next_attempt_at": None}
         if read_at is not None:
             changes["sidecars_read_at"] = read_at
@@ -277,7 +278,7 @@ class Finisher:
         project = job.project_id or self.client.media(job.hashed_id).project_hashed_id
         name = wistia_name(thumbnail.path.name)
         fields = {"name": name, **({"project_id": project} if project else {})}
-        began = f"{thumbnail.digest} {self.guard.clock()}"
+        began = f"{thumbnail.digest} {self.clock.wall()}"  # compared with Wistia's clock
         ledger.record_sidecar(job.id, THUMBNAIL_SENDING_STEP, began)
         image = self.client.upload_image(name, thumbnail.data, thumbnail.content_type, fields)
         log.info("uploaded the thumbnail as an image", image=image.hashed_id)
@@ -342,7 +343,7 @@ class Finisher:
                 applied,
                 current.media_name or wistia_name(where.name),
                 self.client.media_url(current.hashed_id),
-                done_at if done_at is not None else ledger.done_at(job.id) or self.guard.clock(),
+                done_at if done_at is not None else ledger.done_at(job.id) or self.clock.wall(),
             )
             write_receipt(where.with_name(receipt_name(where.name)), base, content)
         except (OSError, JobInputError, WistiaError) as exc:

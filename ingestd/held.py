@@ -15,11 +15,11 @@ of the stage where the job resumes (watcher, uploader or finisher), never a gues
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ingestd import liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.jobs import Job, JobState, resume_state
 from ingestd.ledger import Ledger, arrivals
@@ -42,7 +42,7 @@ class HeldJobs:
         ledger_path: Path,
         stop: threading.Event,
         preflights: Mapping[JobState, Preflight],
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.ledger_path = ledger_path
         self.stop = stop
@@ -105,7 +105,7 @@ class HeldJobs:
         }
 
     def recheck(self, ledger: Ledger, job: Job) -> None:
-        now = self.guard.clock()
+        now = self.guard.clock.now()
         _, interval = self._schedule.get(job.id, (now, 0.0))
         interval = RECHECK.after(interval or None)
         self._schedule[job.id] = (now + interval, interval)  # whatever this recheck finds

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
+from ingestd.clock import FUTURE_MARGIN_SECONDS, PLAUSIBLE_WAIT_SECONDS, Clock
 from ingestd.errors import LedgerBusy, LedgerError
 from ingestd.jobs import (
     TERMINAL,
@@ -260,6 +261,17 @@ def _migration_8(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_10(db: sqlite3.Connection) -> None:
+    # When a notification was queued, on the daemon's steady clock (clock.py): its age is
+    # measured on it, so a step of the system clock neither drops nor keeps it. `at` stays
+    # the wall time the receivers are told.
+    _script(
+        db,
+        """ALTER TABLE notifications ADD COLUMN queued_at REAL;
+           UPDATE notifications SET queued_at = at""",
+    )
+
+
 def _migration_9(db: sqlite3.Connection) -> None:
     # When the sidecars a done job's media has were last read from disk (wall time, like a
     # file's mtime): a sidecar changed after that moment has not reached the media.
@@ -277,12 +289,9 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_7,
     _migration_8,
     _migration_9,
+    _migration_10,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def _now() -> float:
-    return time.time()
 
 
 def _path_columns(path: str) -> tuple[str, bytes | None]:
@@ -440,10 +449,11 @@ class Notification(NamedTuple):
     receiver: str
     job_id: int
     event: str
-    at: float
+    at: float  # wall time: what receivers are told
     job: str
     body: str | None
     attempts: int
+    queued_at: float  # steady time (clock.py): its age is measured on it
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -478,9 +488,17 @@ class Ledger:
     """One thread's connection to the ledger."""
 
     def __init__(
-        self, path: Path, busy_timeout: float = BUSY_TIMEOUT_SECONDS, *, read_only: bool = False
+        self,
+        path: Path,
+        busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+        *,
+        read_only: bool = False,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock`: the process's clock (clock.py), which due times are written and read on;
+        the daemon shares one among all its threads."""
         self.path = Path(path)
+        self.clock = clock if clock is not None else Clock()
         if read_only:
             self._open_read_only(busy_timeout)
             return
@@ -611,7 +629,7 @@ class Ledger:
     def _event(self, job_id: int, from_state: str | None, to_state: str, note: str | None) -> None:
         self.conn.execute(
             "INSERT INTO events (job_id, at, from_state, to_state, note) VALUES (?, ?, ?, ?, ?)",
-            (job_id, _now(), from_state, to_state, _prose(note)),
+            (job_id, self.clock.wall(), from_state, to_state, _prose(note)),
         )
 
     def _set(self, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -653,7 +671,12 @@ class Ledger:
         note: str | None,
         changes: dict[str, Any],
     ) -> Job:
-        values = {"reason": None, **changes, "state": to_state.value, "updated_at": _now()}
+        values = {
+            "reason": None,
+            **changes,
+            "state": to_state.value,
+            "updated_at": self.clock.wall(),
+        }
         assignments, params = self._set(values)
         row = self._row(
             f"UPDATE jobs SET {assignments} WHERE id = :_id AND state = :_from "
@@ -679,26 +702,27 @@ class Ledger:
                ORDER BY id DESC LIMIT 1 OFFSET 1""",
             (job.id,),
         )
-        recent = row is not None and _now() - row[1] <= HELD_AGAIN_SECONDS
+        recent = row is not None and self.clock.wall() - row[1] <= HELD_AGAIN_SECONDS
         return recent and row[0] == _prose(note)
 
     def _enqueue_notifications(self, job: Job) -> None:
         """One notification of `job` entering its state, per receiver, in the transaction
         that moved it: a crash cannot separate the two."""
-        now = _now()
-        shown = json.dumps(job_view(job, now=now), ensure_ascii=False)
+        at, now = self.clock.wall(), self.clock.now()
+        shown = json.dumps(job_view(job, now=at), ensure_ascii=False)
         uid = str(uuid.uuid4())
         for receiver in _outbox.receivers:
             self.conn.execute(
                 """INSERT INTO notifications (uid, receiver, job_id, event, at, job,
-                                              next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (uid, receiver, job.id, job.state.value, now, shown, now),
+                                              next_attempt_at, queued_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (uid, receiver, job.id, job.state.value, at, shown, now, now),
             )
 
     @_retried_write
     def update(self, job: Job, **changes: Any) -> Job:
         """Change columns of a job that stays in its state (no event)."""
-        values = {**changes, "updated_at": _now()}
+        values = {**changes, "updated_at": self.clock.wall()}
         assignments, params = self._set(values)
         with self._write():
             row = self._row(
@@ -734,7 +758,8 @@ class Ledger:
     ) -> list[Job]:
         """New candidates (path, kind, size, mtime_ns), in one transaction: a burst of ten
         thousand files costs one commit, not ten thousand."""
-        now = _now() if now is None else now
+        now = self.clock.now() if now is None else now
+        wall = self.clock.wall()
         added = []
         with self._write():
             for path, kind, size, mtime_ns in candidates:
@@ -743,7 +768,7 @@ class Ledger:
                     f"""INSERT INTO jobs (path, path_bytes, kind, state, size, mtime_ns,
                                          settle_since, created_at, updated_at)
                        VALUES (?, ?, ?, 'settling', ?, ?, ?, ?, ?) RETURNING {JOB_COLUMNS}""",
-                    (text, exact, kind, size, mtime_ns, now, now, now),
+                    (text, exact, kind, size, mtime_ns, now, wall, wall),
                 )
                 assert row is not None
                 self._event(row["id"], None, JobState.SETTLING.value, "found")
@@ -884,17 +909,17 @@ class Ledger:
     @_retried_write
     def claim_upload(self, now: float | None = None) -> Job | None:
         """Atomically take the oldest queued job that is due: queued -> uploading."""
-        now = _now() if now is None else now
+        now = self.clock.now() if now is None else now
         with self._write():
             row = self._row(
                 f"""UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
-                                  updated_at = :now
+                                  updated_at = :wall
                    WHERE id = (SELECT id FROM jobs
                                WHERE state = 'queued'
                                  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
                                ORDER BY id LIMIT 1)
                    RETURNING {JOB_COLUMNS}""",
-                {"now": now},
+                {"now": now, "wall": self.clock.wall()},
             )
             if row is None:
                 return None
@@ -916,7 +941,7 @@ class Ledger:
                     f"""UPDATE jobs SET state = 'queued', reason = ?, bytes_sent = NULL,
                                       updated_at = ?
                        WHERE state = 'uploading' RETURNING {JOB_COLUMNS}""",
-                    (note, _now()),
+                    (note, self.clock.wall()),
                 )
                 if not keep
                 else self._raw(
@@ -925,7 +950,7 @@ class Ledger:
                         WHERE state = 'uploading'
                           AND id NOT IN ({", ".join("?" for _ in keep)})
                         RETURNING {JOB_COLUMNS}""",
-                    (note, _now(), *keep),
+                    (note, self.clock.wall(), *keep),
                 )
             )
             for row in rows:
@@ -955,7 +980,7 @@ class Ledger:
         rows = self._raw(
             f"""SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'processing'
                AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at LIMIT ?""",
-            (_now() if now is None else now, limit),
+            (self.clock.now() if now is None else now, limit),
         )
         return [_job(r) for r in rows]
 
@@ -985,7 +1010,7 @@ class Ledger:
         rows = self._raw(
             f"""SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'finishing'
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?""",
-            (_now() if now is None else now, limit),
+            (self.clock.now() if now is None else now, limit),
         )
         return [_job(r) for r in rows]
 
@@ -1022,7 +1047,7 @@ class Ledger:
                 error=None,
                 next_attempt_at=None,
                 incomplete_since=None,
-                settle_since=_now(),
+                settle_since=self.clock.now(),
                 # Only a file the container check refused is vouched for by the retry.
                 skip_container_check=int(job.incomplete_since is not None),
             )
@@ -1057,8 +1082,9 @@ class Ledger:
 
     @_retried_write
     def start_hold(self, request: HoldRequest) -> Hold:
-        """Start the hold; a hold of the same kind keeps its start and its probe schedule."""
-        now = _now()
+        """Start the hold; a hold of the same kind keeps its start and its probe schedule.
+        `since` is wall time (shown); the probe's time is steady (waited for)."""
+        now = self.clock.now()
         with self._write():
             current = self._one("SELECT kind FROM hold")
             if current and current["kind"] == request.kind:
@@ -1071,7 +1097,7 @@ class Ledger:
                     (
                         request.kind,
                         _prose(request.reason),
-                        now,
+                        self.clock.wall(),
                         now + request.first_probe_in,
                         request.first_probe_in,
                     ),
@@ -1083,7 +1109,7 @@ class Ledger:
     @_retried_write
     def take_probe(self, kind: str, next_interval: float) -> bool:
         """True for the one caller that may probe now; pushes the next probe further out."""
-        now = _now()
+        now = self.clock.now()
         with self._write():
             cursor = self.conn.execute(
                 """UPDATE hold SET next_probe_at = ?, probe_interval = ?
@@ -1105,6 +1131,41 @@ class Ledger:
                 self._entered.update(JobState)
         return cleared
 
+    # --- due times across a restart -----------------------------------------------------------
+
+    @_retried_write
+    def bring_times_within(self, now: float) -> int:
+        """At start-up: due times stored by an earlier process, implausibly far ahead of
+        `now` (the system clock stepped back since, or the last process's steady clock had
+        moved away from it: clock.py), are due now; waits that began in the future begin
+        now. Returns how many were brought back."""
+        latest = now + PLAUSIBLE_WAIT_SECONDS
+        soonest_start = now + FUTURE_MARGIN_SECONDS
+        due = [
+            ("jobs", "next_attempt_at"),
+            ("jobs", "next_poll_at"),
+            ("jobs", "resync_due_at"),
+            ("hold", "next_probe_at"),
+            ("notifications", "next_attempt_at"),
+        ]
+        begun = [
+            ("jobs", "settle_since"),
+            ("jobs", "processing_since"),
+            ("jobs", "incomplete_since"),
+            ("notifications", "queued_at"),
+        ]
+        changed = 0
+        with self._write():
+            for table, column in due:
+                changed += self.conn.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} > ?", (now, latest)
+                ).rowcount
+            for table, column in begun:
+                changed += self.conn.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} > ?", (now, soonest_start)
+                ).rowcount
+        return changed
+
     # --- facts ---------------------------------------------------------------------------------
 
     def fact(self, name: str) -> str | None:
@@ -1125,10 +1186,10 @@ class Ledger:
     ) -> list[Notification]:
         """Notifications due by `now`, oldest first; of one receiver when it is given."""
         rows = self._raw(
-            """SELECT id, uid, receiver, job_id, event, at, job, body, attempts
+            """SELECT id, uid, receiver, job_id, event, at, job, body, attempts, queued_at
                FROM notifications WHERE next_attempt_at <= ? AND (? IS NULL OR receiver = ?)
                ORDER BY next_attempt_at, id LIMIT ?""",
-            (_now() if now is None else now, receiver, receiver, limit),
+            (self.clock.now() if now is None else now, receiver, receiver, limit),
         )
         return [Notification(*row) for row in rows]
 
@@ -1175,7 +1236,7 @@ class Ledger:
             self.conn.execute(
                 """UPDATE notifications SET attempts = attempts + 1, last_error = ?,
                    last_attempt_at = ?, next_attempt_at = ? WHERE id = ?""",
-                (_prose(error), _now(), retry_at, notification.id),
+                (_prose(error), self.clock.wall(), retry_at, notification.id),
             )
 
     def notifications_waiting(self) -> dict[str, Any]:
@@ -1211,7 +1272,7 @@ class Ledger:
             self.conn.execute(
                 """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
                    VALUES (?, ?, ?, ?)""",
-                (job_id, name, digest, _now()),
+                (job_id, name, digest, self.clock.wall()),
             )
 
     @_retried_write
@@ -1228,7 +1289,7 @@ class Ledger:
             self.conn.execute(
                 """INSERT OR REPLACE INTO sidecars (job_id, name, digest, applied_at)
                    VALUES (?, ?, ?, ?)""",
-                (whole.id, step, partial.hashed_id or "", _now()),
+                (whole.id, step, partial.hashed_id or "", self.clock.wall()),
             )
 
     # --- re-sync after done ---------------------------------------------------------------------
@@ -1287,14 +1348,14 @@ class Ledger:
                 """UPDATE jobs SET resync_due_at = NULL, reason = NULL, updated_at = ?,
                    sidecars_read_at = ?
                    WHERE id = ? AND state = 'done' AND resync_due_at IS ?""",
-                (_now(), read_at, job.id, job.resync_due_at),
+                (self.clock.wall(), read_at, job.id, job.resync_due_at),
             )
 
     def due_resync(self, now: float | None = None, limit: int = 50) -> list[Job]:
         rows = self._raw(
             f"""SELECT {JOB_COLUMNS} FROM jobs WHERE resync_due_at IS NOT NULL
                AND resync_due_at <= ? AND state = 'done' ORDER BY resync_due_at LIMIT ?""",
-            (_now() if now is None else now, limit),
+            (self.clock.now() if now is None else now, limit),
         )
         return [_job(r) for r in rows]
 
@@ -1329,7 +1390,7 @@ class Ledger:
         with self._write():
             self.conn.execute(
                 "INSERT OR REPLACE INTO projects (name, hashed_id, found_at) VALUES (?, ?, ?)",
-                (_storable(name), hashed_id, _now()),
+                (_storable(name), hashed_id, self.clock.wall()),
             )
 
     @_retried_write
@@ -1395,7 +1456,7 @@ class LedgerLock:
                 f"stop it first, or give this one its own ledger; lock file {self.path}",
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "since": _now()}).encode())
+        os.write(fd, json.dumps({"pid": os.getpid(), "since": time.time()}).encode())
         os.fsync(fd)
         self._fd = fd
 

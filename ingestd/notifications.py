@@ -31,12 +31,11 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ingestd import __version__, liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import NotifySettings, Settings
 from ingestd.errors import WistiaError
 from ingestd.files import wistia_name
@@ -79,24 +78,24 @@ class Notifier:
         ledger_path: Path,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
-        self.clock = clock
+        self.clock = clock if clock is not None else Clock()
         self._lanes: dict[str, threading.Thread] = {}  # receiver -> the lane delivering now
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path)
+        ledger = Ledger(self.ledger_path, clock=self.clock)
         states = (JobState.DONE, JobState.FAILED, JobState.HELD)
         try:
             with arrivals_while(*states) as wake:
                 while not self.stop.is_set():
                     liveness.beat()
                     wake.clear()
-                    now = self.clock()
+                    now = self.clock.now()
                     for receiver in ledger.receivers_due(now):
                         if receiver not in self._busy():
                             self._open_lane(receiver, wake)
@@ -117,9 +116,10 @@ class Notifier:
 
         def deliver_due() -> None:
             try:
-                ledger = Ledger(self.ledger_path)
+                ledger = Ledger(self.ledger_path, clock=self.clock)
                 try:
-                    for notification in ledger.due_notifications(self.clock(), BATCH, receiver):
+                    due = ledger.due_notifications(self.clock.now(), BATCH, receiver)
+                    for notification in due:
                         if self.stop.is_set() or not self._contained(ledger, notification):
                             break
                 finally:
@@ -148,7 +148,7 @@ class Notifier:
             log.exception("notification could not be sent", notification=notification.uid)
             wait = RETRY.seconds(notification.attempts + 1)
             why = f"internal error: {type(exc).__name__}: {exc}"
-            ledger.notification_failed(notification, redact(why), self.clock() + wait)
+            ledger.notification_failed(notification, redact(why), self.clock.now() + wait)
             return False
 
     def deliver(self, ledger: Ledger, notification: Notification) -> bool:
@@ -160,7 +160,7 @@ class Notifier:
             state=notification.event,
             job_id=notification.job_id,
         )
-        if self.clock() - notification.at > notify.max_age_hours * 3600:
+        if self.clock.now() - notification.queued_at > notify.max_age_hours * 3600:
             ledger.forget_notification(notification)
             said.error(
                 "dropped a notification never delivered",
@@ -181,7 +181,7 @@ class Notifier:
         except (DeliveryFailed, WistiaError) as exc:
             why = redact(str(exc))
             wait = RETRY.seconds(notification.attempts + 1)
-            ledger.notification_failed(notification, why, self.clock() + wait)
+            ledger.notification_failed(notification, why, self.clock.now() + wait)
             said.warning(
                 "notification not delivered; retried later",
                 error=why,

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ingestd import liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.jobs import Job, JobState
@@ -55,7 +54,7 @@ class Poller:
         ledger_path: Path,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
@@ -65,7 +64,7 @@ class Poller:
         self.guard = Guard(Stage.POLL, settings, clock)
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path)
+        ledger = Ledger(self.ledger_path, clock=self.guard.clock)
         try:
             with arrivals_while(JobState.PROCESSING) as wake:
                 self._work(ledger, wake)
@@ -76,7 +75,7 @@ class Poller:
         while not self.stop.is_set():
             liveness.beat()
             wake.clear()  # before looking: a job uploaded after the look wakes the wait
-            now = self.guard.clock()
+            now = self.guard.clock.now()
             hold = ledger.hold()
             paused = hold is not None and hold.kind == "auth"
             due = [] if paused else ledger.due_polls(now)
@@ -91,7 +90,7 @@ class Poller:
     def sweep(self, ledger: Ledger, due: list[Job]) -> None:
         """Learn the state of every due media, with as few requests as the list allows."""
         seen: dict[str, Media] = {}
-        if self.settings.ingest.batch_polling and self.guard.clock() >= self._lists_after:
+        if self.settings.ingest.batch_polling and self.guard.clock.now() >= self._lists_after:
             try:
                 seen = self._list(due)
             except (HoldError, Cancelled) as error:  # the account's, not the jobs': once
@@ -99,7 +98,7 @@ class Poller:
                     self.guard.outcome(ledger, due[0], error)
                 return
             except WistiaError as error:  # no list: each due media is asked on its own
-                self._lists_after = self.guard.clock() + LIST_REST_SECONDS
+                self._lists_after = self.guard.clock.now() + LIST_REST_SECONDS
                 log.warning(
                     "could not list the medias; polling each one on its own for a while",
                     error=error.reason,
@@ -115,7 +114,9 @@ class Poller:
     def _list(self, due: list[Job]) -> dict[str, Media]:
         """The first pages of medias by last change: as many as may hold a due media."""
         waiting = {job.hashed_id for job in due}
-        began = min(job.processing_since or 0.0 for job in due) - CLOCK_MARGIN_SECONDS
+        # Compared with Wistia's `updated`: on the wall clock.
+        began = self.guard.clock.to_wall(min(job.processing_since or 0.0 for job in due))
+        began -= CLOCK_MARGIN_SECONDS
         seen: dict[str, Media] = {}
         for page in range(1, MAX_PAGES + 1):
             medias, listed = self.client.medias_by_update(page)
@@ -146,7 +147,7 @@ class Poller:
         """What Wistia says of the media moves the job on, or sets its next poll. A job seen
         in a list for another's sake takes it as its own poll: any answer "still processing"
         lets the next question wait longer, and the list shows the media's change anyway."""
-        now = self.guard.clock()
+        now = self.guard.clock.now()
         if media.state == "ready":
             log.info("processed by Wistia")
             ledger.move(job, JobState.FINISHING, "ready in Wistia", next_poll_at=None)

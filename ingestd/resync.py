@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ingestd import logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.errors import JobInputError
 from ingestd.files import open_folder
@@ -52,7 +51,7 @@ class Resync:
         ledger_path: Path,
         finisher: Finisher,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
@@ -77,13 +76,13 @@ class Resync:
         if not enabled(self.settings) or not self._still_here(ledger, job):
             ledger.update(job, resync_due_at=None)
             return
-        now = self.guard.clock()
-        read_at = time.time()  # wall time, as the sidecars' own mtimes
+        now = self.guard.clock.now()
+        read_at = self.guard.clock.wall()  # as the sidecars' own mtimes
         sidecars = read_sidecars(
             Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
         )
         settle = self.settings.ingest.settle_seconds
-        if changed_within(sidecars.paths, now, settle):
+        if changed_within(sidecars.paths, read_at, settle):
             ledger.update(job, resync_due_at=now + settle)  # still being written: settle
             return
         sent = self.finisher.apply_sidecars(ledger, job, sidecars, resync=True)

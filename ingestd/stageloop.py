@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ingestd import liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.errors import FileChanged, JobInputError, TransientError, WatchFolderMissing
 from ingestd.files import display
@@ -39,12 +39,10 @@ _FILE_TROUBLE = (JobInputError, FileChanged, TransientError, OSError)
 class Guard:
     """Runs one job's step; whatever happens ends in that job's state and reason."""
 
-    def __init__(
-        self, stage: Stage, settings: Settings, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, stage: Stage, settings: Settings, clock: Clock | None = None) -> None:
         self.stage = stage
         self.settings = settings
-        self.clock = clock
+        self.clock = clock if clock is not None else Clock()  # the daemon's, shared
         self.log = logs.get(f"ingestd.{stage.value}")
 
     def run(self, ledger: Ledger, job: Job, step: Step) -> None:
@@ -66,7 +64,7 @@ class Guard:
                 job = current
         error = self._in_context(error)
         policy = Policy.from_settings(self.settings.ingest)
-        move = decide(job, self.stage, error, self.clock(), policy)
+        move = decide(job, self.stage, error, self.clock.now(), policy)
         if move.message:
             exc_info = error if move.traceback else None
             getattr(self.log, move.level)(move.message, exc_info=exc_info)
@@ -107,14 +105,14 @@ def work_through_jobs(
 ) -> None:
     """Each pass takes the due jobs; an idle stage sleeps until `wake` is set (a job entered
     its state in this process), its next job is due (`soonest`), or the daemon stops."""
-    ledger = Ledger(ledger_path)
+    ledger = Ledger(ledger_path, clock=guard.clock)
     try:
         while not stop.is_set():
             liveness.beat()
             wake.clear()  # before looking: a job arriving after the look wakes the wait
             hold = ledger.hold() if pause_under_auth_hold else None
             paused = hold is not None and hold.kind == "auth"
-            now = guard.clock()  # one moment: a job is either due now or soonest after it
+            now = guard.clock.now()  # one moment: a job is either due now or soonest after it
             jobs = [] if paused else due(ledger, now)
             for job in jobs:
                 if stop.is_set():

@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Self
 
 from ingestd import liveness, logs
+from ingestd.clock import Clock
 from ingestd.config import Settings
 from ingestd.errors import (
     AuthError,
@@ -92,13 +93,14 @@ class Uploader:
         ledger_path: Path,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.client = client
         self.stop = stop
         self.guard = Guard(Stage.UPLOAD, settings, clock)
+        self.clock = self.guard.clock
         # Jobs a worker of this daemon is sending now; the claim and the orphan check share
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
@@ -110,7 +112,7 @@ class Uploader:
 
     def run_worker(self, retire: threading.Event) -> None:
         """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
-        ledger = Ledger(self.ledger_path)
+        ledger = Ledger(self.ledger_path, clock=self.clock)
         try:
             with arrivals_while(JobState.QUEUED) as wake:
                 self._work(ledger, retire, wake)
@@ -121,17 +123,19 @@ class Uploader:
         while not self.stop.is_set() and not retire.is_set():
             liveness.beat()
             wake.clear()  # before looking: a job queued after the look wakes the wait
-            job = self._next_job(ledger)
-            if job is None:
+            claimed = self._next_job(ledger)
+            if claimed is None:
                 wake.wait(self._idle_wait(ledger))
                 continue
+            job, probe = claimed
             try:
-                self.guard.run(ledger, job, self._process)
+                self.guard.run(ledger, job, partial(self._process, probe=probe))
             finally:
                 with self._claim_lock:
                     self._in_flight.discard(job.id)
 
-    def _next_job(self, ledger: Ledger) -> Job | None:
+    def _next_job(self, ledger: Ledger) -> tuple[Job, bool] | None:
+        """The next job to send, and whether it is the hold's probe."""
         hold = ledger.hold()
         if hold is not None and hold.kind == "auth":
             if ledger.take_probe(hold.kind, self._next_probe_in(hold)):
@@ -144,21 +148,23 @@ class Uploader:
                 return None
             log.info("probing whether uploads are possible again")
         with self._claim_lock:
-            job = ledger.claim_upload(self.guard.clock())
-            if job is not None:
-                self._in_flight.add(job.id)
-        return job
+            job = ledger.claim_upload(self.clock.now())
+            if job is None:
+                return None
+            self._in_flight.add(job.id)
+        return job, hold is not None
 
     def _idle_wait(self, ledger: Ledger) -> float:
         """Until what stops the next upload can change: the hold's next probe, the upload
         hours opening, or the next retry coming due."""
-        now = self.guard.clock()
+        now = self.clock.now()
         hold = ledger.hold()
         hours = self.settings.ingest.hours
+        local = datetime.fromtimestamp(self.clock.wall())  # the hours are the wall clock's
         if hold is not None and hold.kind == "auth":
             soonest: float | None = hold.next_probe_at
-        elif hours is not None and not hours.open_at(datetime.fromtimestamp(now)):
-            soonest = hours.next_opening(datetime.fromtimestamp(now)).timestamp()
+        elif hours is not None and not hours.open_at(local):
+            soonest = self.clock.from_wall(hours.next_opening(local).timestamp())
         elif hold is not None:
             soonest = hold.next_probe_at
         else:
@@ -168,7 +174,7 @@ class Uploader:
     def _inside_upload_hours(self) -> bool:
         """Whether a new upload may start now (`ingest.upload_hours`); logged when it changes."""
         hours = self.settings.ingest.hours
-        inside = hours is None or hours.open_at(datetime.fromtimestamp(self.guard.clock()))
+        inside = hours is None or hours.open_at(datetime.fromtimestamp(self.clock.wall()))
         with self._claim_lock:
             if inside != self._was_inside:
                 self._was_inside = inside
@@ -207,12 +213,12 @@ class Uploader:
 
     # --- one job ------------------------------------------------------------------------
 
-    def _process(self, ledger: Ledger, job: Job) -> None:
-        began = self.guard.clock()
+    def _process(self, ledger: Ledger, job: Job, *, probe: bool = False) -> None:
+        """One job, start to finish; `probe`: it was claimed as the account-wide hold's probe."""
         media = self._reconcile(ledger, job) if job.attempted else None
         if media is None:
             job, media = self._send(ledger, job)
-        self._uploaded(ledger, job, media, began)
+        self._uploaded(ledger, job, media, probe)
 
     def prepare(self, job: Job) -> Upload:
         """Everything local an upload needs, checked: the held jobs' recheck runs it too.
@@ -259,7 +265,8 @@ class Uploader:
             # Committed before the first byte leaves: a crash from here on is reconciled.
             job = ledger.update(
                 job,
-                upload_started_at=job.upload_started_at if job.attempted else self.guard.clock(),
+                # Wall time: an interrupted attempt is found by Wistia's creation time.
+                upload_started_at=job.upload_started_at if job.attempted else self.clock.wall(),
                 attempt_sha256=job.sha256,
                 media_name=upload.fields["name"],
                 bytes_sent=None if upload.url else 0,
@@ -360,9 +367,9 @@ class Uploader:
             return media
         return None
 
-    def _uploaded(self, ledger: Ledger, job: Job, media: Media, began: float) -> None:
+    def _uploaded(self, ledger: Ledger, job: Job, media: Media, probe: bool) -> None:
         logs.bind_hashed_id(media.hashed_id)
-        now = self.guard.clock()
+        now = self.clock.now()
         poll = self.settings.ingest.poll_min_seconds
         ledger.move(
             job,
@@ -379,9 +386,9 @@ class Uploader:
             next_attempt_at=None,
         )
         hold = ledger.hold()
-        # Only an upload that began under the hold (a probe) proves the limit is gone; one
+        # Only an upload that began under the hold (its probe) proves the limit is gone; one
         # that was already on its way when the limit was hit proves nothing.
-        if hold is not None and hold.kind == "video_limit" and hold.since <= began:
+        if probe and hold is not None and hold.kind == "video_limit":
             ledger.clear_hold("video_limit")
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)

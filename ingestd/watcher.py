@@ -27,7 +27,6 @@ import os
 import sqlite3
 import stat
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -50,6 +49,7 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from ingestd import containers, liveness, logs, resync
+from ingestd.clock import FUTURE_MARGIN_SECONDS, Clock
 from ingestd.config import Settings
 from ingestd.errors import Cancelled, IncompleteContainer, JobInputError, StillWritten
 from ingestd.files import display, lstat, open_regular, problem
@@ -223,13 +223,13 @@ class Watcher:
         stop: threading.Event,
         *,
         on_change: Callable[[Path], None] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.ledger_path = ledger_path
         self.stop = stop
-        self.clock = clock
         self.guard = Guard(Stage.SETTLE, settings, clock)
+        self.clock = self.guard.clock
         self.filter = MediaFilter(settings)
         self.on_change = on_change  # held jobs in a folder where something changed look again
         self.observer: BaseObserver | None = None
@@ -251,7 +251,7 @@ class Watcher:
     # --- the thread ---------------------------------------------------------------------
 
     def run(self) -> None:
-        self.ledger = Ledger(self.ledger_path)
+        self.ledger = Ledger(self.ledger_path, clock=self.clock)
         try:
             self.check_observer()  # starts the observer, then scans (or waits for the folder)
             self.scanned.set()
@@ -261,7 +261,7 @@ class Watcher:
                 self.check_observer()
                 busy = self.tick()
                 self._wake.wait(
-                    self._tick() if busy else idle_wait(self._next_rescan, self.clock())
+                    self._tick() if busy else idle_wait(self._next_rescan, self.clock.now())
                 )
         except Cancelled:
             pass
@@ -278,7 +278,7 @@ class Watcher:
         True while files are settling (they are looked at again every tick)."""
         self._drain_hints()
         busy = self._settle()
-        if self.clock() >= self._next_rescan:
+        if self.clock.now() >= self._next_rescan:
             self.scan()
         return busy or bool(self._after_upload)
 
@@ -423,7 +423,7 @@ class Watcher:
                 if media.parent == folder and own_sidecar_names(media.name, sorted(names)):
                     marked.append(job.id)
         if marked:
-            now = self.clock()
+            now = self.clock.now()
             self.ledger.mark_resync(marked, now + self.settings.ingest.settle_seconds, now)
 
     def _changed(self, folder: Path) -> None:
@@ -435,7 +435,7 @@ class Watcher:
     def scan(self) -> None:
         """Reconcile the whole tree with the ledger."""
         assert self.ledger is not None
-        self._next_rescan = self.clock() + self.settings.ingest.rescan_seconds
+        self._next_rescan = self.clock.now() + self.settings.ingest.rescan_seconds
         if not self.settings.watch_dir.is_dir():
             return  # check_observer reports it, once
         known = self.ledger.known_versions()
@@ -451,7 +451,7 @@ class Watcher:
         log.info("scanned watch folder", media_files=found)
         if resync.enabled(self.settings):
             marked = resync.changed_unseen(self.ledger, self.settings.watch_dir)
-            now = self.clock()
+            now = self.clock.now()
             self.ledger.mark_resync(marked, now, now)
 
     def _scan_folder(self, folder: Path) -> None:
@@ -484,7 +484,7 @@ class Watcher:
         rows = list(found.values())
         for start in range(0, len(rows), FOUND_PER_TRANSACTION):
             for job in self.ledger.add_settling_many(
-                rows[start : start + FOUND_PER_TRANSACTION], self.clock()
+                rows[start : start + FOUND_PER_TRANSACTION], self.clock.now()
             ):
                 with logs.job_context(job):
                     log.debug("found file", size=job.size)
@@ -506,7 +506,7 @@ class Watcher:
         if latest is not None and latest.version == (size, mtime_ns):
             return  # the version the ledger knows
         if latest is not None and latest.state == JobState.SETTLING:
-            _settle_anew(self.ledger, latest, entry, self.clock())
+            _settle_anew(self.ledger, latest, entry, self.clock.now())
         elif latest is not None and latest.state == JobState.UPLOADING:
             # The upload reads the file it hashed, whatever is at the path now; what is there
             # now is looked at again once the upload is over.
@@ -539,11 +539,11 @@ class Watcher:
     def _check(self, ledger: Ledger, job: Job, still: list[tuple[Job, os.stat_result]]) -> None:
         """A settling job's file: gone, changed (it settles anew), or still long enough."""
         entry = lstat(Path(job.path))
-        now = self.clock()
+        now = self.clock.now()
         if entry is None:
             log.info("file went away before it settled")
             ledger.drop_candidate(job)
-        elif version_of(entry) != job.version:
+        elif version_of(entry) != job.version or _begins_in_the_future(job, now):
             _settle_anew(ledger, job, entry, now)
         elif job.incomplete_since is not None:
             # Found cut short already: only new bytes (a new version) or time change that.
@@ -721,6 +721,12 @@ def _settle_anew(ledger: Ledger, job: Job, entry: os.stat_result, now: float) ->
         incomplete_since=None,
         skip_container_check=0,  # a retry vouched for the bytes it saw, not these
     )
+
+
+def _begins_in_the_future(job: Job, now: float) -> bool:
+    """A quiet time that begins well after `now`: written by another process (`ingestd
+    retry`) on a wall clock that has moved away from the daemon's steady one (clock.py)."""
+    return job.settle_since is not None and job.settle_since > now + FUTURE_MARGIN_SECONDS
 
 
 def _container_checked(job: Job) -> bool:

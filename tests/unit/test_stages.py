@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingestd import clock as ingestd_clock
 from ingestd.config import Settings
 from ingestd.errors import FileChanged
 from ingestd.finisher import Finisher
@@ -29,12 +30,14 @@ from ingestd.wistia import RateLimiter, WistiaClient
 S = JobState
 
 
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
+class Clock(ingestd_clock.Clock):
+    """A clock the test sets: `t` is both its steady and its wall time (until a test steps
+    the wall clock alone: `wall_offset`)."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.t = now
+        self.wall_offset = 0.0
+        super().__init__(wall=lambda: self.t + self.wall_offset, monotonic=lambda: self.t)
 
 
 class Wistia:
@@ -70,7 +73,8 @@ def world(tmp_path: Path) -> Iterator[dict]:
         api_retries=1,
         transport=httpx.MockTransport(wistia),
     )
-    ledger = Ledger(settings.ledger)
+    clock = Clock()
+    ledger = Ledger(settings.ledger, clock=clock)
     yield {
         "settings": settings,
         "watch": watch,
@@ -78,7 +82,7 @@ def world(tmp_path: Path) -> Iterator[dict]:
         "client": client,
         "ledger": ledger,
         "stop": stop,
-        "clock": Clock(),
+        "clock": clock,
     }
     ledger.close()
     client.close()
@@ -124,7 +128,7 @@ def test_poll_404_fails_the_job_and_500_polls_later(world: dict) -> None:
     ledger, clock = world["ledger"], world["clock"]
     poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
     job = processing_job(ledger, world["watch"] / "clip.mp4")
-    clock.now = 100.0
+    clock.t = 100.0
 
     world["wistia"].answer = lambda r: httpx.Response(500, json={"error": "boom"})
     poller.guard.run(ledger, job, poller.poll)
@@ -151,10 +155,10 @@ def test_one_list_answers_for_every_media_it_shows(world: dict) -> None:
     ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
     poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
     for n in range(3):
-        processing_job(ledger, watch / f"c{n}.mp4", hashed_id=f"h{n}", since=clock.now)
+        processing_job(ledger, watch / f"c{n}.mp4", hashed_id=f"h{n}", since=clock.t)
     listed = [media("ready", "h0"), media("processing", "h1"), media("failed", "h2")]
     world["wistia"].answer = lambda r: httpx.Response(200, json=listed)
-    poller.sweep(ledger, ledger.due_polls(clock.now))
+    poller.sweep(ledger, ledger.due_polls(clock.t))
     (request,) = world["wistia"].requests  # one request for the three of them
     assert request.url.path == "/v1/medias.json"
     assert dict(request.url.params) == {
@@ -162,7 +166,7 @@ def test_one_list_answers_for_every_media_it_shows(world: dict) -> None:
     }  # fmt: skip
     states = [ledger.latest_for_path(str(watch / f"c{n}.mp4")).state for n in range(3)]
     assert states == [S.FINISHING, S.PROCESSING, S.FAILED]
-    assert ledger.latest_for_path(str(watch / "c1.mp4")).next_poll_at == clock.now + 7.5
+    assert ledger.latest_for_path(str(watch / "c1.mp4")).next_poll_at == clock.t + 7.5
 
 
 def test_pages_are_read_while_they_may_hold_a_due_media_then_it_is_asked_alone(
@@ -170,8 +174,8 @@ def test_pages_are_read_while_they_may_hold_a_due_media_then_it_is_asked_alone(
 ) -> None:
     ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
     poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
-    clock.now = 10_000.0
-    job = processing_job(ledger, watch / "x.mp4", hashed_id="hx", since=clock.now)
+    clock.t = 10_000.0
+    job = processing_job(ledger, watch / "x.mp4", hashed_id="hx", since=clock.t)
     newer = [media("ready", f"n{n}", updated=20_000) for n in range(100)]  # changed since
     older = [media("ready", f"o{n}", updated=5_000) for n in range(100)]  # before any upload
 
@@ -182,7 +186,7 @@ def test_pages_are_read_while_they_may_hold_a_due_media_then_it_is_asked_alone(
         return httpx.Response(200, json=media("processing", "hx"))
 
     world["wistia"].answer = answer
-    poller.sweep(ledger, ledger.due_polls(clock.now))
+    poller.sweep(ledger, ledger.due_polls(clock.t))
     asked = [(r.url.path, r.url.params.get("page")) for r in world["wistia"].requests]
     assert asked == [
         ("/v1/medias.json", "1"),  # full, and changed after the upload began: read on
@@ -195,9 +199,9 @@ def test_pages_are_read_while_they_may_hold_a_due_media_then_it_is_asked_alone(
 def test_a_failed_list_is_every_due_jobs_outcome(world: dict) -> None:
     ledger, watch, clock = world["ledger"], world["watch"], world["clock"]
     poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
-    jobs = [processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.now) for n in range(2)]
+    jobs = [processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.t) for n in range(2)]
     world["wistia"].answer = lambda r: httpx.Response(401, content=b"")
-    poller.sweep(ledger, ledger.due_polls(clock.now))
+    poller.sweep(ledger, ledger.due_polls(clock.t))
     assert ledger.hold().kind == "auth"
     assert [ledger.get(j.id).state for j in jobs] == [S.PROCESSING, S.PROCESSING]
 
@@ -209,11 +213,11 @@ def test_without_batch_polling_each_media_is_asked_alone(world: dict) -> None:
     )
     poller = Poller(settings, ledger.path, world["client"], world["stop"], clock)
     for n in range(2):
-        processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.now)
+        processing_job(ledger, watch / f"c{n}.mp4", f"h{n}", clock.t)
     world["wistia"].answer = lambda r: httpx.Response(
         200, json=media("ready", r.url.path.split("/")[-1].removesuffix(".json"))
     )
-    poller.sweep(ledger, ledger.due_polls(clock.now))
+    poller.sweep(ledger, ledger.due_polls(clock.t))
     assert sorted(r.url.path for r in world["wistia"].requests) == [
         "/v1/medias/h0.json",
         "/v1/medias/h1.json",
@@ -340,15 +344,15 @@ def test_held_job_recheck_writes_nothing_until_fixed_then_resumes(world: dict) -
     events = len(ledger.events(held.id))
 
     for _ in range(5):  # nothing changed: rechecks at growing intervals, and no writes
-        for due in held_jobs.due(ledger, clock()):
+        for due in held_jobs.due(ledger, clock.now()):
             held_jobs.guard.run(ledger, due, held_jobs.recheck)
-        clock.now += 1000
+        clock.t += 1000
     assert len(ledger.events(held.id)) == events and ledger.get(held.id) == held
-    assert held_jobs.due(ledger, clock()) == [held]  # the interval is long, but it was due
+    assert held_jobs.due(ledger, clock.now()) == [held]  # the interval is long, but it was due
 
     path.write_text("https://example.com/clip.mp4\n")
     held_jobs.nudge(watch)  # the watcher saw the folder change: look at once
-    (due,) = held_jobs.due(ledger, clock())
+    (due,) = held_jobs.due(ledger, clock.now())
     held_jobs.guard.run(ledger, due, held_jobs.recheck)
     assert ledger.get(held.id).state == S.QUEUED
     assert ledger.events(held.id)[-1].note == "problem fixed"
@@ -362,7 +366,7 @@ def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> Non
     def still_bad(ledger: Ledger, job: Job) -> None:
         from ingestd.errors import JobInputError
 
-        checks.append(clock.now)
+        checks.append(clock.t)
         raise JobInputError("clip.json: bad")
 
     held_jobs = HeldJobs(
@@ -370,18 +374,18 @@ def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> Non
     )
     job = queued_job(ledger, watch / "clip.mp4")
     ledger.move(ledger.claim_upload(), S.HELD, reason="clip.json: bad")
-    held_at = clock.now
+    held_at = clock.t
     for _ in range(400):  # 200 s in half-second steps
-        for due in held_jobs.due(ledger, clock()):
+        for due in held_jobs.due(ledger, clock.now()):
             held_jobs.guard.run(ledger, due, held_jobs.recheck)
-        clock.now += 0.5
+        clock.t += 0.5
     gaps = [b - a for a, b in itertools.pairwise([held_at, *checks])]
     assert gaps[:6] == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0] and max(gaps) == 60.0
     before = len(checks)
     held_jobs.nudge(watch / "sub")  # another folder: not this job's
-    assert held_jobs.due(ledger, clock()) == []
+    assert held_jobs.due(ledger, clock.now()) == []
     held_jobs.nudge(watch)
-    assert held_jobs.due(ledger, clock()) == [ledger.get(job.id)]
+    assert held_jobs.due(ledger, clock.now()) == [ledger.get(job.id)]
     assert len(checks) == before
 
 
@@ -398,7 +402,7 @@ def test_the_periodic_rescan_finds_what_no_event_announced(world: dict) -> None:
     quiet.write_bytes(b"never announced")
     watcher.tick()
     assert ledger.latest_for_path(str(quiet)) is None  # the rescan is not due yet
-    clock.now += settings.ingest.rescan_seconds
+    clock.t += settings.ingest.rescan_seconds
     watcher.tick()
     assert ledger.latest_for_path(str(quiet)).state == S.SETTLING
 
@@ -411,7 +415,7 @@ def test_a_name_that_is_not_utf8_is_a_job_kept_exactly(world: dict) -> None:
     with open(raw, "wb") as handle:
         handle.write(b"bytes")
     watcher.tick()
-    clock.now += 2
+    clock.t += 2
     watcher.tick()
     (job,) = ledger.active_and_recent(None)
     assert os.fsencode(job.path) == raw and job.state == S.QUEUED
@@ -473,12 +477,12 @@ def test_a_job_held_again_right_after_release_cycles_ever_more_slowly(world: dic
     ledger.move(ledger.claim_upload(), S.HELD, reason="cannot move the file")
     releases = []
     for _ in range(1200):  # 10 minutes in half-second steps
-        for due in held_jobs.due(ledger, clock()):
+        for due in held_jobs.due(ledger, clock.now()):
             held_jobs.guard.run(ledger, due, held_jobs.recheck)
-            releases.append(clock.now)
-            again = ledger.claim_upload(clock.now)  # the stage meets the problem again at once
+            releases.append(clock.t)
+            again = ledger.claim_upload(clock.t)  # the stage meets the problem again at once
             ledger.move(again, S.HELD, reason="cannot move the file")
-        clock.now += 0.5
+        clock.t += 0.5
     gaps = [b - a for a, b in itertools.pairwise(releases)]
     assert gaps[:4] == [4.0, 8.0, 16.0, 32.0] and min(gaps) >= 4.0
     assert len(releases) <= 15  # in ten minutes: not several a second, at most one a minute
@@ -498,7 +502,7 @@ def test_a_sidecar_dated_in_the_future_does_not_keep_finishing_waiting(world: di
     finisher, job = finishing_job(world)
     (watch / "clip.json").write_text('{"description": "from the future"}')
     os.utime(watch / "clip.json", (4_000_000_000, 4_000_000_000))  # the year 2096
-    world["clock"].now = 2_000_000_000.0
+    world["clock"].t = 2_000_000_000.0
     world["wistia"].answer = lambda r: httpx.Response(200, json=media("ready"))
     finisher.guard.run(ledger, job, finisher.finish)
     assert ledger.get(job.id).state == S.DONE
@@ -548,14 +552,14 @@ def test_a_touch_after_a_timed_out_upload_still_reconciles(world: dict) -> None:
         raise httpx.ReadTimeout("no answer", request=request)
 
     world["wistia"].answer = timeout_then_touch
-    uploader.guard.run(ledger, ledger.claim_upload(clock.now), uploader._process)
+    uploader.guard.run(ledger, ledger.claim_upload(clock.t), uploader._process)
     settling = ledger.get(queued.id)
     assert settling.state == S.SETTLING and settling.attempts == 0
     assert settling.upload_started_at is not None and settling.media_name == "clip.mp4"
     requeued = ledger.settle(ledger.update(settling, mtime_ns=5), "sha")  # same bytes again
     assert requeued.attempted  # the next claim asks Wistia before sending anything
     assert not ledger.settle(
-        ledger.move(ledger.claim_upload(clock.now), S.SETTLING), "other"
+        ledger.move(ledger.claim_upload(clock.t), S.SETTLING), "other"
     ).attempted  # new bytes: the old attempt is not theirs
 
 
@@ -566,7 +570,7 @@ def test_bytes_rewritten_in_place_with_the_mtime_put_back_are_not_uploaded(world
     path = world["watch"] / "clip.mp4"
     path.write_bytes(b"the bytes that are hashed")
     watcher.tick()
-    clock.now += 2
+    clock.t += 2
     watcher.tick()
     (job,) = ledger.active_and_recent(None)
     assert job.state == S.QUEUED and job.ctime_ns is not None
@@ -576,7 +580,7 @@ def test_bytes_rewritten_in_place_with_the_mtime_put_back_are_not_uploaded(world
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the mtime put back
     uploader = Uploader(settings, ledger.path, world["client"], world["stop"], clock)
     with pytest.raises(FileChanged):
-        uploader.prepare(ledger.claim_upload(clock.now))
+        uploader.prepare(ledger.claim_upload(clock.t))
 
 
 def test_a_255_byte_name_moves_into_an_archive_where_it_is_taken(world: dict, tmp_path) -> None:
@@ -635,8 +639,124 @@ def test_the_scan_marks_a_sidecar_changed_after_it_was_read_though_before_done(
     sidecar.write_text("{}")
     read_at = time.time() - 60
     os.utime(sidecar, (read_at + 30, read_at + 30))  # edited 30 s after it was read
+    world["clock"].t = time.time()  # done now: after the edit
     done = ledger.move(job, S.DONE, "done", sidecars_read_at=read_at)
     assert done.updated_at > read_at + 30  # done later still
     assert changed_unseen(ledger, watch) == [job.id]
     ledger.update(done, sidecars_read_at=time.time() + 5)  # read after every change
     assert changed_unseen(ledger, watch) == []
+
+
+# --- the system clock steps (NTP, a person, a resumed VM): waits keep their length ---------
+
+DAY = 86_400.0
+
+
+@pytest.mark.parametrize("step", [-DAY, +DAY])
+def test_a_retry_is_due_after_its_wait_whichever_way_the_wall_clock_steps(
+    world: dict, step: float
+) -> None:
+    ledger, clock = world["ledger"], world["clock"]
+    uploader = Uploader(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    queued_job(ledger, world["watch"] / "clip.mp4")
+    world["wistia"].answer = lambda r: httpx.Response(500, json={"error": "boom"})
+    job = ledger.claim_upload(clock.now())
+    uploader.guard.run(ledger, job, uploader._process)
+    waiting = ledger.get(job.id)
+    assert waiting.state == S.QUEUED and waiting.next_attempt_at is not None
+    clock.wall_offset = step  # the system clock steps; the steady one goes on
+    assert ledger.claim_upload(clock.now()) is None  # not due yet: a step brings nothing near
+    clock.t = waiting.next_attempt_at + 0.01
+    assert ledger.claim_upload(clock.now()).id == job.id  # due after its wait, no later
+
+
+def test_a_media_processing_is_not_timed_out_by_a_wall_clock_step_forward(world: dict) -> None:
+    ledger, clock = world["ledger"], world["clock"]
+    poller = Poller(world["settings"], ledger.path, world["client"], world["stop"], clock)
+    job = processing_job(ledger, world["watch"] / "clip.mp4", since=clock.now())
+    clock.wall_offset = 10 * 3600.0  # beyond processing_timeout_seconds (6 h)
+    clock.t += 1.0
+    world["wistia"].answer = lambda r: httpx.Response(200, json=media("processing"))
+    poller.guard.run(ledger, job, poller.poll)
+    assert ledger.get(job.id).state == S.PROCESSING
+
+
+@pytest.mark.parametrize("step", [-DAY, +2 * DAY])
+def test_a_waiting_notification_is_neither_dropped_nor_stalled_by_a_step(
+    world: dict, tmp_path: Path, step: float
+) -> None:
+    from ingestd.ledger import configure_outbox
+    from ingestd.notifications import Notifier
+
+    ledger, clock, settings = world["ledger"], world["clock"], world["settings"]
+    told = tmp_path / "told"
+    settings.notify.command = ["/bin/sh", "-c", f"touch '{told}'"]
+    configure_outbox(["failed"], ["command"])
+    try:
+        job = queued_job(ledger, world["watch"] / "clip.mp4")
+        ledger.move(ledger.claim_upload(clock.now()), S.FAILED, "no", error="no")
+        (notification,) = ledger.due_notifications(clock.now())
+        ledger.notification_failed(notification, "refused", retry_at=clock.now() + 5.0)
+        clock.wall_offset = step  # 2 days ahead: beyond max_age_hours (24)
+        clock.t += 5.01
+        notifier = Notifier(settings, ledger.path, world["client"], world["stop"], clock)
+        (due,) = ledger.due_notifications(clock.now())
+        assert notifier.deliver(ledger, due)
+        assert told.exists(), "dropped as too old instead of delivered"
+        assert job.id == due.job_id
+    finally:
+        configure_outbox([], [])
+
+
+def test_the_holds_probe_comes_after_its_interval_though_the_clock_stepped_back(
+    world: dict,
+) -> None:
+    from ingestd.jobs import HoldRequest
+
+    ledger, clock = world["ledger"], world["clock"]
+    ledger.start_hold(HoldRequest("video_limit", "limit", first_probe_in=60.0))
+    clock.wall_offset = -DAY
+    assert not ledger.take_probe("video_limit", 120.0)
+    clock.t += 60.01
+    assert ledger.take_probe("video_limit", 120.0)
+
+
+def test_due_times_stored_far_ahead_by_an_earlier_process_are_due_at_start_up(
+    world: dict,
+) -> None:
+    """The daemon stopped; the system clock was set back a day; it starts again. What the
+    last process stored a day ahead is due now, and what began "in the future" begins now."""
+    ledger, clock = world["ledger"], world["clock"]
+    queued = queued_job(ledger, world["watch"] / "a.mp4")
+    ledger.update(queued, next_attempt_at=clock.now() + DAY + 30)
+    polled = processing_job(ledger, world["watch"] / "b.mp4", "hb", since=clock.now() + DAY)
+    ledger.update(polled, next_poll_at=clock.now() + DAY)
+    soon = queued_job(ledger, world["watch"] / "c.mp4")
+    ledger.update(soon, next_attempt_at=clock.now() + 30)  # a plausible wait: kept
+    assert ledger.bring_times_within(clock.now()) == 3
+    assert ledger.get(queued.id).next_attempt_at == clock.now()
+    assert ledger.get(polled.id).processing_since == clock.now()
+    assert ledger.get(polled.id).next_poll_at == clock.now()
+    assert ledger.get(soon.id).next_attempt_at == clock.now() + 30
+    assert ledger.claim_upload(clock.now()).id == queued.id
+
+
+def test_a_settle_begun_in_the_future_by_another_process_begins_now(world: dict) -> None:
+    """`ingestd retry` writes the settle's start on its own wall clock; the daemon's steady
+    clock may be a day behind it: the file settles after settle_seconds, not a day."""
+    from ingestd.watcher import Watcher
+
+    ledger, clock, watch = world["ledger"], world["clock"], world["watch"]
+    clip = watch / "clip.mp4"
+    clip.write_bytes(b"some bytes")
+    stat = clip.stat()
+    job = ledger.add_settling(str(clip), "file", stat.st_size, stat.st_mtime_ns, clock.now())
+    job = ledger.update(job, settle_since=clock.now() + DAY)
+    watcher = Watcher(world["settings"], ledger.path, world["stop"], clock=clock)
+    watcher.ledger = ledger
+    still: list = []
+    watcher._check(ledger, job, still=still)
+    assert ledger.get(job.id).settle_since == clock.now()  # begins now
+    clock.t += world["settings"].ingest.settle_seconds
+    watcher._check(ledger, ledger.get(job.id), still=still)
+    assert [j.id for j, _ in still] == [job.id]
