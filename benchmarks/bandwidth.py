@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import Daemon, wait_for
 
-from ingestd.limits import parse_bandwidth
+from ingestd.config.limits import parse_bandwidth
 from ingestd.sandbox import Sandbox
 
 

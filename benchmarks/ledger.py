@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, LedgerLock
-from ingestd.resync import changed_unseen
+from ingestd.pipeline.resync import changed_unseen
 
 
 def fill(ledger: Ledger, jobs: int, active: int) -> None:

@@ -39,8 +39,8 @@ SINK = Path(__file__).with_name("sink.py")
 # second of CPU) are not upload work, and curl's own start-up is a few milliseconds.
 CLIENT = """
 import os, resource, sys, threading, time
-from ingestd.config import WistiaSettings
-from ingestd.wistia import RateLimiter, WistiaClient
+from ingestd.config.settings import WistiaSettings
+from ingestd.wistia.client import RateLimiter, WistiaClient
 url = sys.argv[1]
 settings = WistiaSettings(upload_url=url, api_url=url + "v1/", upload_timeout_seconds=600)
 client = WistiaClient(settings, sys.argv[3], RateLimiter(600), threading.Event())

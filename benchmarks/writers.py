@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingestd import containers, writers
+from ingestd.pipeline.watch import containers, writers
 
 HOLDER = """
 import os, sys

@@ -1,3 +1,3 @@
-from ingestd.cli import main
+from ingestd.cli.commands import main
 
 raise SystemExit(main())

@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from ingestd.files import display
-from ingestd.jobs import Job
+from ingestd.core.jobs import Job
+from ingestd.folder.files import display
 from ingestd.redact import REDACTED, redact
 
 _REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_password"}

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from ingestd.jobs import Job, JobState
+from ingestd.core.jobs import Job, JobState
 from ingestd.ledger import Ledger
 from ingestd.sandbox import Sandbox
 

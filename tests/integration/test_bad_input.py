@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, sha256, wait_until, write_media
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, sha256, wait_until, write_media
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.jobs import Job, JobState
+from ingestd.core.jobs import Job, JobState
 from tests.conftest import DaemonProcess, sha256, wait_until
 from tests.media_files import FTYP, box, mkv, mp4
 

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, wait_until, write_config, write_media
 from tests.integration.test_operations import NotifySocket
 

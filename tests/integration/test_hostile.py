@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import TOKEN, DaemonProcess, wait_until, write_media
 
 S = JobState

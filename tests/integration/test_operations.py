@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import TOKEN, DaemonProcess, wait_until, write_config, write_media
 
 UNIT = Path(__file__).parents[2] / "deploy" / "systemd" / "ingestd.service"

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import TOKEN, DaemonProcess, sha256, wait_until, write_media
 
 SPEC_JOB_KEYS = {"id", "path", "state", "attempts", "error", "reason", "media_id", "hashed_id"}

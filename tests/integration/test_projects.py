@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, wait_until, write_media
 
 

@@ -8,7 +8,7 @@ import signal
 import time
 from datetime import datetime, timedelta
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, wait_until, write_config, write_media
 
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, sha256, wait_until, write_media
 
 SRT_EN = "1\n00:00:00,000 --> 00:00:02,000\nHello there\n\n2\n00:00:02,500 --> 00:00:04,000\nBye\n"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import TOKEN, DaemonProcess, wait_until, write_media
 
 ACCOUNT = "https://sandbox.wistia.test"

@@ -6,7 +6,7 @@ import random
 import sqlite3
 import time
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, wait_until, write_media
 
 

@@ -22,7 +22,7 @@ from urllib.request import urlopen
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import TOKEN, DaemonProcess, wait_until, write_media
 
 SECRET = "receiver-shared-secret"

@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from ingestd.jobs import JobState
+from ingestd.core.jobs import JobState
 from tests.conftest import DaemonProcess, wait_until, write_media
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(12)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestd import containers, writers
-from ingestd.containers import problem_in
+from ingestd.pipeline.watch import containers, writers
+from ingestd.pipeline.watch.containers import problem_in
 from tests.media_files import EBML_HEADER, FTYP, MOOV, SEGMENT_ID, box, large_box, vint
 
 # --- ISO media --------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_without_sigio_ignored_no_lease_is_taken(tmp_path: Path) -> None:
 
 PROBE = """
 import json, os, sys
-from ingestd import writers
+from ingestd.pipeline.watch import writers
 writers.allow_leases()
 path = sys.argv[1]
 st = os.stat(path)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.cli import main
-from ingestd.config import load_settings, resolve_token
-from ingestd.errors import ConfigError
+from ingestd.cli.commands import main
+from ingestd.config.settings import load_settings, resolve_token
+from ingestd.core.errors import ConfigError
 from tests.conftest import write_config
 
 
@@ -137,7 +137,7 @@ def test_status_without_a_ledger_yet(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_example_config_loads_and_documents_every_key() -> None:
     import tomllib
 
-    from ingestd.config import Settings
+    from ingestd.config.settings import Settings
 
     example = Path(__file__).parents[2] / "config.example.toml"
     settings = load_settings(example)
@@ -171,7 +171,7 @@ def test_environment_alone_can_configure_the_commands(
      ("20 MiB/s", 20 * 1024**2), ("4096", 4096)],
 )  # fmt: skip
 def test_upload_bandwidth_is_bytes_per_second_in_powers_of_1024(text: str, rate) -> None:
-    from ingestd.limits import parse_bandwidth
+    from ingestd.config.limits import parse_bandwidth
 
     assert parse_bandwidth(text) == rate
 
@@ -184,7 +184,7 @@ def test_a_bad_upload_bandwidth_names_the_key(tmp_path: Path, text: str) -> None
 
 @pytest.mark.parametrize("text", ["20Mb", "20 mb/s", "1Gib"])
 def test_a_bandwidth_in_bits_is_refused_not_guessed(text: str) -> None:
-    from ingestd.limits import parse_bandwidth
+    from ingestd.config.limits import parse_bandwidth
 
     with pytest.raises(ValueError, match="small b means bits"):
         parse_bandwidth(text)
@@ -193,7 +193,7 @@ def test_a_bandwidth_in_bits_is_refused_not_guessed(text: str) -> None:
 def test_upload_hours_may_cross_midnight() -> None:
     from datetime import datetime
 
-    from ingestd.limits import UploadHours
+    from ingestd.config.limits import UploadHours
 
     night = UploadHours.parse("19:00-07:00")
     assert [night.open_at(datetime(2026, 1, 1, h, 30)) for h in (6, 7, 12, 18, 19, 23)] == [
@@ -211,9 +211,9 @@ def test_upload_hours_may_cross_midnight() -> None:
 def test_a_retry_waiting_outside_the_upload_hours_says_both() -> None:
     from datetime import datetime
 
-    from ingestd.jobs import Job, JobState
-    from ingestd.limits import UploadHours
-    from ingestd.status import waiting_reason
+    from ingestd.config.limits import UploadHours
+    from ingestd.core.jobs import Job, JobState
+    from ingestd.telling.status import waiting_reason
 
     night = UploadHours.parse("19:00-07:00")
     noon = datetime(2026, 1, 1, 12, 0).timestamp()

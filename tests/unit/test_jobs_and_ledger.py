@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.errors import FileChanged
-from ingestd.jobs import TERMINAL, TRANSITIONS, HoldRequest, JobState, can_move, resume_state
+from ingestd.core.errors import FileChanged
+from ingestd.core.jobs import TERMINAL, TRANSITIONS, HoldRequest, JobState, can_move, resume_state
 from ingestd.ledger import SCHEMA_VERSION, InvalidTransition, Ledger, StaleTransition
 
 S = JobState
@@ -162,9 +162,9 @@ def test_a_job_never_read_whole_is_retried_from_settling(ledger: Ledger) -> None
 
 
 def test_what_a_version_proves_partial_belongs_to_those_bytes(ledger: Ledger) -> None:
-    from ingestd.config import IngestSettings
+    from ingestd.config.settings import IngestSettings
+    from ingestd.core.outcomes import Policy, Stage, decide
     from ingestd.ledger import SettledFile
-    from ingestd.outcomes import Policy, Stage, decide
 
     queued(ledger, "/w/p.mpg", "h")
     half = ledger.move(ledger.claim_upload(), S.PROCESSING, "up", hashed_id="half", media_id=1)

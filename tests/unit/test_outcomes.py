@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tenacity
 
-from ingestd.errors import (
+from ingestd.core.errors import (
     AuthError,
     Cancelled,
     FileChanged,
@@ -20,9 +20,9 @@ from ingestd.errors import (
     VideoLimitError,
     WatchFolderMissing,
 )
-from ingestd.jobs import Job, JobState, Move, StaleTransition, can_move
+from ingestd.core.jobs import Job, JobState, Move, StaleTransition, can_move
+from ingestd.core.outcomes import Backoff, Policy, Stage, decide, release
 from ingestd.ledger import Ledger
-from ingestd.outcomes import Backoff, Policy, Stage, decide, release
 
 S = JobState
 NOW = 1_000_000.0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingestd import logs, redact
-from ingestd.files import NAME_MAX, as_text, display, fits, sibling, wistia_name
+from ingestd.folder.files import NAME_MAX, as_text, display, fits, sibling, wistia_name
 from ingestd.ledger import Ledger
 from ingestd.redact import REDACTED
 
@@ -81,7 +81,7 @@ def test_log_lines_are_redacted_values_and_tracebacks_alike() -> None:
 
 
 def test_the_ledger_stores_reasons_notes_and_the_hold_redacted(tmp_path: Path) -> None:
-    from ingestd.jobs import HoldRequest, JobState
+    from ingestd.core.jobs import HoldRequest, JobState
 
     ledger = Ledger(tmp_path / "l.db")
     job = ledger.add_settling("/w/a.url", "url", 1, 1)

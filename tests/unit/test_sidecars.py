@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.errors import JobInputError
-from ingestd.files import Folder, NotRegularFile, open_regular
-from ingestd.sidecars import (
+from ingestd.core.errors import JobInputError
+from ingestd.folder.files import Folder, NotRegularFile, open_regular
+from ingestd.folder.sidecars import (
     SidecarError,
     caption_files,
     language_code,
@@ -21,7 +21,7 @@ from ingestd.sidecars import (
     read_captions,
     read_metadata,
 )
-from ingestd.urlimport import for_wistia, media_name_of
+from ingestd.folder.urlimport import for_wistia, media_name_of
 
 SRT = "1\n00:00:00,000 --> 00:00:01,000\nhi\n"
 

@@ -14,18 +14,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingestd import clock as ingestd_clock
-from ingestd.config import Settings
-from ingestd.errors import FileChanged
-from ingestd.finisher import Finisher
-from ingestd.held import HeldJobs
-from ingestd.jobs import Job, JobState
+from ingestd.config.settings import Settings
+from ingestd.core import clock as ingestd_clock
+from ingestd.core.errors import FileChanged
+from ingestd.core.jobs import Job, JobState
+from ingestd.folder.sidecars import FATE_STEP
 from ingestd.ledger import Ledger
-from ingestd.poller import Poller
-from ingestd.sidecars import FATE_STEP
-from ingestd.uploader import Uploader
-from ingestd.watcher import Watcher
-from ingestd.wistia import RateLimiter, WistiaClient
+from ingestd.pipeline.finish.finisher import Finisher
+from ingestd.pipeline.held import HeldJobs
+from ingestd.pipeline.poll import Poller
+from ingestd.pipeline.upload import Uploader
+from ingestd.pipeline.watch.watcher import Watcher
+from ingestd.wistia.client import RateLimiter, WistiaClient
 
 S = JobState
 
@@ -225,7 +225,7 @@ def test_without_batch_polling_each_media_is_asked_alone(world: dict) -> None:
 
 
 def test_polls_take_at_most_their_share_of_the_budget() -> None:
-    from ingestd.wistia import POLL_SHARE
+    from ingestd.wistia.client import POLL_SHARE
 
     client = WistiaClient(
         Settings(watch_dir=Path("/w")).wistia, "t", RateLimiter(600), threading.Event(),
@@ -364,7 +364,7 @@ def test_held_job_rechecks_grow_and_a_nudge_starts_them_over(world: dict) -> Non
     checks: list[float] = []
 
     def still_bad(ledger: Ledger, job: Job) -> None:
-        from ingestd.errors import JobInputError
+        from ingestd.core.errors import JobInputError
 
         checks.append(clock.t)
         raise JobInputError("clip.json: bad")
@@ -433,7 +433,7 @@ def test_a_255_byte_name_settles_and_its_sidecars_are_looked_for(world: dict) ->
 
 
 def test_observer_choice_follows_the_setting_and_the_mount() -> None:
-    from ingestd.watcher import choose_observer
+    from ingestd.pipeline.watch.watcher import choose_observer
 
     mounts = (
         "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"
@@ -450,7 +450,7 @@ def test_observer_choice_follows_the_setting_and_the_mount() -> None:
 
 
 def test_json_sidecar_limits_are_checked_before_parsing(tmp_path: Path) -> None:
-    from ingestd.sidecars import SidecarError, read_metadata
+    from ingestd.folder.sidecars import SidecarError, read_metadata
 
     (tmp_path / "clip.json").write_text(json.dumps({"name": "x" * (1024 * 1024)}))
     with pytest.raises(SidecarError, match="larger than the 1 MiB"):
@@ -603,7 +603,7 @@ def test_a_255_byte_name_moves_into_an_archive_where_it_is_taken(world: dict, tm
 def test_a_helper_thread_beats_the_stage_heartbeat_it_was_lent() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ingestd import liveness
+    from ingestd.core import liveness
 
     heartbeat = liveness.Heartbeat("watcher")
     with liveness.attached(heartbeat), ThreadPoolExecutor(1) as pool:
@@ -630,7 +630,7 @@ def test_the_scan_marks_a_sidecar_changed_after_it_was_read_though_before_done(
     """A clip.json edited while its job was finishing: after the finisher read it, before the
     job was done (and so before its `updated_at`). The scan compares with the moment the
     sidecars were read, not with the job's last change."""
-    from ingestd.resync import changed_unseen
+    from ingestd.pipeline.resync import changed_unseen
 
     ledger, watch = world["ledger"], world["watch"]
     job = processing_job(ledger, watch / "clip.mp4")
@@ -686,7 +686,7 @@ def test_a_waiting_notification_is_neither_dropped_nor_stalled_by_a_step(
     world: dict, tmp_path: Path, step: float
 ) -> None:
     from ingestd.ledger import configure_outbox
-    from ingestd.notifications import Notifier
+    from ingestd.telling.notify.deliver import Notifier
 
     ledger, clock, settings = world["ledger"], world["clock"], world["settings"]
     told = tmp_path / "told"
@@ -711,7 +711,7 @@ def test_a_waiting_notification_is_neither_dropped_nor_stalled_by_a_step(
 def test_the_holds_probe_comes_after_its_interval_though_the_clock_stepped_back(
     world: dict,
 ) -> None:
-    from ingestd.jobs import HoldRequest
+    from ingestd.core.jobs import HoldRequest
 
     ledger, clock = world["ledger"], world["clock"]
     ledger.start_hold(HoldRequest("video_limit", "limit", first_probe_in=60.0))
@@ -744,7 +744,7 @@ def test_due_times_stored_far_ahead_by_an_earlier_process_are_due_at_start_up(
 def test_a_settle_begun_in_the_future_by_another_process_begins_now(world: dict) -> None:
     """`ingestd retry` writes the settle's start on its own wall clock; the daemon's steady
     clock may be a day behind it: the file settles after settle_seconds, not a day."""
-    from ingestd.watcher import Watcher
+    from ingestd.pipeline.watch.watcher import Watcher
 
     ledger, clock, watch = world["ledger"], world["clock"], world["watch"]
     clip = watch / "clip.mp4"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.config import Settings
-from ingestd.daemon import WORKER_PREFIX, Daemon, _Stage
+from ingestd.config.settings import Settings
+from ingestd.core.liveness import DEFAULT_ALLOW_SECONDS
+from ingestd.daemon.wiring import WORKER_PREFIX, Daemon, _Stage
 from ingestd.ledger import wake_all
-from ingestd.liveness import DEFAULT_ALLOW_SECONDS
 from tests.conftest import wait_until
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ingestd.config import load_settings
-from ingestd.errors import ConfigError
-from ingestd.jobs import JobState
+from ingestd.config.settings import load_settings
+from ingestd.core.errors import ConfigError
+from ingestd.core.jobs import JobState
+from ingestd.folder.sidecars import is_receipt, own_sidecar_names
 from ingestd.ledger import Ledger, configure_outbox
-from ingestd.live import Uploads, frame
-from ingestd.notifications import receivers, signature
-from ingestd.receipts import receipt_name
-from ingestd.sidecars import is_receipt, own_sidecar_names
+from ingestd.pipeline.finish.receipt import receipt_name
+from ingestd.telling.live import Uploads, frame
+from ingestd.telling.notify.deliver import receivers, signature
 from tests.conftest import write_config
 
 

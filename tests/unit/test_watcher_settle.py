@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.config import Settings
-from ingestd.errors import JobInputError
-from ingestd.jobs import JobState
+from ingestd.config.settings import Settings
+from ingestd.core.errors import JobInputError
+from ingestd.core.jobs import JobState
+from ingestd.folder.urlimport import read_url_file
 from ingestd.ledger import Ledger
-from ingestd.uploader import media_name
-from ingestd.urlimport import read_url_file
-from ingestd.watcher import MediaFilter, Watcher
+from ingestd.pipeline.upload import media_name
+from ingestd.pipeline.watch.watcher import MediaFilter, Watcher
 from tests.conftest import wait_until
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.config import load_settings, read_web_password
-from ingestd.errors import ConfigError
-from ingestd.web import PageSettings, _credentials_match, page_context
+from ingestd.config.settings import load_settings, read_web_password
+from ingestd.core.errors import ConfigError
+from ingestd.telling.web import PageSettings, _credentials_match, page_context
 from tests.conftest import write_config
 
 
@@ -102,7 +102,7 @@ def test_job_cards_show_folders_links_bars_and_escaped_names() -> None:
 
 
 def test_without_a_password_only_a_loopback_host_is_served() -> None:
-    from ingestd.web import create_app
+    from ingestd.telling.web import create_app
 
     client = create_app(_page(password="")).test_client()
     assert client.get("/api/jobs/1.json", headers={"Host": "evil.example"}).status_code == 421

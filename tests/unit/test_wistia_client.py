@@ -9,15 +9,15 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from ingestd.config import WistiaSettings
-from ingestd.errors import (
+from ingestd.config.settings import WistiaSettings
+from ingestd.core.errors import (
     AuthError,
     NotFoundError,
     PermanentError,
     TransientError,
     VideoLimitError,
 )
-from ingestd.wistia import Media, RateLimiter, WistiaClient, parse_retry_after
+from ingestd.wistia.client import Media, RateLimiter, WistiaClient, parse_retry_after
 
 
 @pytest.fixture

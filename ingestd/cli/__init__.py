@@ -1,0 +1,1 @@
+"""cli (docstring to come)."""

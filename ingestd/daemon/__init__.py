@@ -1,0 +1,1 @@
+"""daemon (docstring to come)."""

@@ -1,0 +1,1 @@
+"""folder (docstring to come)."""

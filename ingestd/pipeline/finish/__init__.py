@@ -1,0 +1,1 @@
+"""pipeline.finish (docstring to come)."""

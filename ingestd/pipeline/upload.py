@@ -1,0 +1,427 @@
+"""Upload: `ingest.workers` threads each claim a queued job and send it to Wistia.
+
+A worker's one job, start to finish (`_process`):
+1. claim (queued -> uploading, atomic in the ledger);
+2. if an earlier attempt began (`upload_started_at` is set: a crash, a stop, a timeout after
+   the body was sent), ask Wistia for a media of that name created since then: found, the
+   job moves on without sending the file again;
+3. prepare: the form fields from the sidecars, and the file opened safely and checked to be
+   the version that was hashed (`prepare`, which the held jobs' recheck runs too);
+4. record that this attempt begins (committed before the first byte leaves);
+5. stream the file from that descriptor (or ask Wistia to import the URL);
+6. uploading -> processing with the media's ids.
+
+Anything else that happens ends in the job's state through the stage's guard and the one
+outcome policy (outcomes.py). While the account is on hold, workers only wait, except the one
+that wins the probe: under a video-limit hold it tries one upload, under an auth hold one
+cheap account call; its success lifts the hold for all.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Self
+
+from ingestd import logs
+from ingestd.config.settings import Settings
+from ingestd.core import liveness
+from ingestd.core.clock import Clock
+from ingestd.core.errors import (
+    AuthError,
+    Cancelled,
+    FileChanged,
+    JobInputError,
+    PermanentError,
+    TransientError,
+    WistiaError,
+)
+from ingestd.core.jobs import Job, JobKind, JobState, version_of
+from ingestd.core.outcomes import Backoff, Stage
+from ingestd.folder.files import display, open_regular, wistia_name
+from ingestd.folder.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
+from ingestd.folder.urlimport import media_name_of, read_url_file
+from ingestd.ledger import Hold, Ledger, arrivals_while
+from ingestd.pipeline.loop import Guard, idle_wait
+from ingestd.pipeline.projects import FolderProjects, folder_of
+from ingestd.wistia.client import MAX_NAME_LENGTH, RECONCILE_MARGIN_SECONDS, Media, WistiaClient
+
+log = logs.get("ingestd.uploader")
+
+PROGRESS_EVERY_SECONDS = 1.0
+
+
+def media_name(path: Path) -> str:
+    """The name Wistia itself would choose: the file name with its extension, max 255."""
+    name = wistia_name(path.name)
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    suffix = wistia_name(path.suffix)
+    keep = MAX_NAME_LENGTH - len(suffix)
+    return name[:keep] + suffix if keep > 0 else name[:MAX_NAME_LENGTH]
+
+
+@dataclass
+class Upload:
+    """What one upload sends: the form fields and either a URL or an open file."""
+
+    fields: dict[str, str]
+    url: str | None = None  # a .url job: Wistia imports this
+    file: int | None = None  # a file job: the descriptor the bytes are read from
+    filename: str = ""  # the file's own name, as the multipart part names it
+
+    def close(self) -> None:
+        if self.file is not None:
+            os.close(self.file)
+            self.file = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Uploader:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger_path: Path,
+        client: WistiaClient,
+        stop: threading.Event,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.ledger_path = ledger_path
+        self.client = client
+        self.stop = stop
+        self.guard = Guard(Stage.UPLOAD, settings, clock)
+        self.clock = self.guard.clock
+        # Jobs a worker of this daemon is sending now; the claim and the orphan check share
+        # the lock, so a job just claimed is never taken for an orphan.
+        self._in_flight: set[int] = set()
+        self._claim_lock = threading.Lock()
+        self._was_inside = True  # inside the upload hours at the last look (for the log)
+        self.projects = FolderProjects(client)  # folder name -> Wistia project (one per name)
+
+    # --- the worker thread --------------------------------------------------------------
+
+    def run_worker(self, retire: threading.Event) -> None:
+        """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
+        ledger = Ledger(self.ledger_path, clock=self.clock)
+        try:
+            with arrivals_while(JobState.QUEUED) as wake:
+                self._work(ledger, retire, wake)
+        finally:
+            ledger.close()
+
+    def _work(self, ledger: Ledger, retire: threading.Event, wake: threading.Event) -> None:
+        while not self.stop.is_set() and not retire.is_set():
+            liveness.beat()
+            wake.clear()  # before looking: a job queued after the look wakes the wait
+            claimed = self._next_job(ledger)
+            if claimed is None:
+                wake.wait(self._idle_wait(ledger))
+                continue
+            job, probe = claimed
+            try:
+                self.guard.run(ledger, job, partial(self._process, probe=probe))
+            finally:
+                with self._claim_lock:
+                    self._in_flight.discard(job.id)
+
+    def _next_job(self, ledger: Ledger) -> tuple[Job, bool] | None:
+        """The next job to send, and whether it is the hold's probe."""
+        hold = ledger.hold()
+        if hold is not None and hold.kind == "auth":
+            if ledger.take_probe(hold.kind, self._next_probe_in(hold)):
+                self._probe_token(ledger)  # no upload: allowed outside the upload hours
+            return None
+        if not self._inside_upload_hours():
+            return None
+        if hold is not None:
+            if not ledger.take_probe(hold.kind, self._next_probe_in(hold)):
+                return None
+            log.info("probing whether uploads are possible again")
+        with self._claim_lock:
+            job = ledger.claim_upload(self.clock.now())
+            if job is None:
+                return None
+            self._in_flight.add(job.id)
+        return job, hold is not None
+
+    def _idle_wait(self, ledger: Ledger) -> float:
+        """Until what stops the next upload can change: the hold's next probe, the upload
+        hours opening, or the next retry coming due."""
+        now = self.clock.now()
+        hold = ledger.hold()
+        hours = self.settings.ingest.hours
+        local = datetime.fromtimestamp(self.clock.wall())  # the hours are the wall clock's
+        if hold is not None and hold.kind == "auth":
+            soonest: float | None = hold.next_probe_at
+        elif hours is not None and not hours.open_at(local):
+            soonest = self.clock.from_wall(hours.next_opening(local).timestamp())
+        elif hold is not None:
+            soonest = hold.next_probe_at
+        else:
+            soonest = ledger.soonest(JobState.QUEUED, now)
+        return idle_wait(soonest, now)
+
+    def _inside_upload_hours(self) -> bool:
+        """Whether a new upload may start now (`ingest.upload_hours`); logged when it changes."""
+        hours = self.settings.ingest.hours
+        inside = hours is None or hours.open_at(datetime.fromtimestamp(self.clock.wall()))
+        with self._claim_lock:
+            if inside != self._was_inside:
+                self._was_inside = inside
+                if inside:
+                    log.info("inside the upload hours: uploads start", hours=str(hours))
+                else:
+                    log.info("outside the upload hours: no new upload starts", hours=str(hours))
+        return inside
+
+    def _next_probe_in(self, hold: Hold) -> float:
+        ingest = self.settings.ingest
+        return Backoff(ingest.probe_min_seconds, ingest.probe_max_seconds).after(
+            hold.probe_interval
+        )
+
+    def _probe_token(self, ledger: Ledger) -> None:
+        """Under an auth hold: one cheap call tells whether the token works again."""
+        try:
+            account = self.client.account(tries=1)
+        except AuthError as exc:
+            log.warning("the token is still refused", reason=exc.reason)
+            return
+        except (WistiaError, Cancelled) as exc:
+            log.info("could not probe the token; trying later", reason=str(exc))
+            return
+        if ledger.clear_hold("auth"):
+            log.info("the token is accepted again; resuming", account=account.get("name"))
+
+    def requeue_orphans(self, ledger: Ledger) -> list[Job]:
+        """Jobs left `uploading` by a worker that died: back to the queue (health check)."""
+        with self._claim_lock:
+            return ledger.requeue_interrupted(
+                "its worker stopped unexpectedly; Wistia is checked before sending again",
+                keep=self._in_flight,
+            )
+
+    # --- one job ------------------------------------------------------------------------
+
+    def _process(self, ledger: Ledger, job: Job, *, probe: bool = False) -> None:
+        """One job, start to finish; `probe`: it was claimed as the account-wide hold's probe."""
+        media = self._reconcile(ledger, job) if job.attempted else None
+        if media is None:
+            job, media = self._send(ledger, job)
+        self._uploaded(ledger, job, media, probe)
+
+    def prepare(self, job: Job) -> Upload:
+        """Everything local an upload needs, checked: the held jobs' recheck runs it too.
+
+        Raises the job's own problem: a bad sidecar or `.url` file, a file that cannot be
+        read or is not a regular file, a file that is not the version hashed (FileChanged).
+        """
+        path = Path(job.path)
+        if job.kind == JobKind.URL:
+            url = read_url_file(path, self.settings.watch_dir)
+            return Upload(self.upload_fields(job, media_name_of(url)), url=url)
+        own_name = media_name(path)
+        fields = self.upload_fields(job, own_name)
+        try:
+            fd = open_regular(path, self.settings.watch_dir)
+        except FileNotFoundError:
+            raise JobInputError(
+                "the file vanished before it could be uploaded",
+                "put the file back (it is then found again) or ignore this job",
+                fatal=True,
+            ) from None
+        upload = Upload(fields, file=fd, filename=wistia_name(path.name))
+        opened = os.fstat(fd)
+        if not job.is_file_hashed(opened):  # the bytes hashed are the bytes uploaded
+            upload.close()
+            raise FileChanged(opened)
+        return upload
+
+    def preflight(self, ledger: Ledger, job: Job) -> None:
+        """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go."""
+        self.prepare(job).close()
+
+    def _folder(self, job: Job) -> str | None:
+        """The folder whose project the job's media goes to (`ingest.project_from_folder`)."""
+        if not self.settings.ingest.project_from_folder:
+            return None
+        return folder_of(Path(job.path), self.settings.watch_dir)
+
+    def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media]:
+        with self.prepare(job) as upload:
+            folder = self._folder(job) if "project_id" not in upload.fields else None
+            if folder is not None:
+                upload.fields["project_id"] = self.projects.hashed_id_for(ledger, folder)
+            # Committed before the first byte leaves: a crash from here on is reconciled.
+            job = ledger.update(
+                job,
+                # Wall time: an interrupted attempt is found by Wistia's creation time.
+                upload_started_at=job.upload_started_at if job.attempted else self.clock.wall(),
+                attempt_sha256=job.sha256,
+                media_name=upload.fields["name"],
+                bytes_sent=None if upload.url else 0,
+            )
+            try:
+                if upload.url is not None:
+                    log.info("importing from URL")
+                    media = self.client.import_url(upload.url, upload.fields)
+                else:
+                    media = self._stream(ledger, job, upload)
+            except PermanentError as refused:
+                if folder is None or "project not found" not in refused.reason.lower():
+                    raise
+                self.projects.forget(ledger, folder, upload.fields["project_id"])
+                raise TransientError(
+                    f"the project for the folder {display(folder)} is gone in Wistia; "
+                    "it is found or made again"
+                ) from None
+        ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(upload.fields))
+        return job, media
+
+    def _stream(self, ledger: Ledger, job: Job, upload: Upload) -> Media:
+        assert upload.file is not None
+        log.info("uploading", size=job.size)
+        progress = _Progress(ledger, job.id, job.size)
+        started = time.monotonic()
+        try:
+            media = self.client.upload_file(upload.file, upload.filename, upload.fields, progress)
+        except TransientError:
+            self._changed_under_upload(ledger, job, upload.file)  # then that is what happened
+            raise
+        self.client.meters.upload_seconds.observe(time.monotonic() - started)
+        progress.flush()
+        changed = os.fstat(upload.file)
+        if version_of(changed) != job.version:
+            raise FileChanged(changed, _left_behind(media))
+        return media
+
+    def _changed_under_upload(self, ledger: Ledger, job: Job, fd: int) -> None:
+        """After a failed attempt: if the bytes changed meanwhile, settle again (no attempt).
+
+        The attempt may have made a media of bytes that never settled: it is found by the
+        name this attempt recorded, and named in the history (not deleted: SPEC lets ingestd
+        delete only a partial copy a done version proves, and a replaced thumbnail).
+        """
+        changed = os.fstat(fd)
+        if version_of(changed) == job.version:
+            return
+        try:
+            stale = self._reconcile(ledger, job)
+        except WistiaError:
+            stale = None
+        raise FileChanged(changed, _left_behind(stale))
+
+    def upload_fields(self, job: Job, default_name: str) -> dict[str, str]:
+        """Form fields: from clip.json and _defaults.json, else the config and the file name.
+
+        `name` is always sent, so that an interrupted upload can be found again by name.
+        """
+        metadata = read_metadata(Path(job.path), self.settings.watch_dir)
+        for problem in metadata.unknown:
+            log.warning("unknown key in a sidecar, ignored", key=problem, known=KNOWN_KEYS)
+        fields = {"name": metadata.name or default_name}
+        if metadata.description is not None:
+            fields["description"] = metadata.description
+        # A sidecar's project wins; then the folder's (found or made when the upload is sent:
+        # `_send`); then the configured default.
+        project_id = metadata.project_id
+        if not project_id and self._folder(job) is None:
+            project_id = self.settings.wistia.project_id
+        if project_id:
+            fields["project_id"] = project_id
+        if metadata.contact_id is not None:
+            fields["contact_id"] = metadata.contact_id
+        return fields
+
+    def _reconcile(self, ledger: Ledger, job: Job) -> Media | None:
+        """Did an earlier, interrupted attempt create the media after all?"""
+        name = job.media_name
+        if name is None:
+            return None  # no attempt recorded what it sent
+        since = (job.upload_started_at or 0) - RECONCILE_MARGIN_SECONDS
+        for media in self.client.medias_named(name):
+            created = media.created_epoch
+            if created is None or created < since:
+                continue
+            if ledger.hashed_id_taken(media.hashed_id, except_job=job.id):
+                continue
+            if (
+                media.original_size is not None
+                and job.kind == JobKind.FILE
+                and (media.original_size != job.size)
+            ):
+                continue
+            log.info(
+                "an earlier attempt reached Wistia; not uploading again", hashed_id=media.hashed_id
+            )
+            return media
+        return None
+
+    def _uploaded(self, ledger: Ledger, job: Job, media: Media, probe: bool) -> None:
+        logs.bind_hashed_id(media.hashed_id)
+        now = self.clock.now()
+        poll = self.settings.ingest.poll_min_seconds
+        ledger.move(
+            job,
+            JobState.PROCESSING,
+            f"uploaded as media {media.hashed_id}",
+            media_id=media.id,
+            hashed_id=media.hashed_id,
+            project_id=media.project_hashed_id,
+            processing_since=now,
+            next_poll_at=now + poll,
+            poll_interval=poll,
+            bytes_sent=job.size,
+            error=None,
+            next_attempt_at=None,
+        )
+        hold = ledger.hold()
+        # Only an upload that began under the hold (its probe) proves the limit is gone; one
+        # that was already on its way when the limit was hit proves nothing.
+        if probe and hold is not None and hold.kind == "video_limit":
+            ledger.clear_hold("video_limit")
+            log.info("upload succeeded: the video limit hold is lifted")
+        log.info("uploaded", media_id=media.id)
+
+
+class _Progress:
+    """Upload progress into the ledger, at most once a second (it is only for `status`)."""
+
+    def __init__(self, ledger: Ledger, job_id: int, total: int | None) -> None:
+        self._ledger = ledger
+        self._job_id = job_id
+        self._total = total
+        self._last = 0.0
+        self._sent = 0
+
+    def __call__(self, sent: int) -> None:
+        self._sent = sent
+        now = time.monotonic()
+        # Also when the last byte is read: the wait for Wistia's answer shows as 100%.
+        if now - self._last >= PROGRESS_EVERY_SECONDS or sent == self._total:
+            self._last = now
+            self._ledger.record_progress(self._job_id, sent)
+
+    def flush(self) -> None:
+        self._ledger.record_progress(self._job_id, self._sent)
+
+
+def _left_behind(media: Media | None) -> str:
+    """Why the job settles again, naming the media made of bytes that changed, if any."""
+    if media is None:
+        return "file changed while it was being sent"
+    return (
+        f"file changed while it was being sent; media {media.hashed_id}, made of the bytes "
+        "sent, is left in Wistia (delete it there if it is not wanted)"
+    )

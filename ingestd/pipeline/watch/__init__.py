@@ -1,0 +1,1 @@
+"""pipeline.watch (docstring to come)."""

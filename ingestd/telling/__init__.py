@@ -1,0 +1,1 @@
+"""telling (docstring to come)."""

@@ -1,0 +1,1 @@
+"""telling.notify (docstring to come)."""

@@ -1,0 +1,1 @@
+"""wistia (docstring to come)."""
