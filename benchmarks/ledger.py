@@ -99,7 +99,7 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTD_")}
 
     def claim_and_put_back() -> None:
-        job = ledger.claim_upload()
+        job = ledger.uploads.claim()
         if job is not None:
             ledger.move(job, JobState.QUEUED, "bench")
 
@@ -123,9 +123,9 @@ def measure(folder: Path, jobs: int, active: int) -> dict[str, float]:
         "done jobs' sidecar times (rescan)": timed(
             lambda: changed_unseen(ledger, Path("/srv/inbox")), repeat=5
         ),
-        "find by path": timed(lambda: ledger.find(some.path)),
-        "find by hashed id": timed(lambda: ledger.find(some.hashed_id or "x")),
-        "one job's history": timed(lambda: ledger.events(some.id)),
+        "find by path": timed(lambda: ledger.jobs.find(some.path)),
+        "find by hashed id": timed(lambda: ledger.jobs.find(some.hashed_id or "x")),
+        "one job's history": timed(lambda: ledger.jobs.events(some.id)),
         "`status` (process)": timed(lambda: cli("status"), repeat=5),
         "`status --json` (process)": timed(lambda: cli("status", "--json"), repeat=5),
         "`status --check` (process)": timed(lambda: cli("status", "--check"), repeat=5),

@@ -40,7 +40,8 @@ SINK = Path(__file__).with_name("sink.py")
 CLIENT = """
 import os, resource, sys, threading, time
 from ingestd.config.settings import WistiaSettings
-from ingestd.wistia.client import RateLimiter, WistiaClient
+from ingestd.wistia.client import WistiaClient
+from ingestd.wistia.limiter import RateLimiter
 url = sys.argv[1]
 settings = WistiaSettings(upload_url=url, api_url=url + "v1/", upload_timeout_seconds=600)
 client = WistiaClient(settings, sys.argv[3], RateLimiter(600), threading.Event())

@@ -1,3 +1,3 @@
-from ingestd.cli.commands import main
+from ingestd.cli.main import main
 
 raise SystemExit(main())

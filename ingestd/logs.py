@@ -1,10 +1,17 @@
-"""Logging: structlog, JSON lines off a TTY (journald), console lines on one.
+"""Logging, and the secrets no output may show: the process's one piece of global state.
 
-Every line about a job carries `job_id`, `path` and `hashed_id` (bound with `job_context`).
-The token is never logged on purpose; as a second line of defence every rendered line goes
-through redact.redact (the token and any 16 characters of it, URL credentials and query
-strings), keys such as `authorization` are dropped, and tracebacks are rendered without local
-variables. Exceptions that escape a thread are logged the same way, never printed raw.
+Logging is structlog: JSON lines off a TTY (with journald's `<N>` priority prefix under
+journald), console lines on one. Every line about a job carries `job_id`, `path` and
+`hashed_id` (bound with `job_context`).
+
+Secrets: the token (and the webhook secret, and whatever else the process learns) is
+registered once with `add_secret`; `redact(text)` removes every registered secret, any 16
+consecutive characters of one, and URL credentials and query strings (redact.py) from any
+text: every rendered log line, the ledger's reasons and notes, every command's output, the
+status page. Keys such as `authorization` are dropped from log lines, and tracebacks are
+rendered without local variables. Exceptions that escape a thread are logged the same way.
+
+structlog is imported only when something logs: `ingestd status` never pays for it.
 """
 
 from __future__ import annotations
@@ -14,15 +21,33 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from ingestd import redact as redaction
 from ingestd.core.jobs import Job
-from ingestd.folder.files import display
-from ingestd.redact import REDACTED, redact
+from ingestd.core.names import display
+from ingestd.redact import REDACTED
 
+if TYPE_CHECKING:
+    import structlog
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
 _REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_password"}
+
+
+def add_secret(secret: str) -> None:
+    """Never show `secret`, nor any 16 consecutive characters of it, from now on."""
+    if secret:
+        with _secrets_lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """`text` without any secret this process knows, URL credentials or URL query strings."""
+    with _secrets_lock:
+        secrets = list(_secrets)
+    return redaction.redact(text, secrets)
 
 
 def _drop_secret_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -44,13 +69,6 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
-# Tracebacks as data, without the frames' local variables (a header dict in a frame holds the
-# token; a buffer holds a file's bytes).
-_TRACEBACKS = structlog.processors.ExceptionRenderer(
-    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-)
-
-
 def _redacted(renderer: Callable[..., str]) -> Callable[..., str]:
     """The renderer, with the finished line redacted: whatever a value or a traceback held."""
 
@@ -67,22 +85,26 @@ def _journald_friendly(_logger: Any, _name: str, event: dict[str, Any]) -> dict[
 
 
 # syslog priorities, which journald reads from a `<N>` prefix (journalctl -p err shows errors).
-_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
 
 
 class _JournaldJSON:
     """JSON lines with journald's priority prefix."""
 
     def __init__(self) -> None:
+        import structlog
+
         self._json = structlog.processors.JSONRenderer()
 
     def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
-        priority = _PRIORITIES.get(str(event.get("level", "info")), 6)
+        priority = PRIORITIES.get(str(event.get("level", "info")), 6)
         return f"<{priority}>{self._json(logger, name, event)}"
 
 
 def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = False) -> None:
     """Set up structlog and route the stdlib loggers (httpx, watchdog) through it."""
+    import structlog
+
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -98,7 +120,12 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         tail: list[Any] = [_drop_secret_keys, _redacted(renderer)]
     else:
         json_renderer = _JournaldJSON() if under_journald else structlog.processors.JSONRenderer()
-        tail = [_TRACEBACKS, _drop_secret_keys, _redacted(json_renderer)]
+        # Tracebacks as data, without the frames' local variables (a header dict in a frame
+        # holds the token; a buffer holds a file's bytes).
+        tracebacks = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        tail = [tracebacks, _drop_secret_keys, _redacted(json_renderer)]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
@@ -129,12 +156,16 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
 
 
 def get(name: str = "ingestd") -> structlog.stdlib.BoundLogger:
+    import structlog
+
     return structlog.get_logger(name)  # type: ignore[no-any-return]
 
 
 @contextmanager
 def job_context(job: Job) -> Iterator[None]:
     """Bind the job's identity to every log line in this thread for the block."""
+    import structlog
+
     with structlog.contextvars.bound_contextvars(
         job_id=job.id, path=display(job.path), hashed_id=job.hashed_id
     ):
@@ -142,4 +173,6 @@ def job_context(job: Job) -> Iterator[None]:
 
 
 def bind_hashed_id(hashed_id: str) -> None:
+    import structlog
+
     structlog.contextvars.bind_contextvars(hashed_id=hashed_id)

@@ -7,13 +7,15 @@ Removed from any text:
 - the user info (`user:password@`) and the query string of any URL: presigned URLs carry their
   credentials in the query, and imported URLs may carry them in front of the host.
 
-The token is registered once the process knows it (`add_secret`); URLs need no registration.
+Pure functions: the secrets a process knows are kept by `logs` (its one piece of
+process-wide state, with the logging setup), which calls `redact(text, secrets)` for every
+output; URLs need no registration.
 """
 
 from __future__ import annotations
 
 import re
-import threading
+from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 # How many consecutive characters of a secret are too many to show.
@@ -29,23 +31,13 @@ _URL = re.compile(
     r"""(?P<query>\?[^\s#"'<>\\]*)?"""
 )
 
-_lock = threading.Lock()
-_secrets: set[str] = set()
 
 
-def add_secret(secret: str) -> None:
-    """Never show `secret`, nor any WINDOW consecutive characters of it, from now on."""
-    if secret:
-        with _lock:
-            _secrets.add(secret)
-
-
-def redact(text: str) -> str:
-    """`text` without secrets, URL credentials and URL query strings."""
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` without `secrets` (nor any WINDOW consecutive characters of one), URL
+    credentials and URL query strings."""
     if "://" in text:
         text = _URL.sub(_without_credentials, text)
-    with _lock:
-        secrets = list(_secrets)
     for secret in secrets:
         text = _without(secret, text)
     return text

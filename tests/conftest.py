@@ -214,10 +214,10 @@ class DaemonProcess:
         return self._ledger
 
     def jobs(self) -> list[Job]:
-        return self.ledger.active_and_recent(None)
+        return self.ledger.jobs.active_and_recent(None)
 
     def job_for(self, path: Path) -> Job | None:
-        return self.ledger.latest_for_path(str(path))
+        return self.ledger.jobs.latest_for_path(str(path))
 
     def wait_state(self, path: Path, state: JobState, timeout: float = 20.0) -> Job:
         def reached() -> Job | None:

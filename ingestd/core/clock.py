@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 # No wait the daemon sets is longer than an hour (a Retry-After, a hold's probe, a retry at
 # its cap); a stored due time further ahead than this came from a clock that stepped back.
@@ -59,3 +60,10 @@ class Clock:
     def from_wall(self, wall: float) -> float:
         """A wall-clock moment on this process's steady scale."""
         return wall + (self.now() - self.wall())
+
+
+def iso(epoch: float | None) -> str | None:
+    """A wall-clock moment as ISO 8601 in UTC, to the second (`2026-11-23T09:22:59Z`)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -10,10 +10,10 @@ while no heartbeat is overdue, so a stage stuck for good gets the daemon restart
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 # A stage that says nothing for this long, outside a wait it announced, is stuck.
 DEFAULT_ALLOW_SECONDS = 60.0
@@ -35,23 +35,24 @@ class Heartbeat:
         return max(0.0, now - self._last - self._allow)
 
 
-_local = threading.local()
+# The heartbeat of the stage the calling thread works for (each thread has its own value).
+_attached: ContextVar[Heartbeat | None] = ContextVar("heartbeat", default=None)
 
 
 @contextmanager
 def attached(heartbeat: Heartbeat) -> Iterator[Heartbeat]:
     """Make `heartbeat` the one `beat()` reaches from this thread."""
-    _local.heartbeat = heartbeat
+    token = _attached.set(heartbeat)
     heartbeat.beat()
     try:
         yield heartbeat
     finally:
-        _local.heartbeat = None
+        _attached.reset(token)
 
 
 def current() -> Heartbeat | None:
     """The heartbeat attached to the calling thread (to lend to a helper thread)."""
-    return getattr(_local, "heartbeat", None)
+    return _attached.get()
 
 
 @contextmanager
@@ -60,15 +61,15 @@ def lent(heartbeat: Heartbeat | None) -> Iterator[None]:
     if heartbeat is None:
         yield
         return
-    _local.heartbeat = heartbeat
+    token = _attached.set(heartbeat)
     try:
         yield
     finally:
-        _local.heartbeat = None
+        _attached.reset(token)
 
 
 def beat(allow: float = DEFAULT_ALLOW_SECONDS) -> None:
     """Beat the heartbeat of the calling thread's stage, if it has one."""
-    heartbeat: Heartbeat | None = getattr(_local, "heartbeat", None)
+    heartbeat = _attached.get()
     if heartbeat is not None:
         heartbeat.beat(allow)

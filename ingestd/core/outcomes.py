@@ -28,19 +28,16 @@ own, so one job's trouble always ends in that job's state and never stops a stag
       reason (no event); no problem at all is `release`: back to where the job resumes.
 
 The settle stage (watcher) follows the same rows as upload where they apply. Backoffs all
-follow one law, `Backoff`; a Retry-After from Wistia is obeyed exactly instead.
+follow one law, core.backoff.Backoff; a Retry-After from Wistia is obeyed exactly instead.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-import tenacity
-
-from ingestd.config.settings import IngestSettings
+from ingestd.core.backoff import Backoff
 from ingestd.core.errors import (
     Cancelled,
     FileChanged,
@@ -83,52 +80,9 @@ FOLDER_WAIT_SECONDS = 10.0
 WRITER_RECHECK_SECONDS = 1.0
 
 
-class Backoff(tenacity.wait.wait_base):
-    """A growing interval: `first`, times `factor` each time, at most `cap`, plus jitter.
-
-    The one law for every wait in ingestd: retries after transient errors (tenacity calls it
-    as its wait strategy for in-process retries; the outcome policy asks it directly for
-    retries kept in the ledger across restarts), polls, held rechecks, hold probes and stage
-    restarts. A Retry-After from Wistia is obeyed exactly instead.
-    """
-
-    def __init__(
-        self,
-        first: float,
-        cap: float,
-        factor: float = 2.0,
-        jitter: float = 0.0,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self.first = first
-        self.cap = max(cap, first)
-        self.factor = factor
-        self.jitter = jitter
-        self._rng = rng
-
-    def seconds(self, attempt: int, retry_after: float | None = None) -> float:
-        """The wait after failed attempt number `attempt` (1 for the first)."""
-        if retry_after is not None:
-            return retry_after
-        try:
-            grown = self.first * self.factor ** max(0, attempt - 1)
-        except OverflowError:
-            grown = self.cap
-        return min(self.cap, grown + self.jitter * self._rng())
-
-    def after(self, previous: float | None) -> float:
-        """The interval that follows `previous` (None: the first one)."""
-        return self.first if previous is None else min(self.cap, previous * self.factor)
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None and outcome.failed else None
-        return self.seconds(retry_state.attempt_number, getattr(error, "retry_after", None))
-
-
 @dataclass(frozen=True)
 class Policy:
-    """The numbers the policy needs, from `[ingest]`."""
+    """The numbers the policy needs, from `[ingest]` (pipeline.loop.policy_for)."""
 
     max_attempts: int
     retry: Backoff  # between attempts after a transient error
@@ -137,18 +91,6 @@ class Policy:
     settle: float  # the quiet time a settling file needs
     incomplete_after: float  # a file failing the container check this long is failed
 
-    @classmethod
-    def from_settings(cls, ingest: IngestSettings) -> Policy:
-        return cls(
-            max_attempts=ingest.max_attempts,
-            retry=Backoff(
-                ingest.retry_min_seconds, ingest.retry_max_seconds, jitter=ingest.retry_min_seconds
-            ),
-            poll=Backoff(ingest.poll_min_seconds, ingest.poll_max_seconds, factor=1.5),
-            first_probe_in=ingest.probe_min_seconds,
-            settle=ingest.settle_seconds,
-            incomplete_after=ingest.incomplete_after_seconds,
-        )
 
 
 @dataclass(frozen=True)

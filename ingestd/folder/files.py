@@ -24,8 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingestd.core.errors import JobInputError
+from ingestd.core.jobs import Job, version_of
+from ingestd.core.names import display
 
-NAME_MAX = 255  # bytes in one file name (Linux file systems)
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -269,60 +270,9 @@ class Folder:
             os.close(source)
 
 
-# --- names ----------------------------------------------------------------------------------
-
-
-def raw(name: str | os.PathLike[str]) -> bytes:
-    """The exact bytes of a name (Python keeps undecodable bytes as surrogates)."""
-    return os.fsencode(name)
-
-
-def as_text(name: str | os.PathLike[str]) -> str:
-    """A name as text that any encoder takes: undecodable bytes as \\xNN, the rest exact."""
-    if isinstance(name, str) and name.isascii():
-        return name  # the common case, quickly: nothing undecodable in it
-    return raw(name).decode("utf-8", "backslashreplace")
-
-
-def display(name: str | os.PathLike[str]) -> str:
-    """A name on one line: undecodable bytes as \\xNN, control characters escaped."""
-    text = as_text(name)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
-
-
-def _escape(ch: str) -> str:
-    code = ord(ch)
-    if ch == "\n":
-        return "\\n"
-    if ch == "\t":
-        return "\\t"
-    if ch == "\r":
-        return "\\r"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def wistia_name(name: str) -> str:
-    """The name as Wistia gets it: valid UTF-8, undecodable bytes replaced with U+FFFD."""
-    return raw(name).decode("utf-8", "replace")
-
-
-def fits(name: str) -> bool:
-    """Whether a file name fits the file system's limit, in bytes."""
-    return len(raw(name)) <= NAME_MAX
-
-
-def sibling(path: Path, name: str) -> Path | None:
-    """`name` in the folder of `path`, or None when no file can have that name."""
-    return path.with_name(name) if fits(name) else None
-
-
-def fit_stem(stem: str, suffixes: list[str], mark: str = "") -> str:
-    """`stem` + `mark`, cut short (by whole characters) so that it plus any of `suffixes`
-    fits the file system's limit: `clip (1).mp4` from a 255-byte `clip.mp4`."""
-    longest = max((len(raw(s)) for s in suffixes), default=0)
-    budget = NAME_MAX - longest - len(raw(mark))
-    while len(raw(stem)) > budget and stem:
-        stem = stem[:-1]
-    return stem + mark
+def is_this_version(job: Job) -> bool:
+    """The file at the job's path is the version the job uploaded (a link is not followed)."""
+    try:
+        return version_of(os.lstat(job.path)) == job.version
+    except OSError:
+        return False

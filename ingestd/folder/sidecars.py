@@ -31,8 +31,8 @@ from typing import Any
 import pycountry
 
 from ingestd.core.errors import JobInputError
-from ingestd.folder.files import display, fits, read_bounded, sibling
-from ingestd.wistia.client import MAX_NAME_LENGTH
+from ingestd.core.names import MAX_NAME_LENGTH, display, fits, sibling
+from ingestd.folder.files import read_bounded
 
 DEFAULTS_NAME = "_defaults.json"
 # A done job's receipt (receipts.py): `clip.mp4.wistia.json`. Never a sidecar, never a media,
@@ -52,17 +52,11 @@ class SidecarError(JobInputError):
     """A sidecar file is unusable; the job is held until it is fixed."""
 
 
-# The names under which the ledger records what finishing applied.
+# The steps under which the ledger records what a media was sent of its sidecars
+# (ledger.steps.sent): each with a digest of what Wistia accepted.
 METADATA_STEP = "metadata"
 CUSTOMIZATIONS_STEP = "customizations"
 CAPTIONS_STEP = "captions:"  # + language
-FATE_STEP = "fate"
-# The thumbnail, in three steps, each "<digest of the image> <its media's hashed id>":
-THUMBNAIL_UPLOAD_STEP = "thumbnail-upload"  # uploaded as an image media, not yet the still
-THUMBNAIL_FAILED_STEP = "thumbnail-failed"  # Wistia could not process it: held until replaced
-THUMBNAIL_STEP = "thumbnail"  # the video's still
-# "<digest> <epoch>": an image upload begun, so that after a crash it is found, not sent twice.
-THUMBNAIL_SENDING_STEP = "thumbnail-sending"
 THUMBNAIL_EXTENSIONS = ("jpg", "jpeg", "png")  # the first of clip.jpg, clip.jpeg, clip.png
 MAX_THUMBNAIL_BYTES = 20 * 1024 * 1024
 _IMAGE_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}

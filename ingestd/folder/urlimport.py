@@ -20,7 +20,8 @@ from urllib.parse import (
 )
 
 from ingestd.core.errors import JobInputError
-from ingestd.folder.files import display, read_bounded
+from ingestd.core.names import display
+from ingestd.folder.files import read_bounded
 
 # A .url file is one line; anything this large is not one.
 MAX_URL_FILE_BYTES = 64 * 1024

@@ -1,1 +1,15 @@
-"""pipeline (docstring to come)."""
+"""The pipeline: the stages a file's job goes through, each owning one state.
+
+    watch/    detect and settle: a new version of a file becomes `settling`, then `queued`
+    upload    claim, reconcile after a crash, send: `queued` -> `uploading` -> `processing`
+    projects  a folder's Wistia project, found or made once (project_from_folder)
+    poll      ask Wistia until the media is ready: `processing` -> `finishing`
+    finish/   sidecars, the partial version, the file's fate, the receipt: -> `done`
+    held      a job waiting on its own problem, rechecked until fixed: `held` -> where it was
+    resync    sidecars changed after done reach the done media (the job stays `done`)
+    loop      what every stage shares: the guard around each job's step, the one stage loop
+
+Each arrow is one ledger transition with one event row; the stages never call each other.
+What it does not own: what an outcome means (core.outcomes decides, the ledger writes it),
+how Wistia is talked to (wistia), or the untrusted folder's safe reading (folder).
+"""

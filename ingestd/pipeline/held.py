@@ -21,11 +21,11 @@ from pathlib import Path
 from ingestd import logs
 from ingestd.config.settings import Settings
 from ingestd.core import liveness
-from ingestd.core.clock import Clock
+from ingestd.core.backoff import Backoff
 from ingestd.core.jobs import Job, JobState, resume_state
-from ingestd.core.outcomes import Backoff, Stage, release
-from ingestd.ledger import Ledger, arrivals
-from ingestd.pipeline.loop import Guard, work_through_jobs
+from ingestd.core.outcomes import Stage, release
+from ingestd.ledger import Ledger, Ledgers
+from ingestd.pipeline.loop import Guard, run_stage, work_through_due
 
 log = logs.get("ingestd.held")
 
@@ -40,34 +40,44 @@ class HeldJobs:
     def __init__(
         self,
         settings: Settings,
-        ledger_path: Path,
+        ledgers: Ledgers,
         stop: threading.Event,
         preflights: Mapping[JobState, Preflight],
-        clock: Clock | None = None,
     ) -> None:
-        self.ledger_path = ledger_path
+        self.settings = settings
+        self.ledgers = ledgers
         self.stop = stop
         self.preflights = preflights
-        self.guard = Guard(Stage.RECHECK, settings, clock)
+        self.clock = ledgers.clock
+        self.guard = Guard(Stage.RECHECK, lambda: self.settings, self.clock)
         # In memory on purpose: a recheck that finds nothing new writes nothing. After a
         # restart every held job is simply looked at again, 2 s in.
         self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
         self._nudged: set[Path] = set()
         self._lock = threading.Lock()
         self._next_look: float | None = None  # when the next recheck is due
-        self._wake = arrivals(JobState.HELD)  # a job held, or a folder nudged
+        self._wake = ledgers.wakeups.arrivals(JobState.HELD)  # a job held, or a folder nudged
+
+    def reload(self, fresh: Settings) -> None:
+        self.settings = fresh
 
     def run(self) -> None:
-        work_through_jobs(
-            self.ledger_path,
-            self.stop,
-            self.due,
-            self.guard,
-            self.recheck,
-            wake=self._wake,
-            soonest=lambda ledger, now: self._next_look,
-            pause_under_auth_hold=False,
-        )
+        with self.ledgers.opened() as ledger:
+            run_stage(
+                self.stop,
+                self._wake,
+                self.clock,
+                lambda now: work_through_due(
+                    ledger,
+                    now,
+                    self.guard,
+                    self.stop,
+                    self.due,
+                    self.recheck,
+                    lambda ledger, now: self._next_look,
+                    pause_under_auth_hold=False,
+                ),
+            )
 
     def nudge(self, folder: Path) -> None:
         """Something changed in `folder` (watcher): its held jobs, and those below, look now."""
@@ -78,7 +88,7 @@ class HeldJobs:
     def due(self, ledger: Ledger, now: float) -> list[Job]:
         with self._lock:
             nudged, self._nudged = self._nudged, set()
-        held = ledger.jobs_in(JobState.HELD, limit=100_000)
+        held = ledger.jobs.in_state(JobState.HELD, limit=100_000)
         self._forget_released(now, {job.id for job in held})
         due, soonest = [], None
         for number, job in enumerate(held):
@@ -106,7 +116,7 @@ class HeldJobs:
         }
 
     def recheck(self, ledger: Ledger, job: Job) -> None:
-        now = self.guard.clock.now()
+        now = self.clock.now()
         _, interval = self._schedule.get(job.id, (now, 0.0))
         interval = RECHECK.after(interval or None)
         self._schedule[job.id] = (now + interval, interval)  # whatever this recheck finds

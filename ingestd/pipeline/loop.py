@@ -1,15 +1,16 @@
-"""How a stage works on its jobs: one guard around every job's step, and the loop around it.
+"""How a stage works: one guard around every job's step, and one loop around the stage.
 
 `Guard.run` is the containment every per-job step runs in. Whatever the step raises, expected
-or not, goes to outcomes.decide and the move it returns is applied to that job; the stage goes
-on with the next job. The one exception is the ledger itself failing (sqlite3.Error, after its
-own two minutes of patience): that is nobody's job, so the stage thread ends and the daemon's
-supervisor restarts it after a pause.
+or not, goes to core.outcomes.decide and the move it returns is applied to that job; the stage
+goes on with the next job. The one exception is the ledger itself failing (sqlite3.Error, after
+its own two minutes of patience): that is nobody's job, so the stage thread ends and the
+daemon's supervisor restarts it after a pause.
 
-`work_through_jobs` is the loop of the stages that work through due jobs (finisher, held
-jobs): each pass asks for the due jobs and runs each in the guard, beating the stage's
-heartbeat; an idle stage sleeps until a job enters its state (ledger.arrivals) or its next
-job is due, never busy. Under an auth hold, stages that talk to Wistia take no jobs.
+`run_stage` is the loop of every stage (watcher, upload workers, poller, finisher, held jobs,
+re-sync, notifications): beat the heartbeat, clear the wake-up, look (a pass of the stage's
+own work, which says when it must look again), and wait until then, until a job enters its
+state (ledger.wakeups) or for at most LONGEST_IDLE_SECONDS: never busy. `work_through_due` is
+the pass of the stages that take due jobs one by one (finisher, held jobs, re-sync).
 """
 
 from __future__ import annotations
@@ -17,33 +18,49 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from ingestd import logs
-from ingestd.config.settings import Settings
+from ingestd.config.settings import IngestSettings, Settings
 from ingestd.core import liveness
+from ingestd.core.backoff import Backoff
 from ingestd.core.clock import Clock
 from ingestd.core.errors import FileChanged, JobInputError, TransientError, WatchFolderMissing
 from ingestd.core.jobs import Job, StaleTransition
+from ingestd.core.names import display
 from ingestd.core.outcomes import Policy, Stage, decide
-from ingestd.folder.files import display
 from ingestd.ledger import Ledger
 
 # An idle stage looks again at least this often, and never sooner than the shortest wait.
 LONGEST_IDLE_SECONDS = 5.0
 SHORTEST_WAIT_SECONDS = 0.05
 Step = Callable[[Ledger, Job], None]
+# One pass of a stage at a moment: when it must look again (see run_stage).
+Pass = Callable[[float], float | None]
 # Outcomes that may only mean the watch folder itself is gone (an unmounted share).
 _FILE_TROUBLE = (JobInputError, FileChanged, TransientError, OSError)
+
+
+def policy_for(ingest: IngestSettings) -> Policy:
+    """The outcome policy's numbers, from `[ingest]`."""
+    return Policy(
+        max_attempts=ingest.max_attempts,
+        retry=Backoff(
+            ingest.retry_min_seconds, ingest.retry_max_seconds, jitter=ingest.retry_min_seconds
+        ),
+        poll=Backoff(ingest.poll_min_seconds, ingest.poll_max_seconds, factor=1.5),
+        first_probe_in=ingest.probe_min_seconds,
+        settle=ingest.settle_seconds,
+        incomplete_after=ingest.incomplete_after_seconds,
+    )
 
 
 class Guard:
     """Runs one job's step; whatever happens ends in that job's state and reason."""
 
-    def __init__(self, stage: Stage, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, stage: Stage, settings: Callable[[], Settings], clock: Clock) -> None:
         self.stage = stage
-        self.settings = settings
-        self.clock = clock if clock is not None else Clock()  # the daemon's, shared
+        self.settings = settings  # the stage's settings as they are now (a reload replaces them)
+        self.clock = clock
         self.log = logs.get(f"ingestd.{stage.value}")
 
     def run(self, ledger: Ledger, job: Job, step: Step) -> None:
@@ -64,7 +81,7 @@ class Guard:
             else:
                 job = current
         error = self._in_context(error)
-        policy = Policy.from_settings(self.settings.ingest)
+        policy = policy_for(self.settings().ingest)
         move = decide(job, self.stage, error, self.clock.now(), policy)
         if move.message:
             exc_info = error if move.traceback else None
@@ -80,9 +97,10 @@ class Guard:
         """A file problem while the watch folder itself is gone is the folder's, not the job's."""
         if self.stage == Stage.POLL or not isinstance(error, _FILE_TROUBLE):
             return error
-        if self.settings.watch_dir.is_dir():
+        watch_dir = self.settings().watch_dir
+        if watch_dir.is_dir():
             return error
-        return WatchFolderMissing(f"the watch folder {display(self.settings.watch_dir)} is missing")
+        return WatchFolderMissing(f"the watch folder {display(watch_dir)} is missing")
 
 
 def idle_wait(soonest: float | None, now: float) -> float:
@@ -93,34 +111,49 @@ def idle_wait(soonest: float | None, now: float) -> float:
     return min(LONGEST_IDLE_SECONDS, max(SHORTEST_WAIT_SECONDS, soonest - now))
 
 
-def work_through_jobs(
-    ledger_path: Path,
+def run_stage(
+    stop: threading.Event,
+    wake: threading.Event,
+    clock: Clock,
+    one_pass: Pass,
+    *,
+    retire: threading.Event | None = None,
+) -> None:
+    """The loop every stage runs until the daemon stops (or, for an upload worker, until it is
+    retired): beat, clear, look, wait.
+
+    `one_pass(now)` does what is due at `now` and says when the stage must look again: `now`
+    (or before) to go on at once, a later moment to sleep until then, None when only a
+    wake-up brings work. `wake` is set when a job enters the stage's state, or to look now."""
+    while not stop.is_set() and (retire is None or not retire.is_set()):
+        liveness.beat()
+        wake.clear()  # before looking: a job arriving after the look wakes the wait
+        now = clock.now()
+        again = one_pass(now)
+        if again is None or again > now:
+            wake.wait(idle_wait(again, now))
+
+
+def work_through_due(
+    ledger: Ledger,
+    now: float,
+    guard: Guard,
     stop: threading.Event,
     due: Callable[[Ledger, float], list[Job]],
-    guard: Guard,
     step: Step,
-    *,
-    wake: threading.Event,
     soonest: Callable[[Ledger, float], float | None],
+    *,
     pause_under_auth_hold: bool = True,
-) -> None:
-    """Each pass takes the due jobs; an idle stage sleeps until `wake` is set (a job entered
-    its state in this process), its next job is due (`soonest`), or the daemon stops."""
-    ledger = Ledger(ledger_path, clock=guard.clock)
-    try:
-        while not stop.is_set():
-            liveness.beat()
-            wake.clear()  # before looking: a job arriving after the look wakes the wait
-            hold = ledger.hold() if pause_under_auth_hold else None
-            paused = hold is not None and hold.kind == "auth"
-            now = guard.clock.now()  # one moment: a job is either due now or soonest after it
-            jobs = [] if paused else due(ledger, now)
-            for job in jobs:
-                if stop.is_set():
-                    break
-                liveness.beat()
-                guard.run(ledger, job, step)
-            if not jobs:
-                wake.wait(idle_wait(None if paused else soonest(ledger, now), now))
-    finally:
-        ledger.close()
+) -> float | None:
+    """A pass that takes the due jobs and runs each in the guard; when to look again. Under an
+    auth hold, a stage that talks to Wistia takes no jobs."""
+    hold = ledger.hold.current() if pause_under_auth_hold else None
+    if hold is not None and hold.kind == "auth":
+        return None
+    jobs = due(ledger, now)
+    for job in jobs:
+        if stop.is_set():
+            break
+        liveness.beat()
+        guard.run(ledger, job, step)
+    return now if jobs else soonest(ledger, now)

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import functools
 import threading
-from pathlib import Path
 
 from ingestd import logs
 from ingestd.config.settings import Settings
 from ingestd.core import liveness
-from ingestd.core.clock import Clock
 from ingestd.core.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.core.jobs import Job, JobState
-from ingestd.core.outcomes import Policy, Stage
-from ingestd.ledger import Ledger, arrivals_while
-from ingestd.pipeline.loop import Guard, idle_wait
-from ingestd.wistia.client import PER_PAGE, Media, WistiaClient
+from ingestd.core.outcomes import Stage
+from ingestd.ledger import Ledger, Ledgers
+from ingestd.pipeline.loop import Guard, policy_for, run_stage
+from ingestd.wistia.client import WistiaClient
+from ingestd.wistia.models import PER_PAGE, Media
 
 log = logs.get("ingestd.poller")
 
@@ -52,46 +51,44 @@ class Poller:
     def __init__(
         self,
         settings: Settings,
-        ledger_path: Path,
+        ledgers: Ledgers,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger_path = ledger_path
+        self.ledgers = ledgers
         self.client = client
         self.stop = stop
+        self.clock = ledgers.clock
         self._lists_after = 0.0  # no list before this moment (one failed)
-        self.guard = Guard(Stage.POLL, settings, clock)
+        self.guard = Guard(Stage.POLL, lambda: self.settings, self.clock)
+
+    def reload(self, fresh: Settings) -> None:
+        self.settings = fresh
 
     def run(self) -> None:
-        ledger = Ledger(self.ledger_path, clock=self.guard.clock)
-        try:
-            with arrivals_while(JobState.PROCESSING) as wake:
-                self._work(ledger, wake)
-        finally:
-            ledger.close()
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(JobState.PROCESSING) as wake,
+        ):
+            run_stage(self.stop, wake, self.clock, lambda now: self._pass(ledger, now))
 
-    def _work(self, ledger: Ledger, wake: threading.Event) -> None:
-        while not self.stop.is_set():
-            liveness.beat()
-            wake.clear()  # before looking: a job uploaded after the look wakes the wait
-            now = self.guard.clock.now()
-            hold = ledger.hold()
-            paused = hold is not None and hold.kind == "auth"
-            due = [] if paused else ledger.due_polls(now)
-            if due:
-                self.sweep(ledger, due)
-            else:
-                soonest = None if paused else ledger.soonest(JobState.PROCESSING, now)
-                wake.wait(idle_wait(soonest, now))
+    def _pass(self, ledger: Ledger, now: float) -> float | None:
+        hold = ledger.hold.current()
+        if hold is not None and hold.kind == "auth":
+            return None  # nothing is asked of Wistia under an auth hold
+        due = ledger.jobs.due_polls(now)
+        if due:
+            self.sweep(ledger, due)
+            return now
+        return ledger.jobs.soonest(JobState.PROCESSING, now)
 
     # --- one sweep ------------------------------------------------------------------------
 
     def sweep(self, ledger: Ledger, due: list[Job]) -> None:
         """Learn the state of every due media, with as few requests as the list allows."""
         seen: dict[str, Media] = {}
-        if self.settings.ingest.batch_polling and self.guard.clock.now() >= self._lists_after:
+        if self.settings.ingest.batch_polling and self.clock.now() >= self._lists_after:
             try:
                 seen = self._list(due)
             except (HoldError, Cancelled) as error:  # the account's, not the jobs': once
@@ -99,7 +96,7 @@ class Poller:
                     self.guard.outcome(ledger, due[0], error)
                 return
             except WistiaError as error:  # no list: each due media is asked on its own
-                self._lists_after = self.guard.clock.now() + LIST_REST_SECONDS
+                self._lists_after = self.clock.now() + LIST_REST_SECONDS
                 log.warning(
                     "could not list the medias; polling each one on its own for a while",
                     error=error.reason,
@@ -116,7 +113,7 @@ class Poller:
         """The first pages of medias by last change: as many as may hold a due media."""
         waiting = {job.hashed_id for job in due}
         # Compared with Wistia's `updated`: on the wall clock.
-        began = self.guard.clock.to_wall(min(job.processing_since or 0.0 for job in due))
+        began = self.clock.to_wall(min(job.processing_since or 0.0 for job in due))
         began -= CLOCK_MARGIN_SECONDS
         seen: dict[str, Media] = {}
         for page in range(1, MAX_PAGES + 1):
@@ -133,7 +130,7 @@ class Poller:
         """Every job in processing whose media the list showed takes what it says, due or
         not: the answer is already paid for. The jobs are read after the list came back, so
         one moved meanwhile is not among them."""
-        for job in ledger.processing_with(list(seen)):
+        for job in ledger.jobs.processing_with(list(seen)):
             liveness.beat()
             self.guard.run(ledger, job, functools.partial(self._take, media=seen[job.hashed_id]))
 
@@ -148,7 +145,7 @@ class Poller:
         """What Wistia says of the media moves the job on, or sets its next poll. A job seen
         in a list for another's sake takes it as its own poll: any answer "still processing"
         lets the next question wait longer, and the list shows the media's change anyway."""
-        now = self.guard.clock.now()
+        now = self.clock.now()
         if media.state == "ready":
             log.info("processed by Wistia")
             ledger.move(job, JobState.FINISHING, "ready in Wistia", next_poll_at=None)
@@ -158,7 +155,7 @@ class Poller:
         limit = self.settings.ingest.processing_timeout_seconds
         if now - (job.processing_since or now) > limit:
             raise MediaFailed(f"still {media.state} in Wistia after {limit:.0f} s; giving up")
-        interval = Policy.from_settings(self.settings.ingest).poll.after(job.poll_interval)
+        interval = policy_for(self.settings.ingest).poll.after(job.poll_interval)
         ledger.update(
             job,
             next_poll_at=now + interval,

@@ -16,9 +16,10 @@ import threading
 from pathlib import Path
 
 from ingestd import logs
-from ingestd.folder.files import display, wistia_name
+from ingestd.core.names import display, wistia_name
 from ingestd.ledger import Ledger
-from ingestd.wistia.client import PER_PAGE, Project, WistiaClient
+from ingestd.wistia.client import WistiaClient
+from ingestd.wistia.models import PER_PAGE, Project
 
 log = logs.get("ingestd.projects")
 
@@ -47,7 +48,7 @@ class FolderProjects:
     def hashed_id_for(self, ledger: Ledger, name: str) -> str:
         """The project for folder `name`: remembered, else found by name, else made."""
         with self._lock_for(name):
-            known = ledger.project_named(name)
+            known = ledger.projects.named(name)
             if known is not None:
                 return known
             project = self._find(name)
@@ -64,12 +65,12 @@ class FolderProjects:
                     folder=display(name),
                     project=project.hashed_id,
                 )
-            ledger.remember_project(name, project.hashed_id)
+            ledger.projects.remember(name, project.hashed_id)
             return project.hashed_id
 
     def forget(self, ledger: Ledger, name: str, hashed_id: str) -> None:
         with self._lock_for(name):
-            ledger.forget_project(name, hashed_id)
+            ledger.projects.forget(name, hashed_id)
         log.warning(
             "the folder's project is gone in Wistia; it is found or made again",
             folder=display(name),

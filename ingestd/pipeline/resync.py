@@ -3,8 +3,9 @@
 While a done media's file stays in the watch folder (`after_upload = "keep"`), the watcher
 marks it due for a re-sync when one of its sidecars (`clip.json`, a caption file, the
 thumbnail) or a `_defaults.json` above it changes (`resync_due_at`). This stage then applies
-what changed with the finisher's own steps: each step is recorded with a digest, so an
-unchanged sidecar is never sent twice; no new upload; deleting a sidecar removes nothing.
+what changed with finishing's own sync (pipeline.finish.sync): each step is recorded with a
+digest, so an unchanged sidecar is never sent twice; no new upload; deleting a sidecar
+removes nothing.
 
 The job stays `done` throughout. Its history gets an event per sidecar applied; trouble (a bad
 sidecar, a media deleted in Wistia, Wistia unreachable) shows as the job's `reason` and is
@@ -21,15 +22,17 @@ from pathlib import Path
 
 from ingestd import logs
 from ingestd.config.settings import Settings
-from ingestd.core.clock import Clock
 from ingestd.core.errors import JobInputError
 from ingestd.core.jobs import Job, JobState
 from ingestd.core.outcomes import Stage
-from ingestd.folder.files import open_folder
+from ingestd.folder.files import is_this_version, open_folder
 from ingestd.folder.sidecars import DEFAULTS_NAME, changed_within, is_receipt, read_sidecars
-from ingestd.ledger import Ledger, arrivals_while
-from ingestd.pipeline.finish.finisher import Finisher, is_this_version, thumbnail_waiting
-from ingestd.pipeline.loop import Guard, work_through_jobs
+from ingestd.ledger import Ledger, Ledgers
+from ingestd.pipeline.finish import receipt
+from ingestd.pipeline.finish.sync import SidecarSync
+from ingestd.pipeline.finish.thumbnail import waiting_for
+from ingestd.pipeline.loop import Guard, run_stage, work_through_due
+from ingestd.wistia.client import WistiaClient
 
 log = logs.get("ingestd.resync")
 
@@ -48,27 +51,39 @@ class Resync:
     def __init__(
         self,
         settings: Settings,
-        ledger_path: Path,
-        finisher: Finisher,
+        ledgers: Ledgers,
+        client: WistiaClient,
         stop: threading.Event,
-        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger_path = ledger_path
-        self.finisher = finisher
+        self.ledgers = ledgers
+        self.client = client
         self.stop = stop
-        self.guard = Guard(Stage.RESYNC, settings, clock)
+        self.clock = ledgers.clock
+        self.guard = Guard(Stage.RESYNC, lambda: self.settings, self.clock)
+        self.sync = SidecarSync(client, self.clock)
+
+    def reload(self, fresh: Settings) -> None:
+        self.settings = fresh
 
     def run(self) -> None:
-        with arrivals_while(JobState.DONE) as wake:
-            work_through_jobs(
-                self.ledger_path,
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(JobState.DONE) as wake,
+        ):
+            run_stage(
                 self.stop,
-                lambda ledger, now: ledger.due_resync(now, RESYNC_BATCH),
-                self.guard,
-                self.resync,
-                wake=wake,
-                soonest=lambda ledger, now: ledger.soonest_resync(now),
+                wake,
+                self.clock,
+                lambda now: work_through_due(
+                    ledger,
+                    now,
+                    self.guard,
+                    self.stop,
+                    lambda ledger, now: ledger.resync.due(now, RESYNC_BATCH),
+                    self.resync,
+                    lambda ledger, now: ledger.resync.soonest(now),
+                ),
             )
 
     def resync(self, ledger: Ledger, job: Job) -> None:
@@ -76,8 +91,8 @@ class Resync:
         if not enabled(self.settings) or not self._still_here(ledger, job):
             ledger.update(job, resync_due_at=None)
             return
-        now = self.guard.clock.now()
-        read_at = self.guard.clock.wall()  # as the sidecars' own mtimes
+        now = self.clock.now()
+        read_at = self.clock.wall()  # as the sidecars' own mtimes
         sidecars = read_sidecars(
             Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
         )
@@ -85,16 +100,17 @@ class Resync:
         if changed_within(sidecars.paths, read_at, settle):
             ledger.update(job, resync_due_at=now + settle)  # still being written: settle
             return
-        sent = self.finisher.apply_sidecars(ledger, job, sidecars, resync=True)
+        sent = self.sync.apply(ledger, job, sidecars, resync=True)
         if sent is None:
-            wait = now + self.finisher.thumbnail_wait
-            ledger.update(job, resync_due_at=wait, reason=thumbnail_waiting(sidecars))
+            assert sidecars.thumbnail is not None
+            wait = now + self.settings.ingest.poll_min_seconds
+            ledger.update(job, resync_due_at=wait, reason=waiting_for(sidecars.thumbnail))
             return
         for step in sent:
             ledger.note(job, f"re-synced after done: {step}")
-        if sent:
-            self.finisher.write_receipt(ledger, job)  # says what the media has now
-        ledger.resynced(job, read_at)
+        if sent:  # the receipt says what the media has now
+            receipt.write_for(ledger, self.settings, self.client, job)
+        ledger.resync.finished(job, read_at)
         if sent:
             log.info("re-synced a done media", steps=sent)
 
@@ -102,7 +118,7 @@ class Resync:
         """The done version's file is still at its path, and no newer version owns it."""
         if not is_this_version(job):
             return False
-        latest = ledger.latest_for_path(job.path)
+        latest = ledger.jobs.latest_for_path(job.path)
         return latest is not None and latest.id == job.id
 
 
@@ -113,7 +129,7 @@ def changed_unseen(ledger: Ledger, watch_dir: Path) -> list[int]:
     listing per folder. A false alarm costs a read of the sidecars, never a request: the
     digests of what was sent decide what is sent again."""
     by_folder: dict[str, list[tuple[int, str, float]]] = {}
-    for job_id, path, read_at in ledger.done_read_at():
+    for job_id, path, read_at in ledger.resync.read_at():
         folder, name = os.path.split(path)  # strings, not Paths: this runs over every done job
         stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
         by_folder.setdefault(folder, []).append((job_id, stem, read_at - READ_MARGIN_SECONDS))

@@ -30,8 +30,7 @@ from typing import Self
 
 from ingestd import logs
 from ingestd.config.settings import Settings
-from ingestd.core import liveness
-from ingestd.core.clock import Clock
+from ingestd.core.backoff import Backoff
 from ingestd.core.errors import (
     AuthError,
     Cancelled,
@@ -42,28 +41,20 @@ from ingestd.core.errors import (
     WistiaError,
 )
 from ingestd.core.jobs import Job, JobKind, JobState, version_of
-from ingestd.core.outcomes import Backoff, Stage
-from ingestd.folder.files import display, open_regular, wistia_name
+from ingestd.core.names import display, media_name, wistia_name
+from ingestd.core.outcomes import Stage
+from ingestd.folder.files import open_regular
 from ingestd.folder.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.folder.urlimport import media_name_of, read_url_file
-from ingestd.ledger import Hold, Ledger, arrivals_while
-from ingestd.pipeline.loop import Guard, idle_wait
+from ingestd.ledger import Hold, Ledger, Ledgers
+from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, Guard, run_stage
 from ingestd.pipeline.projects import FolderProjects, folder_of
-from ingestd.wistia.client import MAX_NAME_LENGTH, RECONCILE_MARGIN_SECONDS, Media, WistiaClient
+from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
+from ingestd.wistia.models import Media
 
 log = logs.get("ingestd.uploader")
 
 PROGRESS_EVERY_SECONDS = 1.0
-
-
-def media_name(path: Path) -> str:
-    """The name Wistia itself would choose: the file name with its extension, max 255."""
-    name = wistia_name(path.name)
-    if len(name) <= MAX_NAME_LENGTH:
-        return name
-    suffix = wistia_name(path.suffix)
-    keep = MAX_NAME_LENGTH - len(suffix)
-    return name[:keep] + suffix if keep > 0 else name[:MAX_NAME_LENGTH]
 
 
 @dataclass
@@ -91,17 +82,16 @@ class Uploader:
     def __init__(
         self,
         settings: Settings,
-        ledger_path: Path,
+        ledgers: Ledgers,
         client: WistiaClient,
         stop: threading.Event,
-        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.ledger_path = ledger_path
+        self.ledgers = ledgers
         self.client = client
         self.stop = stop
-        self.guard = Guard(Stage.UPLOAD, settings, clock)
-        self.clock = self.guard.clock
+        self.clock = ledgers.clock
+        self.guard = Guard(Stage.UPLOAD, lambda: self.settings, self.clock)
         # Jobs a worker of this daemon is sending now; the claim and the orphan check share
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
@@ -109,68 +99,68 @@ class Uploader:
         self._was_inside = True  # inside the upload hours at the last look (for the log)
         self.projects = FolderProjects(client)  # folder name -> Wistia project (one per name)
 
+    def reload(self, fresh: Settings) -> None:
+        self.settings = fresh
+
     # --- the worker thread --------------------------------------------------------------
 
     def run_worker(self, retire: threading.Event) -> None:
         """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
-        ledger = Ledger(self.ledger_path, clock=self.clock)
-        try:
-            with arrivals_while(JobState.QUEUED) as wake:
-                self._work(ledger, retire, wake)
-        finally:
-            ledger.close()
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(JobState.QUEUED) as wake,
+        ):
+            run_stage(
+                self.stop, wake, self.clock, lambda now: self._pass(ledger, now), retire=retire
+            )
 
-    def _work(self, ledger: Ledger, retire: threading.Event, wake: threading.Event) -> None:
-        while not self.stop.is_set() and not retire.is_set():
-            liveness.beat()
-            wake.clear()  # before looking: a job queued after the look wakes the wait
-            claimed = self._next_job(ledger)
-            if claimed is None:
-                wake.wait(self._idle_wait(ledger))
-                continue
-            job, probe = claimed
-            try:
-                self.guard.run(ledger, job, partial(self._process, probe=probe))
-            finally:
-                with self._claim_lock:
-                    self._in_flight.discard(job.id)
+    def _pass(self, ledger: Ledger, now: float) -> float | None:
+        """One job sent (then look again at once), or when the next may be."""
+        claimed = self._next_job(ledger)
+        if claimed is None:  # nothing to send now: wait, however briefly, before asking again
+            chance = self._next_chance(ledger, now)
+            return None if chance is None else max(chance, now + SHORTEST_WAIT_SECONDS)
+        job, probe = claimed
+        try:
+            self.guard.run(ledger, job, partial(self._process, probe=probe))
+        finally:
+            with self._claim_lock:
+                self._in_flight.discard(job.id)
+        return now
 
     def _next_job(self, ledger: Ledger) -> tuple[Job, bool] | None:
         """The next job to send, and whether it is the hold's probe."""
-        hold = ledger.hold()
+        hold = ledger.hold.current()
         if hold is not None and hold.kind == "auth":
-            if ledger.take_probe(hold.kind, self._next_probe_in(hold)):
+            if ledger.hold.take_probe(hold.kind, self._next_probe_in(hold)):
                 self._probe_token(ledger)  # no upload: allowed outside the upload hours
             return None
         if not self._inside_upload_hours():
             return None
         if hold is not None:
-            if not ledger.take_probe(hold.kind, self._next_probe_in(hold)):
+            if not ledger.hold.take_probe(hold.kind, self._next_probe_in(hold)):
                 return None
             log.info("probing whether uploads are possible again")
         with self._claim_lock:
-            job = ledger.claim_upload(self.clock.now())
+            job = ledger.uploads.claim(self.clock.now())
             if job is None:
                 return None
             self._in_flight.add(job.id)
         return job, hold is not None
 
-    def _idle_wait(self, ledger: Ledger) -> float:
-        """Until what stops the next upload can change: the hold's next probe, the upload
+    def _next_chance(self, ledger: Ledger, now: float) -> float | None:
+        """When what stops the next upload can change: the hold's next probe, the upload
         hours opening, or the next retry coming due."""
-        now = self.clock.now()
-        hold = ledger.hold()
+        hold = ledger.hold.current()
         hours = self.settings.ingest.hours
         local = datetime.fromtimestamp(self.clock.wall())  # the hours are the wall clock's
         if hold is not None and hold.kind == "auth":
-            soonest: float | None = hold.next_probe_at
-        elif hours is not None and not hours.open_at(local):
-            soonest = self.clock.from_wall(hours.next_opening(local).timestamp())
-        elif hold is not None:
-            soonest = hold.next_probe_at
-        else:
-            soonest = ledger.soonest(JobState.QUEUED, now)
-        return idle_wait(soonest, now)
+            return hold.next_probe_at
+        if hours is not None and not hours.open_at(local):
+            return self.clock.from_wall(hours.next_opening(local).timestamp())
+        if hold is not None:
+            return hold.next_probe_at
+        return ledger.jobs.soonest(JobState.QUEUED, now)
 
     def _inside_upload_hours(self) -> bool:
         """Whether a new upload may start now (`ingest.upload_hours`); logged when it changes."""
@@ -201,13 +191,13 @@ class Uploader:
         except (WistiaError, Cancelled) as exc:
             log.info("could not probe the token; trying later", reason=str(exc))
             return
-        if ledger.clear_hold("auth"):
+        if ledger.hold.clear("auth"):
             log.info("the token is accepted again; resuming", account=account.get("name"))
 
     def requeue_orphans(self, ledger: Ledger) -> list[Job]:
         """Jobs left `uploading` by a worker that died: back to the queue (health check)."""
         with self._claim_lock:
-            return ledger.requeue_interrupted(
+            return ledger.uploads.requeue_interrupted(
                 "its worker stopped unexpectedly; Wistia is checked before sending again",
                 keep=self._in_flight,
             )
@@ -286,7 +276,7 @@ class Uploader:
                     f"the project for the folder {display(folder)} is gone in Wistia; "
                     "it is found or made again"
                 ) from None
-        ledger.record_sidecar(job.id, METADATA_STEP, metadata_digest(upload.fields))
+        ledger.steps.record_sent(job.id, METADATA_STEP, metadata_digest(upload.fields))
         return job, media
 
     def _stream(self, ledger: Ledger, job: Job, upload: Upload) -> Media:
@@ -354,7 +344,7 @@ class Uploader:
             created = media.created_epoch
             if created is None or created < since:
                 continue
-            if ledger.hashed_id_taken(media.hashed_id, except_job=job.id):
+            if ledger.jobs.hashed_id_taken(media.hashed_id, except_job=job.id):
                 continue
             if (
                 media.original_size is not None
@@ -386,11 +376,11 @@ class Uploader:
             error=None,
             next_attempt_at=None,
         )
-        hold = ledger.hold()
+        hold = ledger.hold.current()
         # Only an upload that began under the hold (its probe) proves the limit is gone; one
         # that was already on its way when the limit was hit proves nothing.
         if probe and hold is not None and hold.kind == "video_limit":
-            ledger.clear_hold("video_limit")
+            ledger.hold.clear("video_limit")
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)
 
@@ -411,10 +401,10 @@ class _Progress:
         # Also when the last byte is read: the wait for Wistia's answer shows as 100%.
         if now - self._last >= PROGRESS_EVERY_SECONDS or sent == self._total:
             self._last = now
-            self._ledger.record_progress(self._job_id, sent)
+            self._ledger.uploads.record_progress(self._job_id, sent)
 
     def flush(self) -> None:
-        self._ledger.record_progress(self._job_id, self._sent)
+        self._ledger.uploads.record_progress(self._job_id, self._sent)
 
 
 def _left_behind(media: Media | None) -> str:

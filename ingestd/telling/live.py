@@ -27,7 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ingestd.folder.files import display
+from ingestd.core.names import display
 from ingestd.telling.status import render
 
 NAME_WIDTH = 22  # a file's name in front of its bar: the line fits 80 columns

@@ -191,9 +191,9 @@ class LedgerCollector(Collector):
             ledger = Ledger(self.ledger_path, read_only=True)
             try:
                 counts = {state.value: 0 for state in JobState}
-                counts.update(ledger.counts())
-                hold = ledger.hold()
-                waiting = ledger.notifications_waiting()["waiting"]
+                counts.update(ledger.jobs.counts())
+                hold = ledger.hold.current()
+                waiting = ledger.outbox.waiting()["waiting"]
             finally:
                 ledger.close()
         except (LedgerError, sqlite3.Error) as exc:

@@ -33,7 +33,6 @@ from typing import Any
 from ingestd import logs
 from ingestd.config.settings import parse_listen
 from ingestd.core.errors import IngestdError
-from ingestd.redact import add_secret
 
 log = logs.get("ingestd.serving")
 
@@ -139,7 +138,7 @@ def become_served_process(
         level=log_level, fmt=log_format, under_journald=bool(os.environ.get("JOURNAL_STREAM"))
     )
     for secret in secrets:
-        add_secret(secret)
+        logs.add_secret(secret)
     _raise_descriptor_limit()
     with contextlib.suppress(OSError):  # the unit's syscall filter may refuse it: fine
         os.nice(LOWER_PRIORITY)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+from ingestd import logs
 from ingestd.config.limits import UploadHours
+from ingestd.core.clock import iso
 from ingestd.core.jobs import Job, JobState
-from ingestd.folder.files import display
+from ingestd.core.names import display
 from ingestd.ledger import Event, Ledger, LedgerLock
-from ingestd.redact import redact
-from ingestd.telling.views import iso, job_view, waiting_reason
-
-__all__ = ["iso", "job_view", "snapshot", "summary", "waiting_reason"]
+from ingestd.telling.views import job_view
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -46,15 +46,27 @@ def snapshot(
 ) -> dict[str, Any]:
     """Everything `status --json` prints."""
     now = time.time()
-    jobs = ledger.active_and_recent(None if all_jobs else 100)
+    jobs = ledger.jobs.active_and_recent(None if all_jobs else 100)
     return {**summary(ledger), "jobs": [job_view(job, settle_seconds, now, hours) for job in jobs]}
+
+
+def empty_snapshot(ledger_path: Path) -> dict[str, Any]:
+    """What `status --json` prints before the daemon ever made a ledger."""
+    return {
+        "counts": {state.value: 0 for state in JobState},
+        "hold": None,
+        "daemon": {"running": False, "pid": None, "since": None},
+        "ledger": str(ledger_path),
+        "notifications": {"waiting": 0, "last_error": None},
+        "jobs": [],
+    }
 
 
 def summary(ledger: Ledger) -> dict[str, Any]:
     """The counts, the hold and the daemon: all `status --check` needs, without the jobs."""
     counts = {state.value: 0 for state in JobState}
-    counts.update(ledger.counts())
-    hold = ledger.hold()
+    counts.update(ledger.jobs.counts())
+    hold = ledger.hold.current()
     return {
         "counts": counts,
         "hold": None
@@ -67,7 +79,7 @@ def summary(ledger: Ledger) -> dict[str, Any]:
         },
         "daemon": daemon_view(ledger),
         "ledger": str(ledger.path),
-        "notifications": ledger.notifications_waiting(),
+        "notifications": ledger.outbox.waiting(),
     }
 
 
@@ -75,7 +87,7 @@ def as_json(view: dict[str, Any], *, indent: int | None = None) -> str:
     """The JSON text of a view, redacted: what `status --json` prints and the status page's
     API answers, from this one function. (The encoder escapes every control character; with
     no indent it is the fast C one.)"""
-    return redact(json.dumps(view, indent=indent))
+    return logs.redact(json.dumps(view, indent=indent))
 
 
 def history(
@@ -86,7 +98,7 @@ def history(
 ) -> dict[str, Any]:
     return {
         "job": job_view(job, settle_seconds, hours=hours),
-        "events": [event_view(e) for e in ledger.events(job.id)],
+        "events": [event_view(e) for e in ledger.jobs.events(job.id)],
     }
 
 

@@ -3,19 +3,15 @@ notifications and receipts carry too. One shape, from one place (SPEC, "Command 
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ingestd.config.limits import UploadHours
+from ingestd.core.clock import iso
 from ingestd.core.jobs import Job, JobState
-from ingestd.folder.files import as_text
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from ingestd.core.names import as_text
 
 
 def waiting_reason(
@@ -70,6 +66,12 @@ def job_view(
         "created_at": iso(job.created_at),
         "updated_at": iso(job.updated_at),
     }
+
+
+def job_view_text(job: Job, at: float) -> str:
+    """The job as `status --json` shows it at `at`, as JSON text (what a notification
+    carries: the ledger's outbox stores it when the job moves)."""
+    return json.dumps(job_view(job, now=at), ensure_ascii=False)
 
 
 def _pace(job: Job, now: float) -> tuple[int | None, int | None]:

@@ -81,7 +81,7 @@ def test_file_changed_during_upload_is_sent_again_once_settled(daemon: DaemonPro
     stale, final_media = sorted(daemon.sandbox.store.medias.values(), key=lambda m: m.id)
     assert final_media.sha256 == sha256(final) and final_media.hashed_id == job.hashed_id
     assert daemon.sandbox.store.deleted == []
-    notes = [e.note or "" for e in daemon.ledger.events(job.id)]
+    notes = [e.note or "" for e in daemon.ledger.jobs.events(job.id)]
     assert any(f"media {stale.hashed_id}" in note and "left in Wistia" in note for note in notes)
 
 

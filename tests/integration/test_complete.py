@@ -232,7 +232,7 @@ def test_without_cap_lease_the_daemon_says_once_that_it_cannot_tell(
 
 
 def _history(daemon: DaemonProcess, job: Job) -> str:
-    return "\n".join(e.note or "" for e in daemon.ledger.events(job.id))
+    return "\n".join(e.note or "" for e in daemon.ledger.jobs.events(job.id))
 
 
 def _next_version_done(daemon: DaemonProcess, clip: Path, earlier: Job) -> Job:

@@ -48,9 +48,9 @@ def test_ftp_url_is_held_once_and_its_history_stays_still(daemon: DaemonProcess)
     daemon.wait_state(good, JobState.DONE)
     held = daemon.wait_state(bad, JobState.HELD)
     assert "only http:// and https:// URLs" in held.reason and "ftp://" in held.reason
-    events = len(daemon.ledger.events(held.id))
+    events = len(daemon.ledger.jobs.events(held.id))
     wait_until(lambda: rechecks(daemon, held.id) >= 3, timeout=20, what="three rechecks")
-    assert len(daemon.ledger.events(held.id)) == events  # rechecked, nothing written
+    assert len(daemon.ledger.jobs.events(held.id)) == events  # rechecked, nothing written
     assert daemon.job_for(bad) == held
 
     bad.write_text("https://example.com/clip.mp4\n")  # fixed: it goes on by itself

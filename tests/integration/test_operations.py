@@ -244,7 +244,7 @@ def test_status_check_exit_codes(daemon_factory) -> None:
     assert code == 1 and "video limit" in line
 
     daemon.sandbox.faults.update(video_limit=None, auth_fail=True)
-    daemon.ledger.clear_hold()
+    daemon.ledger.hold.clear()
     wait_until(lambda: (daemon.status_json()["hold"] or {}).get("kind") == "auth", what="auth hold")
     code, line = status_check(daemon)
     assert code == 2 and "refused the API token" in line

@@ -222,7 +222,7 @@ def test_kill_9_mid_upload_then_restart_uploads_once(daemon: DaemonProcess) -> N
     job = daemon.wait_state(clip, JobState.DONE)
     (media,) = daemon.sandbox.store.medias.values()
     assert job.hashed_id == media.hashed_id and media.sha256 == sha256(data)
-    notes = [e.note for e in daemon.ledger.events(job.id)]
+    notes = [e.note for e in daemon.ledger.jobs.events(job.id)]
     assert any("found uploading at start-up" in (n or "") for n in notes)
     assert any(n == f"uploaded as media {media.hashed_id}" for n in notes)
     assert len([r for r in daemon.sandbox.records if r.is_upload]) == 1  # never sent again

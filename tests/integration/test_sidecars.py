@@ -167,11 +167,11 @@ def test_kill_9_between_two_sidecars_applies_each_once(daemon: DaemonProcess) ->
     write_media(clip, seed=20)
     job = daemon.wait_state(clip, JobState.FINISHING, timeout=30)
     applied = wait_until(
-        lambda: [k for k in daemon.ledger.applied_sidecars(job.id) if k != "metadata"],
+        lambda: [k for k in daemon.ledger.steps.sent(job.id) if k != "metadata"],
         what="a first sidecar applied",
     )
     daemon.kill()
-    before = set(daemon.ledger.applied_sidecars(job.id))
+    before = set(daemon.ledger.steps.sent(job.id))
     assert len(before) < 5, "everything was applied before the kill; nothing was tested"
 
     daemon.sandbox.faults.update(latency=0)
@@ -250,7 +250,7 @@ def test_move_takes_sidecars_along_and_never_overwrites(daemon_factory, tmp_path
     assert (archive / "sub" / "clip (1).srt").read_text() == SRT_EN
     assert existing.read_bytes() == b"an older clip already archived"
     assert sorted(p.name for p in (daemon.watch / "sub").iterdir()) == ["_defaults.json"]
-    assert f"moved to {moved}" in daemon.ledger.events(job.id)[-1].note
+    assert f"moved to {moved}" in daemon.ledger.jobs.events(job.id)[-1].note
     assert len(daemon.sandbox.uploads()) == 1  # the archive is not watched
 
 

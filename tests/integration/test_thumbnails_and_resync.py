@@ -45,7 +45,7 @@ def test_a_thumbnail_becomes_the_still_in_the_videos_project(daemon: DaemonProce
     job, video = _media(daemon, clip)
     (still,) = _uploads(daemon, "Image")
     assert video.still == still.hashed_id and still.project is video.project
-    notes = " ".join(e.note or "" for e in daemon.ledger.events(job.id))
+    notes = " ".join(e.note or "" for e in daemon.ledger.jobs.events(job.id))
     assert "done" in notes
 
 
@@ -98,7 +98,7 @@ def test_sidecars_changed_after_done_reach_the_media_once_with_no_new_upload(
     assert len(renames) == 1  # once per change: the second talk.json changed no name
     done = daemon.ledger.get(job.id)
     assert done.state == JobState.DONE and done.reason is None
-    notes = [e.note or "" for e in daemon.ledger.events(job.id)]
+    notes = [e.note or "" for e in daemon.ledger.jobs.events(job.id)]
     assert sum("re-synced after done" in n for n in notes) >= 4
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.cli.commands import main
+from ingestd.cli.main import main
 from ingestd.config.settings import load_settings, resolve_token
 from ingestd.core.errors import ConfigError
 from tests.conftest import write_config
@@ -213,7 +213,7 @@ def test_a_retry_waiting_outside_the_upload_hours_says_both() -> None:
 
     from ingestd.config.limits import UploadHours
     from ingestd.core.jobs import Job, JobState
-    from ingestd.telling.status import waiting_reason
+    from ingestd.telling.views import waiting_reason
 
     night = UploadHours.parse("19:00-07:00")
     noon = datetime(2026, 1, 1, 12, 0).timestamp()

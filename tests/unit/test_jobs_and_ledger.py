@@ -53,21 +53,21 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def queued(ledger: Ledger, name: str = "/w/a.mp4", sha: str = "aa"):
-    job = ledger.add_settling(name, "file", 10, 1)
-    return ledger.settle(job, sha)
+    job = ledger.settling.add(name, "file", 10, 1)
+    return ledger.settling.settle(job, sha)
 
 
 def test_schema_is_versioned_and_in_wal_mode(ledger: Ledger) -> None:
-    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert ledger.db.journal_mode == "wal"
+    assert ledger.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert ledger.db.sqlite_utils.journal_mode == "wal"
     reopened = Ledger(ledger.path)  # a second open migrates nothing and fails nothing
-    assert reopened.counts() == {}
+    assert reopened.jobs.counts() == {}
     reopened.close()
 
 
 def test_every_move_is_an_event_and_a_wrong_move_is_refused(ledger: Ledger) -> None:
     job = queued(ledger)
-    claimed = ledger.claim_upload()
+    claimed = ledger.uploads.claim()
     assert claimed is not None and claimed.id == job.id and claimed.state == S.UPLOADING
     with pytest.raises(InvalidTransition):
         ledger.move(claimed, S.DONE, "skipping ahead")
@@ -75,7 +75,7 @@ def test_every_move_is_an_event_and_a_wrong_move_is_refused(ledger: Ledger) -> N
     assert (moved.hashed_id, moved.media_id) == ("abc", 7)
     with pytest.raises(StaleTransition):
         ledger.move(claimed, S.QUEUED, "someone else's stale view")  # it is processing now
-    assert [(e.from_state, e.to_state) for e in ledger.events(job.id)] == [
+    assert [(e.from_state, e.to_state) for e in ledger.jobs.events(job.id)] == [
         (None, "settling"),
         ("settling", "queued"),
         ("queued", "uploading"),
@@ -92,7 +92,7 @@ def test_claim_is_atomic_across_connections(tmp_path: Path) -> None:
 
     def worker() -> None:
         mine = Ledger(tmp_path / "l.db")
-        while (job := mine.claim_upload()) is not None:
+        while (job := mine.uploads.claim()) is not None:
             with lock:
                 claimed.append(job.id)
         mine.close()
@@ -109,27 +109,27 @@ def test_claim_is_atomic_across_connections(tmp_path: Path) -> None:
 def test_same_content_at_the_same_path_is_the_same_version(ledger: Ledger) -> None:
     job = queued(ledger, sha="same")
     assert job is not None
-    touched = ledger.add_settling(job.path, "file", 10, 2)  # new mtime
-    assert ledger.settle(touched, "same") is None
-    assert [j.id for j in ledger.active_and_recent(None)] == [job.id]
+    touched = ledger.settling.add(job.path, "file", 10, 2)  # new mtime
+    assert ledger.settling.settle(touched, "same") is None
+    assert [j.id for j in ledger.jobs.active_and_recent(None)] == [job.id]
     assert ledger.get(job.id).mtime_ns == 2  # the known version takes the new mtime
-    replaced = ledger.add_settling(job.path, "file", 11, 3)
-    assert ledger.settle(replaced, "different").state == S.QUEUED  # new content: new job
+    replaced = ledger.settling.add(job.path, "file", 11, 3)
+    assert ledger.settling.settle(replaced, "different").state == S.QUEUED  # new content: new job
 
 
 def test_due_jobs_are_claimed_oldest_first_and_backoff_is_respected(ledger: Ledger) -> None:
     first = queued(ledger, "/w/1.mp4", "1")
     second = queued(ledger, "/w/2.mp4", "2")
     ledger.update(first, next_attempt_at=9e12)  # far in the future
-    assert ledger.claim_upload().id == second.id
-    assert ledger.claim_upload() is None
+    assert ledger.uploads.claim().id == second.id
+    assert ledger.uploads.claim() is None
 
 
 def test_interrupted_uploads_are_requeued_without_an_attempt(ledger: Ledger) -> None:
     job = queued(ledger)
-    claimed = ledger.claim_upload()
+    claimed = ledger.uploads.claim()
     ledger.update(claimed, upload_started_at=123.0)
-    (requeued,) = ledger.requeue_interrupted("crash")
+    (requeued,) = ledger.uploads.requeue_interrupted("crash")
     assert requeued.state == S.QUEUED and requeued.attempts == 0
     assert requeued.upload_started_at == 123.0  # so the next claim reconciles first
     assert job.id == requeued.id
@@ -137,81 +137,82 @@ def test_interrupted_uploads_are_requeued_without_an_attempt(ledger: Ledger) -> 
 
 def test_retry_goes_back_to_the_queue_or_to_finishing(ledger: Ledger) -> None:
     job = queued(ledger)
-    job = ledger.claim_upload()
+    job = ledger.uploads.claim()
     failed = ledger.move(job, S.FAILED, "refused", error="HTTP 422", attempts=3)
-    again = ledger.retry(failed)
+    again = ledger.jobs.retry(failed)
     assert again.state == S.QUEUED and again.attempts == 0 and again.error is None
 
-    job = ledger.claim_upload()
+    job = ledger.uploads.claim()
     job = ledger.move(job, S.PROCESSING, "up", hashed_id="h1", media_id=1)
     job = ledger.move(job, S.FINISHING, "ready")
     failed = ledger.move(job, S.FAILED, "captions refused", error="HTTP 400")
-    assert ledger.retry(failed).state == S.FINISHING
+    assert ledger.jobs.retry(failed).state == S.FINISHING
 
 
 def test_a_job_never_read_whole_is_retried_from_settling(ledger: Ledger) -> None:
-    cut = ledger.add_settling("/w/cut.mp4", "file", 10, 1)
+    cut = ledger.settling.add("/w/cut.mp4", "file", 10, 1)
     cut = ledger.update(cut, incomplete_since=5.0, reason="incomplete MP4: ...")
     failed = ledger.move(cut, S.FAILED, "incomplete", error="incomplete MP4: ...")
-    again = ledger.retry(failed)
+    again = ledger.jobs.retry(failed)
     assert again.state == S.SETTLING and again.sha256 is None  # hashed before any upload
     assert again.skip_container_check == 1 and again.incomplete_since is None
-    odd = ledger.add_settling("/w/odd.mp4", "file", 10, 1)  # failed for another reason
-    odd = ledger.retry(ledger.move(odd, S.FAILED, "internal error", error="internal error"))
+    odd = ledger.settling.add("/w/odd.mp4", "file", 10, 1)  # failed for another reason
+    odd = ledger.jobs.retry(ledger.move(odd, S.FAILED, "internal error", error="internal error"))
     assert odd.state == S.SETTLING and odd.skip_container_check == 0
 
 
 def test_what_a_version_proves_partial_belongs_to_those_bytes(ledger: Ledger) -> None:
     from ingestd.config.settings import IngestSettings
-    from ingestd.core.outcomes import Policy, Stage, decide
+    from ingestd.core.outcomes import Stage, decide
     from ingestd.ledger import SettledFile
+    from ingestd.pipeline.loop import policy_for
 
     queued(ledger, "/w/p.mpg", "h")
-    half = ledger.move(ledger.claim_upload(), S.PROCESSING, "up", hashed_id="half", media_id=1)
+    half = ledger.move(ledger.uploads.claim(), S.PROCESSING, "up", hashed_id="half", media_id=1)
     half = ledger.move(ledger.move(half, S.FINISHING, "ready"), S.DONE, "done")
-    whole = ledger.add_settling("/w/p.mpg", "file", 20, 2)
-    (whole,) = ledger.settle_many([SettledFile(whole, "w", partial=half)])
+    whole = ledger.settling.add("/w/p.mpg", "file", 20, 2)
+    (whole,) = ledger.settling.settle_many([SettledFile(whole, "w", partial=half)])
     assert whole.replaces == half.id
-    notes = [e.note for e in ledger.events(half.id)]
+    notes = [e.note for e in ledger.jobs.events(half.id)]
     assert any("partial copy" in (n or "") for n in notes)  # the partial's history says so
     # The file is then replaced by unrelated bytes while it waits: what it proved goes.
     changed = os.stat(__file__)
-    sending = ledger.claim_upload()
-    policy = Policy.from_settings(IngestSettings())
+    sending = ledger.uploads.claim()
+    policy = policy_for(IngestSettings())
     other = ledger.apply(sending, decide(sending, Stage.UPLOAD, FileChanged(changed), 1.0, policy))
     assert other.state == S.SETTLING and other.replaces is None
-    assert ledger.settle(other, "other").replaces is None
+    assert ledger.settling.settle(other, "other").replaces is None
 
 
 def test_a_settling_job_with_a_history_fails_instead_of_vanishing(ledger: Ledger) -> None:
-    fresh = ledger.add_settling("/w/fresh.mp4", "file", 10, 1)
-    ledger.drop_candidate(fresh)
+    fresh = ledger.settling.add("/w/fresh.mp4", "file", 10, 1)
+    ledger.settling.drop_candidate(fresh)
     assert ledger.get(fresh.id) is None  # found and gone: never a version
     queued(ledger, "/w/sent.mp4", "s")
-    back = ledger.move(ledger.claim_upload(), S.SETTLING, "file changed while it was being sent")
-    ledger.drop_candidate(back)
+    back = ledger.move(ledger.uploads.claim(), S.SETTLING, "file changed while it was being sent")
+    ledger.settling.drop_candidate(back)
     kept = ledger.get(back.id)
     assert kept is not None and kept.state == S.FAILED
-    assert "went away" in (kept.error or "") and len(ledger.events(back.id)) >= 4
+    assert "went away" in (kept.error or "") and len(ledger.jobs.events(back.id)) >= 4
 
 
 def test_hold_has_one_probe_at_a_time(ledger: Ledger) -> None:
-    assert ledger.hold() is None
-    ledger.start_hold(HoldRequest("video_limit", "limit reached", first_probe_in=0.0))
-    assert ledger.take_probe("video_limit", next_interval=60.0) is True
-    assert ledger.take_probe("video_limit", next_interval=60.0) is False  # not due again yet
-    ledger.start_hold(HoldRequest("video_limit", "still reached", first_probe_in=0.0))
-    hold = ledger.hold()  # the same kind again keeps the probe schedule
+    assert ledger.hold.current() is None
+    ledger.hold.start(HoldRequest("video_limit", "limit reached", first_probe_in=0.0))
+    assert ledger.hold.take_probe("video_limit", next_interval=60.0) is True
+    assert ledger.hold.take_probe("video_limit", next_interval=60.0) is False  # not due again yet
+    ledger.hold.start(HoldRequest("video_limit", "still reached", first_probe_in=0.0))
+    hold = ledger.hold.current()  # the same kind again keeps the probe schedule
     assert hold.kind == "video_limit" and hold.probe_interval == 60.0
     assert hold.reason == "still reached" and hold.next_probe_at > time.time() + 50
-    assert ledger.clear_hold("auth") is False
-    assert ledger.clear_hold("video_limit") is True and ledger.hold() is None
+    assert ledger.hold.clear("auth") is False
+    assert ledger.hold.clear("video_limit") is True and ledger.hold.current() is None
 
 
 def test_resume_state_follows_how_far_the_job_got(ledger: Ledger) -> None:
-    job = ledger.add_settling("/w/x.mp4", "file", 1, 1)
+    job = ledger.settling.add("/w/x.mp4", "file", 1, 1)
     assert resume_state(job) == S.SETTLING
-    job = ledger.settle(job, "sha")
+    job = ledger.settling.settle(job, "sha")
     assert resume_state(job) == S.QUEUED
     job = ledger.update(job, hashed_id="h")
     assert resume_state(job) == S.FINISHING
@@ -220,10 +221,10 @@ def test_resume_state_follows_how_far_the_job_got(ledger: Ledger) -> None:
 def test_find_by_id_path_or_hashed_id(ledger: Ledger) -> None:
     job = queued(ledger, "/w/find me.mp4")
     job = ledger.update(job, hashed_id="hid123")
-    assert ledger.find(str(job.id)).id == job.id
-    assert ledger.find("/w/find me.mp4").id == job.id
-    assert ledger.find("hid123").id == job.id
-    assert ledger.find("nothing") is None
+    assert ledger.jobs.find(str(job.id)).id == job.id
+    assert ledger.jobs.find("/w/find me.mp4").id == job.id
+    assert ledger.jobs.find("hid123").id == job.id
+    assert ledger.jobs.find("nothing") is None
 
 
 def test_writes_wait_for_a_ledger_locked_by_another_connection(tmp_path: Path) -> None:
@@ -234,10 +235,10 @@ def test_writes_wait_for_a_ledger_locked_by_another_connection(tmp_path: Path) -
     other.execute("BEGIN EXCLUSIVE")
     release = threading.Timer(0.6, lambda: other.execute("ROLLBACK"))
     release.start()
-    job = ledger.add_settling("/w/late.mp4", "file", 1, 1)  # retried until the lock goes
+    job = ledger.settling.add("/w/late.mp4", "file", 1, 1)  # retried until the lock goes
     release.join()
     assert ledger.get(job.id).state == S.SETTLING
-    assert ledger.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert ledger.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     other.close()
     ledger.close()
 
@@ -257,9 +258,9 @@ _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
 threading.Timer(1.0, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))).start()
 for n in range(400):
-    ledger.add_settling("/w/" + "x" * 2000 + str(n), "file", n, n)
-check = ledger.db.execute("PRAGMA integrity_check").fetchone()[0]
-print(len(ledger.active_and_recent(None)), check)
+    ledger.settling.add("/w/" + "x" * 2000 + str(n), "file", n, n)
+check = ledger.db.conn.execute("PRAGMA integrity_check").fetchone()[0]
+print(len(ledger.jobs.active_and_recent(None)), check)
 """
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
@@ -285,7 +286,7 @@ def test_many_threads_opening_a_new_ledger_migrate_it_once(tmp_path: Path) -> No
         thread.join()
     assert errors == []
     ledger = Ledger(tmp_path / "new.db")
-    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert ledger.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     ledger.close()
 
 
@@ -299,7 +300,7 @@ def test_an_older_ledger_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "old.db")
     db = sqlite_utils.Database(conn)
     for migration in MIGRATIONS[:2]:
-        migration(db)
+        migration(conn)
     db.execute("PRAGMA user_version = 2")
     db.execute(
         "INSERT INTO jobs (path, state, created_at, updated_at) VALUES ('/w/a.mp4', 'done', 1, 1)"
@@ -307,8 +308,8 @@ def test_an_older_ledger_is_migrated_and_keeps_its_jobs(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     ledger = Ledger(tmp_path / "old.db")
-    assert ledger.latest_for_path("/w/a.mp4").state == JobState.DONE
-    assert ledger.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert ledger.jobs.latest_for_path("/w/a.mp4").state == JobState.DONE
+    assert ledger.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     ledger.close()
 
 
@@ -321,7 +322,7 @@ def test_opening_another_connection_keeps_the_first_ones_locks(tmp_path: Path) -
 
     path = tmp_path / "l.db"
     first = Ledger(path)
-    first.add_settling("/w/a.mp4", "file", 1, 1)
+    first.settling.add("/w/a.mp4", "file", 1, 1)
     Ledger(path).close()  # another thread's connection, as each stage has
     other = (
         f"import sqlite3; c = sqlite3.connect({str(path)!r}); "
@@ -333,15 +334,16 @@ def test_opening_another_connection_keeps_the_first_ones_locks(tmp_path: Path) -
 
 
 def test_a_job_entering_a_state_wakes_its_waiters_and_nothing_else_does(tmp_path: Path) -> None:
-    from ingestd.ledger import arrivals
+    from ingestd.ledger import Wakeups
 
-    ledger = Ledger(tmp_path / "l.db")
-    queued, settling = arrivals(JobState.QUEUED), arrivals(JobState.SETTLING)
-    assert ledger.claim_upload() is None  # a write transaction that moves nothing
+    wakeups = Wakeups()
+    ledger = Ledger(tmp_path / "l.db", wakeups=wakeups)
+    queued, settling = wakeups.arrivals(JobState.QUEUED), wakeups.arrivals(JobState.SETTLING)
+    assert ledger.uploads.claim() is None  # a write transaction that moves nothing
     assert not queued.is_set() and not settling.is_set()  # wakes no one (no busy looping)
-    job = ledger.add_settling("/w/a.mp4", "file", 1, 1)
+    job = ledger.settling.add("/w/a.mp4", "file", 1, 1)
     assert settling.is_set() and not queued.is_set()
-    ledger.settle(job, "aa")
+    ledger.settling.settle(job, "aa")
     assert queued.is_set()
     ledger.close()
 
@@ -349,15 +351,20 @@ def test_a_job_entering_a_state_wakes_its_waiters_and_nothing_else_does(tmp_path
 def test_a_cleared_hold_wakes_every_stage_and_a_finished_loop_leaves_no_waiter(
     tmp_path: Path,
 ) -> None:
-    from ingestd.ledger import _waiters, arrivals_while
+    from ingestd.ledger import Wakeups
 
-    ledger = Ledger(tmp_path / "l.db")
-    ledger.start_hold(HoldRequest("video_limit", "full", first_probe_in=60.0))
-    with arrivals_while(JobState.QUEUED) as queued, arrivals_while(JobState.PROCESSING) as polled:
-        assert ledger.clear_hold()
+    wakeups = Wakeups()
+    ledger = Ledger(tmp_path / "l.db", wakeups=wakeups)
+    ledger.hold.start(HoldRequest("video_limit", "full", first_probe_in=60.0))
+    with (
+        wakeups.arrivals_while(JobState.QUEUED) as queued,
+        wakeups.arrivals_while(JobState.PROCESSING) as polled,
+    ):
+        assert ledger.hold.clear()
         assert queued.is_set() and polled.is_set()  # held-back uploads and polls may go on
         queued.clear()
-        assert not ledger.clear_hold()  # nothing to clear: no one woken
+        assert not ledger.hold.clear()  # nothing to clear: no one woken
         assert not queued.is_set()
-    assert queued not in _waiters[JobState.QUEUED] and polled not in _waiters[JobState.PROCESSING]
+    waiting = wakeups._waiters
+    assert queued not in waiting[JobState.QUEUED] and polled not in waiting[JobState.PROCESSING]
     ledger.close()

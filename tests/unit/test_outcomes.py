@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import tenacity
 
+from ingestd.core.backoff import Backoff
 from ingestd.core.errors import (
     AuthError,
     Cancelled,
@@ -21,7 +22,7 @@ from ingestd.core.errors import (
     WatchFolderMissing,
 )
 from ingestd.core.jobs import Job, JobState, Move, StaleTransition, can_move
-from ingestd.core.outcomes import Backoff, Policy, Stage, decide, release
+from ingestd.core.outcomes import Policy, Stage, decide, release
 from ingestd.ledger import Ledger
 
 S = JobState
@@ -296,17 +297,17 @@ def test_backoff_is_tenacitys_wait_strategy_too() -> None:
 
 def test_ledger_applies_moves_holds_and_nothing(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.db")
-    queued = ledger.settle(ledger.add_settling("/w/a.mp4", "file", 10, 1), "aa")
-    uploading = ledger.claim_upload()
-    events = len(ledger.events(queued.id))
+    queued = ledger.settling.settle(ledger.settling.add("/w/a.mp4", "file", 10, 1), "aa")
+    uploading = ledger.uploads.claim()
+    events = len(ledger.jobs.events(queued.id))
     assert ledger.apply(uploading, Move()) == uploading
-    assert len(ledger.events(queued.id)) == events  # an empty move writes nothing
+    assert len(ledger.jobs.events(queued.id)) == events  # an empty move writes nothing
 
     move = decide(uploading, Stage.UPLOAD, VideoLimitError("limit"), NOW, POLICY)
     requeued = ledger.apply(uploading, move)
     assert requeued.state == S.QUEUED and requeued.attempts == 0
-    assert ledger.hold().kind == "video_limit"
-    assert ledger.events(queued.id)[-1].note == "on hold: limit"
+    assert ledger.hold.current().kind == "video_limit"
+    assert ledger.jobs.events(queued.id)[-1].note == "on hold: limit"
     with pytest.raises(StaleTransition):
         ledger.apply(uploading, move)  # it is no longer uploading
     ledger.close()

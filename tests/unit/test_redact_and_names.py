@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestd import logs, redact
-from ingestd.folder.files import NAME_MAX, as_text, display, fits, sibling, wistia_name
+from ingestd import logs
+from ingestd.core.names import NAME_MAX, as_text, display, fits, sibling, wistia_name
 from ingestd.ledger import Ledger
 from ingestd.redact import REDACTED
 
@@ -20,7 +20,7 @@ TOKEN = "tq8Vb2ZmR4xN7cLp0eWkH3sJ9uYaG6dF1iOzXyQwE5rT-kM8nBvC2xZ4lP7oA0sD"
 
 @pytest.fixture(autouse=True)
 def the_token() -> None:
-    redact.add_secret(TOKEN)
+    logs.add_secret(TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def the_token() -> None:
     ],
 )
 def test_the_token_and_any_16_characters_of_it_are_removed(text: str, shown: str) -> None:
-    assert redact.redact(text) == shown
+    assert logs.redact(text) == shown
 
 
 @pytest.mark.parametrize(
@@ -53,13 +53,13 @@ def test_the_token_and_any_16_characters_of_it_are_removed(text: str, shown: str
     ],
 )
 def test_url_credentials_and_query_strings_are_removed(text: str, shown: str) -> None:
-    assert redact.redact(text) == shown
+    assert logs.redact(text) == shown
 
 
 def test_a_secret_shorter_than_the_window_is_removed_whole() -> None:
-    redact.add_secret("short-secret")
-    assert redact.redact("x short-secret y") == f"x {REDACTED} y"
-    assert redact.redact("x short- y") == "x short- y"
+    logs.add_secret("short-secret")
+    assert logs.redact("x short-secret y") == f"x {REDACTED} y"
+    assert logs.redact("x short- y") == "x short- y"
 
 
 def test_log_lines_are_redacted_values_and_tracebacks_alike() -> None:
@@ -84,9 +84,9 @@ def test_the_ledger_stores_reasons_notes_and_the_hold_redacted(tmp_path: Path) -
     from ingestd.core.jobs import HoldRequest, JobState
 
     ledger = Ledger(tmp_path / "l.db")
-    job = ledger.add_settling("/w/a.url", "url", 1, 1)
+    job = ledger.settling.add("/w/a.url", "url", 1, 1)
     ledger.move(job, JobState.HELD, f"saw {TOKEN}", reason="https://u:p@h/x?s=1")
-    ledger.start_hold(HoldRequest("auth", f"refused {TOKEN[:20]}", 1.0))
+    ledger.hold.start(HoldRequest("auth", f"refused {TOKEN[:20]}", 1.0))
     ledger.close()
     for suffix in ("", "-wal"):
         stored = Path(f"{tmp_path / 'l.db'}{suffix}")

@@ -16,10 +16,12 @@ from ingestd.config.settings import load_settings
 from ingestd.core.errors import ConfigError
 from ingestd.core.jobs import JobState
 from ingestd.folder.sidecars import is_receipt, own_sidecar_names
-from ingestd.ledger import Ledger, configure_outbox
+from ingestd.ledger import Ledger, Outbox
 from ingestd.pipeline.finish.receipt import receipt_name
 from ingestd.telling.live import Uploads, frame
-from ingestd.telling.notify.deliver import receivers, signature
+from ingestd.telling.notify.deliver import receivers
+from ingestd.telling.notify.webhook import signature
+from ingestd.telling.views import job_view_text
 from tests.conftest import write_config
 
 
@@ -63,48 +65,47 @@ def test_the_signature_is_the_hex_hmac_sha256_of_the_body() -> None:
 
 
 def test_a_move_writes_one_notification_per_receiver_in_its_transaction(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    outbox = Outbox(frozenset({"done", "held"}), ("webhook", "command"), job_view_text)
+    ledger = Ledger(tmp_path / "ledger.db", outbox=outbox)
     try:
-        configure_outbox(["done", "held"], ["webhook", "command"])
-        job = ledger.add_settling(str(tmp_path / "a.mp4"), "file", 10, 1)
+        job = ledger.settling.add(str(tmp_path / "a.mp4"), "file", 10, 1)
         job = ledger.move(job, JobState.QUEUED)
-        assert ledger.due_notifications() == []  # queued is not an event
+        assert ledger.outbox.due() == []  # queued is not an event
         job = ledger.move(job, JobState.UPLOADING)
         job = ledger.move(job, JobState.HELD, "a bad sidecar", reason="fix clip.json")
-        rows = ledger.due_notifications()
+        rows = ledger.outbox.due()
         assert [r.receiver for r in rows] == ["webhook", "command"]
         assert len({r.uid for r in rows}) == 1 and rows[0].event == "held"
         shown = json.loads(rows[0].job)
         assert shown["state"] == "held" and shown["reason"] == "fix clip.json"
-        ledger.fix_notification_body(rows[0], "first")
-        ledger.fix_notification_body(rows[1], "second")  # the first one fixed wins for both
-        assert ledger.notification_body(rows[1]) == "first"
-        ledger.notification_failed(rows[0], "HTTP 500", retry_at=2e9)
+        ledger.outbox.fix_body(rows[0], "first")
+        ledger.outbox.fix_body(rows[1], "second")  # the first one fixed wins for both
+        assert ledger.outbox.body(rows[1]) == "first"
+        ledger.outbox.failed(rows[0], "HTTP 500", retry_at=2e9)
         # One notification to two receivers waits as one.
-        assert ledger.notifications_waiting() == {"waiting": 1, "last_error": "HTTP 500"}
-        ledger.forget_notification(rows[1])
-        assert [r.id for r in ledger.due_notifications()] == []  # the other waits till 2e9
+        assert ledger.outbox.waiting() == {"waiting": 1, "last_error": "HTTP 500"}
+        ledger.outbox.forget(rows[1])
+        assert [r.id for r in ledger.outbox.due()] == []  # the other waits till 2e9
         # Released by a recheck and held again at once for the same problem: told once.
         job = ledger.move(job, JobState.QUEUED, "problem fixed")
         job = ledger.move(job, JobState.UPLOADING)
         job = ledger.move(job, JobState.HELD, "a bad sidecar", reason="fix clip.json")
-        assert ledger.notifications_waiting()["waiting"] == 1  # the first, still waiting
+        assert ledger.outbox.waiting()["waiting"] == 1  # the first, still waiting
         job = ledger.move(job, JobState.QUEUED, "problem fixed")
         job = ledger.move(job, JobState.UPLOADING)
         ledger.move(job, JobState.HELD, "another problem", reason="fix clip.srt")
-        assert ledger.notifications_waiting()["waiting"] == 2
+        assert ledger.outbox.waiting()["waiting"] == 2
     finally:
-        configure_outbox([], [])
         ledger.close()
 
 
 def test_without_receivers_no_notification_is_written(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "ledger.db")
+    outbox = Outbox(frozenset({"done", "failed"}), (), job_view_text)
+    ledger = Ledger(tmp_path / "ledger.db", outbox=outbox)
     try:
-        configure_outbox(["done", "failed"], [])
-        job = ledger.add_settling(str(tmp_path / "a.mp4"), "file", 10, 1)
+        job = ledger.settling.add(str(tmp_path / "a.mp4"), "file", 10, 1)
         ledger.move(job, JobState.FAILED, "empty", error="empty file")
-        assert ledger.notifications_waiting()["waiting"] == 0
+        assert ledger.outbox.waiting()["waiting"] == 0
     finally:
         ledger.close()
 
@@ -161,7 +162,7 @@ def test_a_watch_frame_shows_hostile_names_as_text_not_markup() -> None:
 
 
 def test_redacting_json_text_keeps_it_json() -> None:
-    from ingestd.redact import redact
+    from ingestd.logs import redact
 
     text = json.dumps({"reason": 'fetching "https://h/x?token=abc": 404'})
     assert json.loads(redact(text)) == {"reason": 'fetching "https://h/x?[redacted]": 404'}

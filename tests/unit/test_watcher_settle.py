@@ -11,10 +11,11 @@ import pytest
 from ingestd.config.settings import Settings
 from ingestd.core.errors import JobInputError
 from ingestd.core.jobs import JobState
+from ingestd.core.names import media_name
 from ingestd.folder.urlimport import read_url_file
-from ingestd.ledger import Ledger
-from ingestd.pipeline.upload import media_name
-from ingestd.pipeline.watch.watcher import MediaFilter, Watcher
+from ingestd.ledger import Ledgers
+from ingestd.pipeline.watch.filter import MediaFilter
+from ingestd.pipeline.watch.watcher import Watcher
 from tests.conftest import wait_until
 
 
@@ -23,14 +24,14 @@ def watcher(tmp_path: Path):
     watch = tmp_path / "inbox"
     watch.mkdir()
     settings = Settings(watch_dir=watch, ledger=tmp_path / "l.db", ingest={"settle_seconds": 0.3})
-    made = Watcher(settings, settings.ledger, threading.Event())
-    made.ledger = Ledger(settings.ledger)
+    made = Watcher(settings, Ledgers(settings.ledger), threading.Event())
+    made.ledger = made.settler.ledger = made.ledgers.open()
     yield made
     made.ledger.close()
 
 
 def state_of(watcher: Watcher, path: Path) -> JobState | None:
-    job = watcher.ledger.latest_for_path(str(path))
+    job = watcher.ledger.jobs.latest_for_path(str(path))
     return job.state if job else None
 
 
@@ -43,14 +44,14 @@ def test_a_file_settles_only_once_it_stops_changing(watcher: Watcher) -> None:
     with open(clip, "ab") as handle:
         handle.write(b"more")
     watcher.tick()
-    job = watcher.ledger.latest_for_path(str(clip))
+    job = watcher.ledger.jobs.latest_for_path(str(clip))
     assert job.state == JobState.SETTLING and job.size == 104
     wait_until(
         lambda: (watcher.tick(), state_of(watcher, clip) == JobState.QUEUED)[1],
         timeout=5,
         what="settled",
     )
-    assert watcher.ledger.latest_for_path(str(clip)).sha256 is not None
+    assert watcher.ledger.jobs.latest_for_path(str(clip)).sha256 is not None
 
 
 def test_growing_file_never_settles(watcher: Watcher) -> None:
@@ -72,14 +73,14 @@ def test_touch_of_a_done_file_is_not_a_new_job(watcher: Watcher) -> None:
     watcher.observe(clip)
     wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.QUEUED)[1], timeout=5)
     ledger = watcher.ledger
-    job = ledger.claim_upload()
+    job = ledger.uploads.claim()
     job = ledger.move(job, JobState.PROCESSING, "uploaded", hashed_id="h1")
     job = ledger.move(ledger.move(job, JobState.FINISHING), JobState.DONE)
     os.utime(clip, ns=(1, 1))
     watcher.observe(clip)
     assert state_of(watcher, clip) == JobState.SETTLING  # a candidate for a new version
     wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.DONE)[1], timeout=5)
-    assert [j.id for j in ledger.active_and_recent(None)] == [job.id]  # same bytes: same job
+    assert [j.id for j in ledger.jobs.active_and_recent(None)] == [job.id]  # same bytes: same job
     assert ledger.get(job.id).version == (7, 1)
 
 
@@ -93,7 +94,7 @@ def test_a_changed_queued_file_is_left_to_the_uploader(watcher: Watcher) -> None
     watcher.tick()
     # The queue is the uploader's: it checks the file before sending (FileChanged).
     assert state_of(watcher, clip) == JobState.QUEUED
-    assert len(watcher.ledger.active_and_recent(None)) == 1
+    assert len(watcher.ledger.jobs.active_and_recent(None)) == 1
 
 
 def test_empty_file_fails_with_a_reason(watcher: Watcher) -> None:
@@ -101,7 +102,7 @@ def test_empty_file_fails_with_a_reason(watcher: Watcher) -> None:
     clip.write_bytes(b"")
     watcher.observe(clip)
     wait_until(lambda: (watcher.tick(), state_of(watcher, clip) == JobState.FAILED)[1], timeout=5)
-    assert "empty file" in watcher.ledger.latest_for_path(str(clip)).error
+    assert "empty file" in watcher.ledger.jobs.latest_for_path(str(clip)).error
 
 
 def test_vanished_candidate_is_forgotten(watcher: Watcher) -> None:

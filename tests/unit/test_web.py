@@ -10,7 +10,7 @@ import pytest
 
 from ingestd.config.settings import load_settings, read_web_password
 from ingestd.core.errors import ConfigError
-from ingestd.telling.web import PageSettings, _credentials_match, page_context
+from ingestd.telling.web.page import PageSettings, _credentials_match, page_context
 from tests.conftest import write_config
 
 

@@ -17,7 +17,10 @@ from ingestd.core.errors import (
     TransientError,
     VideoLimitError,
 )
-from ingestd.wistia.client import Media, RateLimiter, WistiaClient, parse_retry_after
+from ingestd.wistia.classify import classify, parse_retry_after
+from ingestd.wistia.client import WistiaClient
+from ingestd.wistia.limiter import RateLimiter
+from ingestd.wistia.models import Media
 
 
 @pytest.fixture
@@ -51,26 +54,31 @@ def response(status: int, body: object = None, headers: dict[str, str] | None = 
         (404, b"", NotFoundError, "HTTP 404"),
     ],
 )
-def test_classification(client: WistiaClient, status, body, kind, text) -> None:
-    error = client._classify(response(status, body))
+def test_classification(status, body, kind, text) -> None:
+    error = classify(response(status, body))
     assert type(error) is kind
     assert text in error.reason
 
 
-def test_success_is_not_an_error(client: WistiaClient) -> None:
-    assert client._classify(response(200, {})) is None
-    assert client._classify(response(201, {})) is None
+def test_success_is_not_an_error() -> None:
+    assert classify(response(200, {})) is None
+    assert classify(response(201, {})) is None
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_rate_limit_answers_pause_the_whole_account(client: WistiaClient, status: int) -> None:
-    error = client._classify(response(status, {}, {"Retry-After": "7"}))
-    assert isinstance(error, TransientError) and error.retry_after == 7.0
-    assert 6.0 < client._limiter.paused_for <= 7.0
+def test_rate_limit_answers_pause_the_whole_account(status: int) -> None:
+    limiter = RateLimiter(600)
+    answer = httpx.MockTransport(lambda r: response(status, {}, {"Retry-After": "7"}))
+    client = WistiaClient(WistiaSettings(), "t", limiter, threading.Event(), transport=answer)
+    with pytest.raises(TransientError) as raised:
+        client.account(tries=1)
+    client.close()
+    assert raised.value.retry_after == 7.0
+    assert 6.0 < limiter.paused_for <= 7.0  # every request waits, not just this one
 
 
-def test_auth_error_says_how_to_fix_it(client: WistiaClient) -> None:
-    error = client._classify(response(401, b""))
+def test_auth_error_says_how_to_fix_it() -> None:
+    error = classify(response(401, b""))
     assert error.hint and "SIGHUP" in error.hint
 
 

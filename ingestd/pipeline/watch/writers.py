@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingestd import logs
-from ingestd.folder.files import display
+from ingestd.core.names import display
 
 log = logs.get("ingestd.writers")
 

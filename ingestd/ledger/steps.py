@@ -1,0 +1,156 @@
+"""Steps: typed records of what finishing (and re-sync) did to a job's media and file, each
+written before or right after its side effect, so that a crash neither loses nor repeats one.
+
+    sent           step -> digest of what Wistia accepted (metadata, customizations,
+                   captions:<lang>): a step is sent again only when its digest changes
+    fates          what becomes of the file, chosen before anything moves: deleted, or moved
+                   to an exact path (bytes: a name need not be UTF-8)
+    thumbnails     the thumbnail image by stage: `sending` (an upload began: found again by
+                   name and time after a crash), `uploaded` (an image media), `failed` (Wistia
+                   could not process it), `still` (it is the video's still)
+    replacements   the partial media this version replaced (deleted or kept), done once
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ingestd.core.jobs import Job
+from ingestd.ledger.db import Db, retried_write
+
+ThumbnailStage = Literal["sending", "uploaded", "failed", "still"]
+
+
+@dataclass(frozen=True)
+class Fate:
+    """What becomes of a done file: deleted, or moved to `target` (the archive path)."""
+
+    action: Literal["move", "delete"]
+    target: Path | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    """A thumbnail image: the sha256 of its file, and its media in Wistia once it has one."""
+
+    digest: str
+    hashed_id: str | None = None
+    began_at: float | None = None  # `sending`: when its upload began (wall time)
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """How far a job's thumbnail got, stage by stage (None: not that far)."""
+
+    sending: Image | None = None
+    uploaded: Image | None = None
+    failed: Image | None = None
+    still: Image | None = None
+
+
+class Steps:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    # --- sidecar steps ------------------------------------------------------------------------
+
+    def sent(self, job_id: int) -> dict[str, str]:
+        """Step -> the digest of what Wistia accepted for it."""
+        rows = self.db.raw("SELECT step, digest FROM sent WHERE job_id = ?", (job_id,))
+        return {step: digest for step, digest in rows}
+
+    @retried_write
+    def record_sent(self, job_id: int, step: str, digest: str) -> None:
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO sent (job_id, step, digest, sent_at)
+                   VALUES (?, ?, ?, ?)""",
+                (job_id, step, digest, self.db.clock.wall()),
+            )
+
+    # --- the file's fate ----------------------------------------------------------------------
+
+    def fate(self, job_id: int) -> Fate | None:
+        row = self.db.row("SELECT action, target FROM fates WHERE job_id = ?", (job_id,))
+        if row is None:
+            return None
+        action, target = row
+        return Fate(action, Path(os.fsdecode(target)) if target is not None else None)
+
+    @retried_write
+    def record_fate(self, job_id: int, fate: Fate) -> None:
+        """Before anything is moved or deleted: from then on a restart only finishes it."""
+        target = os.fsencode(fate.target) if fate.target is not None else None
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO fates (job_id, action, target, chosen_at)
+                   VALUES (?, ?, ?, ?)""",
+                (job_id, fate.action, target, self.db.clock.wall()),
+            )
+
+    # --- the thumbnail ------------------------------------------------------------------------
+
+    def thumbnail(self, job_id: int) -> Thumbnail:
+        rows = self.db.raw(
+            """SELECT stage, image_digest, image_hashed_id, began_at FROM thumbnails
+               WHERE job_id = ?""",
+            (job_id,),
+        )
+        return Thumbnail(
+            **{stage: Image(digest, hashed_id, began) for stage, digest, hashed_id, began in rows}
+        )
+
+    @retried_write
+    def record_thumbnail(self, job_id: int, stage: ThumbnailStage, image: Image) -> None:
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO thumbnails (job_id, stage, image_digest,
+                                   image_hashed_id, began_at, at) VALUES (?, ?, ?, ?, ?, ?)""",
+                (
+                    job_id,
+                    stage,
+                    image.digest,
+                    image.hashed_id,
+                    image.began_at,
+                    self.db.clock.wall(),
+                ),
+            )
+
+    def image_known(self, hashed_id: str) -> bool:
+        """Whether any job recorded the image media `hashed_id` (uploaded, or as a still)."""
+        row = self.db.row(
+            "SELECT 1 FROM thumbnails WHERE image_hashed_id = ? LIMIT 1", (hashed_id,)
+        )
+        return row is not None
+
+    # --- a partial version replaced -----------------------------------------------------------
+
+    def replaced(self, job_id: int) -> bool:
+        """Whether the partial media this job's version replaces was dealt with."""
+        return self.db.row("SELECT 1 FROM replacements WHERE job_id = ?", (job_id,)) is not None
+
+    @retried_write
+    def record_replaced(self, partial: Job, whole: Job, *, deleted: bool, how: str) -> None:
+        """The partial media `whole` replaces was dealt with: both histories say how, and it
+        is recorded so that it is done once."""
+        with self.db.write():
+            if deleted:
+                self.db.conn.execute(
+                    "UPDATE jobs SET replaced_by = ? WHERE id = ?", (whole.id, partial.id)
+                )
+            self.db.event(partial.id, partial.state.value, partial.state.value, how)
+            self.db.event(whole.id, whole.state.value, whole.state.value, how)
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO replacements (job_id, partial_job_id,
+                                  partial_hashed_id, outcome, at) VALUES (?, ?, ?, ?, ?)""",
+                (
+                    whole.id,
+                    partial.id,
+                    partial.hashed_id or "",
+                    "deleted" if deleted else "kept",
+                    self.db.clock.wall(),
+                ),
+            )

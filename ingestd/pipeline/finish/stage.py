@@ -1,0 +1,122 @@
+"""The finisher: the stage that owns `finishing`, from a media ready in Wistia to `done`.
+
+One job's finish, in order, each step recorded so a crash neither loses nor repeats one:
+
+1. its sidecars read (when the job gets here, so a caption dropped after its video still
+   applies) and sent: steps, then the thumbnail (sync.py);
+2. sent again if a sidecar changed while it was being sent (the digests judge);
+3. the partial media this version replaces, if any (partial.py);
+4. the file's fate: keep, move or delete (fate.py), chosen and recorded before anything moves;
+5. the receipt (receipt.py), then `done`.
+
+Whatever goes wrong (a bad sidecar, Wistia's answer, a move that fails) ends in the job's
+state through the guard and the outcome policy; `preflight` is also what the held jobs'
+recheck runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ingestd import logs
+from ingestd.config.settings import Settings
+from ingestd.core.jobs import Job, JobState
+from ingestd.core.outcomes import Stage
+from ingestd.folder.sidecars import Sidecars, changed_within, read_sidecars
+from ingestd.ledger import Ledger, Ledgers
+from ingestd.pipeline.finish import fate, receipt
+from ingestd.pipeline.finish.partial import replace_partial
+from ingestd.pipeline.finish.sync import SidecarSync
+from ingestd.pipeline.finish.thumbnail import waiting_for
+from ingestd.pipeline.loop import Guard, run_stage, work_through_due
+from ingestd.wistia.client import WistiaClient
+
+log = logs.get("ingestd.finish")
+
+
+class Finisher:
+    def __init__(
+        self,
+        settings: Settings,
+        ledgers: Ledgers,
+        client: WistiaClient,
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.ledgers = ledgers
+        self.client = client
+        self.stop = stop
+        self.clock = ledgers.clock
+        self.guard = Guard(Stage.FINISH, lambda: self.settings, self.clock)
+        self.sync = SidecarSync(client, self.clock)
+
+    def reload(self, fresh: Settings) -> None:
+        self.settings = fresh
+
+    def run(self) -> None:
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(JobState.FINISHING) as wake,
+        ):
+            run_stage(
+                self.stop,
+                wake,
+                self.clock,
+                lambda now: work_through_due(
+                    ledger,
+                    now,
+                    self.guard,
+                    self.stop,
+                    lambda ledger, now: ledger.jobs.due_finishing(now),
+                    self.finish,
+                    lambda ledger, now: ledger.jobs.soonest(JobState.FINISHING, now),
+                ),
+            )
+
+    # --- finishing one job --------------------------------------------------------------
+
+    def finish(self, ledger: Ledger, job: Job) -> None:
+        # Once the file's fate was chosen (recorded first), its sidecars were all sent: a
+        # restart goes straight on with the fate, whatever of the sidecars has moved already.
+        read_at = None
+        if not fate.begun(ledger, job):
+            read_at = self.clock.wall()  # as the sidecars' own mtimes
+            sidecars = self.preflight(ledger, job)
+            now, settle = self.clock.now(), self.settings.ingest.settle_seconds
+            if changed_within(sidecars.paths, self.clock.wall(), settle):
+                reason = "waiting for its sidecar files to stop changing"
+                ledger.update(job, next_attempt_at=now + settle, reason=reason)
+                return
+            if self.sync.apply(ledger, job, sidecars) is None:
+                assert sidecars.thumbnail is not None
+                wait = now + self.settings.ingest.poll_min_seconds
+                ledger.update(job, next_attempt_at=wait, reason=waiting_for(sidecars.thumbnail))
+                return
+            if self.sync.changed_since_sent(ledger, job, self._read(job)):
+                reason = "a sidecar changed while it was being sent; sending it again"
+                ledger.update(job, next_attempt_at=self.clock.now(), reason=reason)
+                log.info(reason)
+                return
+            replace_partial(ledger, self.settings, self.client, job)
+        note = fate.carry_out(ledger, self.settings, job)
+        receipt.write_for(ledger, self.settings, self.client, job, done_at=self.clock.wall())
+        changes: dict[str, object] = {"error": None, "next_attempt_at": None}
+        if read_at is not None:
+            changes["sidecars_read_at"] = read_at
+        ledger.move(job, JobState.DONE, note, **changes)
+        log.info("done", fate=note)
+
+    def preflight(self, ledger: Ledger, job: Job) -> Sidecars:
+        """The local checks of finishing, which the held jobs' recheck runs too: the sidecars
+        read and valid, not a thumbnail Wistia could not process, and the file's fate
+        possible."""
+        sidecars = self._read(job)
+        self.sync.thumbnails.check(ledger, job, sidecars.thumbnail)
+        fate.check(self.settings, job)
+        return sidecars
+
+    def _read(self, job: Job) -> Sidecars:
+        return read_sidecars(
+            Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
+        )
