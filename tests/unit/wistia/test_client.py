@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import pytest
 
-from ingestd.config.settings import WistiaSettings
+from ingestd.config.settings import Settings, WistiaSettings
 from ingestd.core.errors import (
     AuthError,
     NotFoundError,
@@ -154,3 +155,14 @@ def test_token_is_sent_only_to_wistias_origins() -> None:
         "api.wistia.com": "Bearer sekret",
         "elsewhere.example": None,
     }
+
+
+def test_polls_take_at_most_their_share_of_the_budget() -> None:
+    from ingestd.wistia.limiter import POLL_SHARE
+
+    client = WistiaClient(
+        Settings(watch_dir=Path("/w")).wistia, "t", RateLimiter(600), threading.Event(),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=[])),
+    )  # fmt: skip
+    assert client.poll_budget.per_minute == 600 * POLL_SHARE == 150
+    client.close()

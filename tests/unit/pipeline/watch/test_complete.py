@@ -272,7 +272,7 @@ def test_another_users_writer_needs_cap_lease_when_proc_cannot_show_it(
                 capture_output=True,
                 text=True,
                 timeout=30,
-                cwd=Path(__file__).parents[2],
+                cwd=Path(__file__).parents[4],
             )
             assert result.returncode == 0, result.stderr
             return json.loads(result.stdout)
