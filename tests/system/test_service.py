@@ -135,16 +135,18 @@ def _set_up(state: Setup) -> None:
     )
     state.snapshots["after"] = _snapshot(m)
     # 4. Instance a from a config written beforehand; instance b from the example, with its
-    # own folder, then pointed at its sandbox.
+    # own folder and its token typed at the prompt (on a terminal: `script` gives it one),
+    # then pointed at its sandbox.
     m.write("/etc/ingestd/a.toml", _for_sandbox(state.example_config, 8766, "a"))
     m.run("chown", "root:ingestd", "/etc/ingestd/a.toml")
     m.run("chmod", "640", "/etc/ingestd/a.toml")
     state.installs["a"] = install_sh(
         m, *WHEELS, "--instance", "a", "--token-file", "/share/ingestd@a.token"
     )
-    state.installs["b"] = install_sh(
-        m, *WHEELS, "--instance", "b", "--watch-dir", "/srv/media/b-inbox", "--no-check",
-        "--token-file", "/share/ingestd@b.token",
+    typed = "/src/deploy/install.sh --wheels /wheels --instance b --watch-dir /srv/media/b-inbox"
+    state.installs["b"] = m.run(
+        "script", "--quiet", "--return", "--command", f"{typed} --no-check", "/dev/null",
+        input=f"{ACCOUNTS['ingestd@b.service'][1]}\n", check=False,
     )  # fmt: skip
     state.installs["b-config"] = m.run("cat", "/etc/ingestd/b.toml")
     m.write("/etc/ingestd/b.toml", _for_sandbox(m.read("/etc/ingestd/b.toml"), 8767, "b"))
@@ -303,6 +305,10 @@ def test_install_makes_each_piece_and_checks_as_the_service(setup: Setup) -> Non
     assert "ReadWritePaths=-/srv/media/b-inbox\n" in m.read(
         f"{DROPINS}/ingestd@b.service.d/50-install.conf"
     )
+    b = setup.installs["b"]
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert "Wistia API token (Account Settings > API; it is not shown): " in b.stdout
+    assert m.read("/etc/ingestd/b.wistia-token") == "tok-b-9a7b\n"
 
 
 def test_install_again_changes_nothing_but_checks_clean(setup: Setup) -> None:
@@ -374,9 +380,9 @@ def test_metrics_with_the_process_own_under_the_sandboxing(setup: Setup) -> None
     process = [line for line in text.splitlines() if line.startswith("process_")]
     # ProcSubset=pid hides /proc/stat: prometheus_client's process collector then yields
     # nothing (README, "Metrics", promises process_*).
+    families = sorted({line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")})
     assert any(line.startswith("process_resident_memory_bytes") for line in process), (
-        "no process_* metrics under the unit:\n"
-        + "\n".join(line for line in text.splitlines() if not line.startswith("#"))[:1500]
+        f"no process_* metrics under the unit; /metrics has: {', '.join(families)}"
     )
 
 
