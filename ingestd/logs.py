@@ -17,6 +17,7 @@ structlog is imported only when something logs: `ingestd status` never pays for 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -99,6 +100,17 @@ class _JournaldJSON:
     def __call__(self, logger: Any, name: str, event: dict[str, Any]) -> str:
         priority = PRIORITIES.get(str(event.get("level", "info")), 6)
         return f"<{priority}>{self._json(logger, name, event)}"
+
+
+def under_journald() -> bool:
+    """Whether stderr is journald's stream: `$JOURNAL_STREAM` names its device and inode
+    (systemd sets it; a child may have its stderr elsewhere and still inherit the variable)."""
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        stderr = os.fstat(2)
+        return (stderr.st_dev, stderr.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        return False
 
 
 def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = False) -> None:

@@ -51,7 +51,7 @@ def say_json(value: dict[str, Any], *, indent: int | None = None) -> None:
 def complain(text: str) -> None:
     """One line on stderr; under journald, at error priority (`journalctl -p err` shows why
     a service failed to start)."""
-    prefix = f"<{logs.PRIORITIES['error']}>" if os.environ.get("JOURNAL_STREAM") else ""
+    prefix = f"<{logs.PRIORITIES['error']}>" if logs.under_journald() else ""
     print(f"{prefix}ingestd: {logs.redact(display(text))}", file=sys.stderr)
 
 
@@ -105,5 +105,5 @@ def configure_logs(args: argparse.Namespace, settings: Settings) -> None:
     logs.configure(
         level=settings.log.level,
         fmt=settings.log.format,
-        under_journald=bool(os.environ.get("JOURNAL_STREAM")),
+        under_journald=logs.under_journald(),
     )

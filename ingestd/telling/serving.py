@@ -135,7 +135,7 @@ def become_served_process(
     it redacts, take every descriptor it may, and step back on the CPU."""
     _end_with(daemon)
     logs.configure(
-        level=log_level, fmt=log_format, under_journald=bool(os.environ.get("JOURNAL_STREAM"))
+        level=log_level, fmt=log_format, under_journald=logs.under_journald()
     )
     for secret in secrets:
         logs.add_secret(secret)

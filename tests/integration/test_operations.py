@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import signal
 import socket
@@ -99,9 +100,16 @@ def test_sighup_applies_new_patterns_and_workers_live(daemon_factory) -> None:
         assert started >= finished, "two uploads at once with workers = 1"
 
 
+def _journal_stream(path: Path) -> dict[str, str]:
+    """$JOURNAL_STREAM as systemd sets it for a service whose stderr is `path`."""
+    path.touch()
+    stream = path.stat()
+    return {"JOURNAL_STREAM": f"{stream.st_dev}:{stream.st_ino}"}
+
+
 def test_journald_gets_priorities_and_no_second_timestamp(daemon_factory) -> None:
     daemon = daemon_factory()
-    daemon.start(env={"JOURNAL_STREAM": "8:12345"})
+    daemon.start(env=_journal_stream(daemon.log_path))
     lines = [line for line in daemon.logs().splitlines() if line.startswith("<")]
     assert lines, daemon.logs()[:500]
     first = lines[0]
@@ -261,3 +269,25 @@ def test_check_warns_when_the_token_file_is_readable_by_others(daemon_factory, t
     assert "chmod 600" in loose.stdout and TOKEN not in loose.stdout
     token_file.chmod(0o600)
     assert not [line for line in daemon.cli("check").stdout.splitlines() if line.startswith("warn")]
+
+
+def test_a_fatal_config_error_reaches_journald_at_error_priority(tmp_path: Path) -> None:
+    """`journalctl -p err` shows why the service did not start: the one line carries `<3>`,
+    under journald only (a JOURNAL_STREAM that is not stderr is someone else's)."""
+    config = tmp_path / "bad.toml"
+    config.write_text('watch_dir = "inbox"\n[ingest]\nworkers = 0\n')
+    stderr = tmp_path / "stderr"
+    for env, prefix in (
+        (_journal_stream(stderr), "<3>ingestd: "),
+        ({"JOURNAL_STREAM": "1:2"}, "ingestd: "),
+    ):
+        with open(stderr, "w") as out:
+            result = subprocess.run(
+                [sys.executable, "-m", "ingestd", "--config", str(config), "run"],
+                stderr=out,
+                env={**os.environ, **env},
+                timeout=30,
+            )
+        assert result.returncode == 2
+        line = stderr.read_text()
+        assert line.startswith(prefix) and "ingest.workers" in line, line

@@ -28,9 +28,7 @@ from tests.conftest import wait_until
 
 CACHE = Path(os.environ.get("INGESTD_SYSTEM_CACHE", "/var/cache/ingestd-system-test"))
 SUITE = "bookworm"  # Debian 12: systemd 252 and Python 3.11, what ingestd's users run
-PACKAGES = (
-    "systemd,systemd-sysv,dbus,python3,python3-venv,python3-pip,ca-certificates,curl,procps"
-)
+PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,python3-pip,ca-certificates,curl,procps"
 # Bumped by hand to throw every cached tree away.
 LAYOUT = 1
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

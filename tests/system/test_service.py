@@ -287,12 +287,15 @@ def test_install_makes_each_piece_and_checks_as_the_service(setup: Setup) -> Non
         f"{UNITS}/ingestd@.service root:root 644",
         f"{DROPINS}/ingestd.service.d/50-install.conf root:root 644",
     ]
-    assert m.read(f"{UNITS}/ingestd.service") == (
-        SOURCE / "deploy/systemd/ingestd.service"
-    ).read_text()
+    assert (
+        m.read(f"{UNITS}/ingestd.service")
+        == (SOURCE / "deploy/systemd/ingestd.service").read_text()
+    )
     assert m.read("/etc/ingestd/wistia-token") == "tok-main-0c1d\n"  # the first line, trimmed
-    assert m.run("getent", "passwd", "ingestd").stdout.strip().endswith(
-        ":/var/lib/ingestd:/usr/sbin/nologin"
+    assert (
+        m.run("getent", "passwd", "ingestd")
+        .stdout.strip()
+        .endswith(":/var/lib/ingestd:/usr/sbin/nologin")
     )
     assert "ReadWritePaths=-/srv/wistia-inbox\n" in m.read(
         f"{DROPINS}/ingestd.service.d/50-install.conf"
@@ -576,4 +579,3 @@ def test_uninstall_keeps_the_ledgers_configs_and_folders(setup: Setup) -> None:
     for path in kept:
         m.run("test", "-e", path)
     m.run("getent", "passwd", "ingestd")
-
