@@ -25,7 +25,7 @@ from ingestd.core.backoff import Backoff
 from ingestd.core.jobs import Job, JobState, resume_state
 from ingestd.core.outcomes import Stage, release
 from ingestd.ledger import Ledger, Ledgers
-from ingestd.pipeline.loop import Guard, run_stage, work_through_due
+from ingestd.pipeline.loop import PipelineStage
 
 log = logs.get("ingestd.held")
 
@@ -36,7 +36,9 @@ RECHECK = Backoff(first=2.0, cap=60.0)
 Preflight = Callable[[Ledger, Job], object]
 
 
-class HeldJobs:
+class HeldJobs(PipelineStage):
+    kind = Stage.RECHECK
+
     def __init__(
         self,
         settings: Settings,
@@ -44,12 +46,8 @@ class HeldJobs:
         stop: threading.Event,
         preflights: Mapping[JobState, Preflight],
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
-        self.stop = stop
+        super().__init__(settings, ledgers, stop)
         self.preflights = preflights
-        self.clock = ledgers.clock
-        self.guard = Guard(Stage.RECHECK, lambda: self.settings, self.clock)
         # In memory on purpose: a recheck that finds nothing new writes nothing. After a
         # restart every held job is simply looked at again, 2 s in.
         self._schedule: dict[int, tuple[float, float]] = {}  # job id -> (due at, interval)
@@ -58,26 +56,14 @@ class HeldJobs:
         self._next_look: float | None = None  # when the next recheck is due
         self._wake = ledgers.wakeups.arrivals(JobState.HELD)  # a job held, or a folder nudged
 
-    def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
-
     def run(self) -> None:
-        with self.ledgers.opened() as ledger:
-            run_stage(
-                self.stop,
-                self._wake,
-                self.clock,
-                lambda now: work_through_due(
-                    ledger,
-                    now,
-                    self.guard,
-                    self.stop,
-                    self.due,
-                    self.recheck,
-                    lambda ledger, now: self._next_look,
-                    pause_under_auth_hold=False,
-                ),
-            )
+        self.run_through_due(
+            self.due,
+            self.recheck,
+            lambda ledger, now: self._next_look,
+            wake=self._wake,
+            pause_under_auth_hold=False,
+        )
 
     def nudge(self, folder: Path) -> None:
         """Something changed in `folder` (watcher): its held jobs, and those below, look now."""

@@ -11,6 +11,7 @@ re-sync, notifications): beat the heartbeat, clear the wake-up, look (a pass of 
 own work, which says when it must look again), and wait until then, until a job enters its
 state (ledger.wakeups) or for at most LONGEST_IDLE_SECONDS: never busy. `work_through_due` is
 the pass of the stages that take due jobs one by one (finisher, held jobs, re-sync).
+`PipelineStage` is what every stage is made of.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from typing import ClassVar
 
 from ingestd import logs
 from ingestd.config.settings import IngestSettings, Settings
@@ -25,10 +27,10 @@ from ingestd.core import liveness
 from ingestd.core.backoff import Backoff
 from ingestd.core.clock import Clock
 from ingestd.core.errors import FileChanged, JobInputError, TransientError, WatchFolderMissing
-from ingestd.core.jobs import Job, StaleTransition
+from ingestd.core.jobs import Job, JobState, StaleTransition
 from ingestd.core.names import display
 from ingestd.core.outcomes import Policy, Stage, decide
-from ingestd.ledger import Ledger
+from ingestd.ledger import Ledger, Ledgers
 
 # An idle stage looks again at least this often, and never sooner than the shortest wait.
 LONGEST_IDLE_SECONDS = 5.0
@@ -157,3 +159,55 @@ def work_through_due(
         liveness.beat()
         guard.run(ledger, job, step)
     return now if jobs else soonest(ledger, now)
+
+
+class PipelineStage:
+    """What every stage is made of: its settings (a reload replaces them), the Ledgers its
+    thread opens its ledger from (with the clock and wake-ups all the daemon's threads share),
+    the daemon's stop, and the guard every job's step runs in (`kind`: the stage whose
+    outcomes the policy decides)."""
+
+    kind: ClassVar[Stage]
+
+    def __init__(self, settings: Settings, ledgers: Ledgers, stop: threading.Event) -> None:
+        self.settings = settings
+        self.ledgers = ledgers
+        self.stop = stop
+        self.clock = ledgers.clock
+        self.guard = Guard(self.kind, lambda: self.settings, self.clock)
+
+    def reload(self, fresh: Settings) -> None:
+        """A config reload: what this stage reads from now on (daemon.reload)."""
+        self.settings = fresh
+
+    def run_through_due(
+        self,
+        due: Callable[[Ledger, float], list[Job]],
+        step: Step,
+        soonest: Callable[[Ledger, float], float | None],
+        *,
+        woken_by: tuple[JobState, ...] = (),
+        wake: threading.Event | None = None,
+        pause_under_auth_hold: bool = True,
+    ) -> None:
+        """Run the stage as one that takes its due jobs one by one, woken when a job enters
+        one of `woken_by` (or when `wake` is set)."""
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(*woken_by) as arrivals,
+        ):
+            run_stage(
+                self.stop,
+                wake or arrivals,
+                self.clock,
+                lambda now: work_through_due(
+                    ledger,
+                    now,
+                    self.guard,
+                    self.stop,
+                    due,
+                    step,
+                    soonest,
+                    pause_under_auth_hold=pause_under_auth_hold,
+                ),
+            )

@@ -31,7 +31,7 @@ from ingestd.core.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.core.jobs import Job, JobState
 from ingestd.core.outcomes import Stage
 from ingestd.ledger import Ledger, Ledgers
-from ingestd.pipeline.loop import Guard, policy_for, run_stage
+from ingestd.pipeline.loop import PipelineStage, policy_for, run_stage
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
 
@@ -47,7 +47,9 @@ MAX_PAGES = 10
 LIST_REST_SECONDS = 300.0
 
 
-class Poller:
+class Poller(PipelineStage):
+    kind = Stage.POLL
+
     def __init__(
         self,
         settings: Settings,
@@ -55,16 +57,9 @@ class Poller:
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
+        super().__init__(settings, ledgers, stop)
         self.client = client
-        self.stop = stop
-        self.clock = ledgers.clock
         self._lists_after = 0.0  # no list before this moment (one failed)
-        self.guard = Guard(Stage.POLL, lambda: self.settings, self.clock)
-
-    def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
 
     def run(self) -> None:
         with (

@@ -31,7 +31,7 @@ from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.finish import receipt
 from ingestd.pipeline.finish.sync import SidecarSync
 from ingestd.pipeline.finish.thumbnail import waiting_for
-from ingestd.pipeline.loop import Guard, run_stage, work_through_due
+from ingestd.pipeline.loop import PipelineStage
 from ingestd.wistia.client import WistiaClient
 
 log = logs.get("ingestd.resync")
@@ -47,7 +47,9 @@ def enabled(settings: Settings) -> bool:
     return settings.ingest.resync and settings.ingest.after_upload == "keep"
 
 
-class Resync:
+class Resync(PipelineStage):
+    kind = Stage.RESYNC
+
     def __init__(
         self,
         settings: Settings,
@@ -55,36 +57,17 @@ class Resync:
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
+        super().__init__(settings, ledgers, stop)
         self.client = client
-        self.stop = stop
-        self.clock = ledgers.clock
-        self.guard = Guard(Stage.RESYNC, lambda: self.settings, self.clock)
         self.sync = SidecarSync(client, self.clock)
 
-    def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
-
     def run(self) -> None:
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(JobState.DONE) as wake,
-        ):
-            run_stage(
-                self.stop,
-                wake,
-                self.clock,
-                lambda now: work_through_due(
-                    ledger,
-                    now,
-                    self.guard,
-                    self.stop,
-                    lambda ledger, now: ledger.resync.due(now, RESYNC_BATCH),
-                    self.resync,
-                    lambda ledger, now: ledger.resync.soonest(now),
-                ),
-            )
+        self.run_through_due(
+            lambda ledger, now: ledger.resync.due(now, RESYNC_BATCH),
+            self.resync,
+            lambda ledger, now: ledger.resync.soonest(now),
+            woken_by=(JobState.DONE,),
+        )
 
     def resync(self, ledger: Ledger, job: Job) -> None:
         """Apply what changed in one done job's sidecars."""

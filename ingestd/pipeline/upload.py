@@ -47,7 +47,7 @@ from ingestd.folder.files import open_regular
 from ingestd.folder.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
 from ingestd.folder.urlimport import media_name_of, read_url_file
 from ingestd.ledger import Hold, Ledger, Ledgers
-from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, Guard, run_stage
+from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, PipelineStage, run_stage
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
 from ingestd.wistia.models import Media
@@ -78,7 +78,9 @@ class Upload:
         self.close()
 
 
-class Uploader:
+class Uploader(PipelineStage):
+    kind = Stage.UPLOAD
+
     def __init__(
         self,
         settings: Settings,
@@ -86,21 +88,14 @@ class Uploader:
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
+        super().__init__(settings, ledgers, stop)
         self.client = client
-        self.stop = stop
-        self.clock = ledgers.clock
-        self.guard = Guard(Stage.UPLOAD, lambda: self.settings, self.clock)
         # Jobs a worker of this daemon is sending now; the claim and the orphan check share
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()
         self._claim_lock = threading.Lock()
         self._was_inside = True  # inside the upload hours at the last look (for the log)
         self.projects = FolderProjects(client)  # folder name -> Wistia project (one per name)
-
-    def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
 
     # --- the worker thread --------------------------------------------------------------
 

@@ -29,13 +29,15 @@ from ingestd.pipeline.finish import fate, receipt
 from ingestd.pipeline.finish.partial import replace_partial
 from ingestd.pipeline.finish.sync import SidecarSync
 from ingestd.pipeline.finish.thumbnail import waiting_for
-from ingestd.pipeline.loop import Guard, run_stage, work_through_due
+from ingestd.pipeline.loop import PipelineStage
 from ingestd.wistia.client import WistiaClient
 
 log = logs.get("ingestd.finish")
 
 
-class Finisher:
+class Finisher(PipelineStage):
+    kind = Stage.FINISH
+
     def __init__(
         self,
         settings: Settings,
@@ -43,36 +45,17 @@ class Finisher:
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
+        super().__init__(settings, ledgers, stop)
         self.client = client
-        self.stop = stop
-        self.clock = ledgers.clock
-        self.guard = Guard(Stage.FINISH, lambda: self.settings, self.clock)
         self.sync = SidecarSync(client, self.clock)
 
-    def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
-
     def run(self) -> None:
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(JobState.FINISHING) as wake,
-        ):
-            run_stage(
-                self.stop,
-                wake,
-                self.clock,
-                lambda now: work_through_due(
-                    ledger,
-                    now,
-                    self.guard,
-                    self.stop,
-                    lambda ledger, now: ledger.jobs.due_finishing(now),
-                    self.finish,
-                    lambda ledger, now: ledger.jobs.soonest(JobState.FINISHING, now),
-                ),
-            )
+        self.run_through_due(
+            lambda ledger, now: ledger.jobs.due_finishing(now),
+            self.finish,
+            lambda ledger, now: ledger.jobs.soonest(JobState.FINISHING, now),
+            woken_by=(JobState.FINISHING,),
+        )
 
     # --- finishing one job --------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from ingestd.folder.files import lstat
 from ingestd.folder.sidecars import DEFAULTS_NAME, own_sidecar_names
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline import resync
-from ingestd.pipeline.loop import Guard, run_stage
+from ingestd.pipeline.loop import PipelineStage, run_stage
 from ingestd.pipeline.watch.filter import MediaFilter
 from ingestd.pipeline.watch.observer import choose_observer, start_observer
 from ingestd.pipeline.watch.settle import Settler, settle_anew
@@ -47,8 +47,10 @@ log = logs.get("ingestd.watcher")
 FOUND_PER_TRANSACTION = 1000
 
 
-class Watcher:
+class Watcher(PipelineStage):
     """Owns the observer and the settling jobs. Runs in its own thread (`run`)."""
+
+    kind = Stage.SETTLE
 
     def __init__(
         self,
@@ -58,11 +60,7 @@ class Watcher:
         *,
         on_change: Callable[[Path], None] | None = None,
     ) -> None:
-        self.settings = settings
-        self.ledgers = ledgers
-        self.stop = stop
-        self.clock = ledgers.clock
-        self.guard = Guard(Stage.SETTLE, lambda: self.settings, self.clock)
+        super().__init__(settings, ledgers, stop)
         self.filter = MediaFilter(settings)
         self.on_change = on_change  # held jobs in a folder where something changed look again
         self.observer: BaseObserver | None = None
