@@ -7,11 +7,13 @@ GET  /_sandbox/medias    every media, flat: sha256, size, project, tags, caption
 POST /_sandbox/medias    add medias "uploaded by hand" (one object or a list; all or none)
 GET  /_sandbox/projects  every project
 POST /_sandbox/projects  make one: {"name": ...}
+GET  /_sandbox/swaps     every swap's background job, with its medias
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from ingestd.sandbox.handmade import admin_json, checked, create, spec_from_json
@@ -48,6 +50,7 @@ def _change_faults(sandbox: Sandbox, payload: Any) -> Answer:
 
 
 def _medias(sandbox: Sandbox, payload: Any) -> Answer:
+    sandbox.store.settle()
     with sandbox.store.lock:
         medias = list(sandbox.store.medias.values())
     return Answer(200, [admin_json(m, sandbox) for m in medias])
@@ -81,6 +84,12 @@ def _add_project(sandbox: Sandbox, payload: Any) -> Answer:
     return Answer(201, {"hashed_id": project.hashed_id, "id": project.id, "name": project.name})
 
 
+def _swaps(sandbox: Sandbox, payload: Any) -> Answer:
+    sandbox.store.settle()
+    now = time.time()
+    return Answer(200, [job.admin_json(now) for job in sandbox.swaps])
+
+
 _CONTROLS = {
     ("GET", "/_sandbox/records"): _records,
     ("GET", "/_sandbox/faults"): _faults,
@@ -89,4 +98,5 @@ _CONTROLS = {
     ("POST", "/_sandbox/medias"): _add_medias,
     ("GET", "/_sandbox/projects"): _projects,
     ("POST", "/_sandbox/projects"): _add_project,
+    ("GET", "/_sandbox/swaps"): _swaps,
 }

@@ -9,7 +9,7 @@ token that stops working, and media lists that lag behind.
 The behaviour switches cover what Wistia's public material leaves unsure (README, "The
 sandbox", says which reading is the default and why): the body of an error, the name of a
 project's hashed id, what account.json says when there is no limit, what an upload to a
-project that no longer exists gets, and how a customizations update merges.
+project that no longer exists gets, how a customizations update merges, and how Swap ends.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ FEATURES = frozenset(
         "captions",
         "customizations",
         "projects",
+        "swap",
+        "background_jobs",
         "tags",
         "still",
     }
@@ -64,6 +66,8 @@ ENDPOINTS = frozenset(
         "projects_list",
         "project_create",
         "project_show",
+        "swap",
+        "background_job_status",
     }
 )
 
@@ -148,6 +152,16 @@ class Faults:
     upload_unknown_project: str = "error"
     # PUT customizations: nested objects merged key by key ("deep") or replaced ("shallow").
     customizations_merge: str = "deep"
+    # Swap: also served under /v1/ (the SDK's OpenAPI listed it while its server was /v1).
+    swap_on_v1: bool = True
+    # Seconds a swap's background job takes (None: the sandbox's processing_seconds).
+    swap_seconds: float | None = None
+    # Background jobs of swaps asked for while this is on end `failed`.
+    swap_job_fails: bool = False
+    # After a finished swap the replacement media is still listed (True) or gone (False);
+    # still listed, it keeps its own file, or takes the original's old one (a true swap).
+    swap_keeps_replacement: bool = True
+    swap_exchanges_files: bool = False
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -1,11 +1,11 @@
 """The sandbox's HTTP plumbing: the server, and the life of one request.
 
 One loopback server answers for every host: `POST /` is the Upload API, `/v1/...` the Data
-API, `/_sandbox/...` the controls for tests (admin.py, neither recorded nor rate limited). A
-request is recorded (`Record`, without the token), its body read (bodies.py), then checked in
-Wistia's order: the token (401), the rate limit (429), the random and deterministic faults,
-the route (404/405), the plan (403) and the token's scope (401), and only then handed to its
-endpoint.
+API, `/modern/...` the newer API, `/_sandbox/...` the controls for tests (admin.py, neither
+recorded nor rate limited). A request is recorded (`Record`, without the token), its body
+read (bodies.py), then checked in Wistia's order: the token (401), the rate limit (429), the
+random and deterministic faults, the route (404/405), the plan (403) and the token's scope
+(401), and only then handed to its endpoint.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ingestd.sandbox.server import Sandbox
 
 
-# Features whose changes move a media's `updated` on.
+# Features whose changes move a media's `updated` on (a swap moves it when its job finishes).
 _EDITS = ("medias", "captions", "customizations")
 
 
@@ -218,6 +218,7 @@ class Handler(BaseHTTPRequestHandler):
             return Answer(faults.random_error_status(), {"error": "Internal server error"})
         if is_upload and faults.take("fail_uploads"):
             return Answer(faults.fail_status, {"error": "Internal server error"})
+        sandbox.store.settle()  # background jobs whose time has come are done first
         route = self._route(request)
         if route is None:
             return self._no_route(request)

@@ -43,6 +43,13 @@ class Record:
     def is_upload(self) -> bool:
         return self.method == "POST" and self.path == "/"
 
+    @property
+    def api_version(self) -> str | None:
+        """The X-Wistia-API-Version the request pinned (the newer API's release), if any."""
+        return next(
+            (v for k, v in self.headers.items() if k.lower() == "x-wistia-api-version"), None
+        )
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

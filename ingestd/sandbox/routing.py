@@ -66,7 +66,7 @@ class Route:
     name: str  # one of faults.ENDPOINTS
     feature: str  # one of faults.FEATURES
     handler: Handler
-    # Served only while this says so.
+    # Served only while this says so (e.g. swap under /v1/ behind `swap_on_v1`).
     enabled: Callable[[Sandbox], bool] | None = None
     # Further names a request of this route answers to in `forbidden` (e.g. "tags").
     extra_names: Callable[[Request], set[str]] | None = None
@@ -123,5 +123,5 @@ def fail(request: Request, status: int, message: str, code: str | None = None) -
 
 
 def empty(status: int) -> Answer:
-    """An answer without a body (Wistia's 404s on captions have none)."""
+    """An answer without a body (Wistia's 404s on captions and background jobs have none)."""
     return Answer(status, b"")

@@ -2,8 +2,8 @@
 and for the test suite.
 
 `Sandbox` wires the account (store.py), the switches (faults.py) and the endpoints
-(upload_api, data_api, captions_api, customizations_api, projects_api) into one HTTP server
-(http.py), started in a background thread by `start()`. It is a separate
+(upload_api, data_api, captions_api, customizations_api, projects_api, modern_api) into one
+HTTP server (http.py), started in a background thread by `start()`. It is a separate
 program in spirit: nothing here imports the rest of ingestd.
 """
 
@@ -22,12 +22,14 @@ from ingestd.sandbox import (
     captions_api,
     customizations_api,
     data_api,
+    modern_api,
     projects_api,
     upload_api,
 )
 from ingestd.sandbox.faults import Faults, RateWindow
 from ingestd.sandbox.handmade import MediaSpec, checked, create
 from ingestd.sandbox.http import Handler, Server
+from ingestd.sandbox.jobs import SwapJob
 from ingestd.sandbox.records import Record
 from ingestd.sandbox.routing import Route
 from ingestd.sandbox.store import Media, Project, Store
@@ -38,7 +40,10 @@ ROUTES: list[Route] = [
     *captions_api.ROUTES,
     *customizations_api.ROUTES,
     *projects_api.ROUTES,
+    *modern_api.ROUTES,
 ]
+# How often background jobs are checked for their end while none is asked about.
+SETTLE_INTERVAL = 0.05
 
 
 class Sandbox:
@@ -70,6 +75,8 @@ class Sandbox:
         self._server = Server((host, port), Handler)
         self._server.sandbox = self
         self._thread: threading.Thread | None = None
+        self._settler: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.account = {"id": 1, "name": "ingestd sandbox", "url": "https://sandbox.wistia.test"}
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -90,18 +97,38 @@ class Sandbox:
     def api_url(self) -> str:
         return self.url + "v1/"
 
+    @property
+    def modern_url(self) -> str:
+        """The newer API's base (Swap and background jobs), as https://api.wistia.com/modern/."""
+        return self.url + "modern/"
+
     def start(self) -> Sandbox:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="sandbox", kwargs={"poll_interval": 0.1}
         )
         self._thread.daemon = True
         self._thread.start()
+        self._start_settler()
         return self
 
     def serve_forever(self) -> None:
+        self._start_settler()
         self._server.serve_forever(poll_interval=0.2)
 
+    def _start_settler(self) -> None:
+        """Swaps end on time even while nobody asks (tests read `store.medias` directly)."""
+        if self._settler is not None:
+            return
+
+        def settle() -> None:
+            while not self._stopping.wait(SETTLE_INTERVAL):
+                self.store.settle()
+
+        self._settler = threading.Thread(target=settle, name="sandbox-jobs", daemon=True)
+        self._settler.start()
+
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         if self._own_dir:
@@ -129,6 +156,13 @@ class Sandbox:
             record = Record(id=len(self._records) + 1, **values)
             self._records.append(record)
             return record
+
+    @property
+    def swaps(self) -> list[SwapJob]:
+        """Every swap asked for, oldest first, with its background job's state."""
+        self.store.settle()
+        with self.store.lock:
+            return sorted(self.store.jobs.values(), key=lambda job: job.id)
 
     def token_seen_in(self, texts: list[str]) -> bool:
         return any(self.token in unquote(text) for text in texts)

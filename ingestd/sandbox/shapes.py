@@ -5,7 +5,7 @@
   Wistia's v1 does. Which key names a project's hashed id is switchable (faults.py).
 - A media's JSON depends on where it is answered: the Upload API's answer has no `status` and
   no `project`; show and list carry `project`, `assets` and `tags`; an update carries `tags`
-  but neither project nor assets; a delete, the media's own fields only.
+  but neither project nor assets; a delete or a swap, the media's own fields only.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def media_project(project: Project, sandbox: Sandbox) -> dict[str, Any]:
 
 def media_json(media: Media, sandbox: Sandbox, view: str, now: float | None = None) -> Any:
     """A media as the Data API answers it: `view` is "show", "list", "update" or "properties"
-    (delete, and a project's medias)."""
+    (delete, swap, and a project's medias)."""
     store = sandbox.store
     now = time.time() if now is None else now
     values = _properties(media, store, now)
@@ -216,6 +216,8 @@ _FEATURE_WORDS = {
     "captions": "Captions are",
     "customizations": "Player customizations are",
     "projects": "Projects are",
+    "swap": "Media swap is",
+    "background_jobs": "Background jobs are",
     "tags": "Tags are",
     "still": "Custom thumbnails are",
 }

@@ -1,5 +1,5 @@
 """What the sandbox's Wistia account holds: projects, medias, their captions, customizations
-and tags.
+and tags, and the background jobs of swaps.
 
 Pure state and rules, no HTTP: the JSON shapes are in `shapes.py`. Processing is simulated
 from the clock, so no thread is needed: a media is `queued` for the first third of
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from ingestd.sandbox.jobs import SwapJob
 
 MEDIA_EXTENSIONS = {
     "mp4": "Video",
@@ -134,6 +136,26 @@ class Media:
         changed = max((t for t in moves if t <= now), default=self.created)
         return max(changed, self.updated)
 
+    def file_values(self) -> dict[str, Any]:
+        """What a swap moves from one media to another: the file and what follows from it."""
+        return {name: getattr(self, name) for name in _FILE_FIELDS}
+
+    def take_file(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+_FILE_FIELDS = (
+    "type",
+    "size",
+    "sha256",
+    "md5",
+    "content_type",
+    "source_url",
+    "file_path",
+    "processable",
+)
+
 
 class Store:
     """The account's content."""
@@ -147,6 +169,10 @@ class Store:
         # Everything ever deleted (DELETE, or `delete_media` from a test), so tests can tell
         # "never created" from "deleted".
         self.deleted: list[Media] = []
+        # Replacements Wistia took away after a finished swap (`swap_keeps_replacement` off).
+        self.swap_removed: list[Media] = []
+        self.jobs: dict[int, SwapJob] = {}
+        self._next_job = 7000
 
     def _id(self) -> int:
         self._next_id += 1
@@ -275,6 +301,55 @@ class Store:
         descending = str(params.get("sort_direction", "1")) == "0"
         found.sort(key=key or (lambda m: m.id), reverse=descending)
         return found
+
+    # --- swaps ----------------------------------------------------------------------------
+
+    def start_swap(self, original: Media, replacement: Media, job: dict[str, Any]) -> SwapJob:
+        with self.lock:
+            self._next_job += 1
+            swap = SwapJob(
+                id=self._next_job,
+                original=original.hashed_id,
+                replacement=replacement.hashed_id,
+                created=time.time(),
+                **job,
+            )
+            self.jobs[swap.id] = swap
+            return swap
+
+    def settle(self, now: float | None = None) -> None:
+        """Finish every swap whose time has come: its outcome is decided and applied in one
+        step, so nobody sees `finished` before the bytes moved."""
+        if not any(job.outcome is None for job in list(self.jobs.values())):
+            return  # the common case, without the lock
+        now = time.time() if now is None else now
+        with self.lock:
+            for job in self.jobs.values():
+                if job.outcome is None and now >= job.created + job.seconds:
+                    self._finish(job, now)
+
+    def _finish(self, job: SwapJob, now: float) -> None:
+        original = self.medias.get(job.original)
+        replacement = self.medias.get(job.replacement)
+        if original is None or replacement is None or job.fails:
+            job.end("failed", now)
+            return
+        state, _ = replacement.status(self.processing_seconds, now)
+        if state in ("queued", "processing"):
+            return  # Wistia's job waits for the replacement's processing
+        if state == "failed":
+            job.end("failed", now)
+            return
+        old = original.file_values()
+        original.take_file(replacement.file_values())
+        original.updated = now
+        if not job.keeps_replacement:
+            self.medias.pop(replacement.hashed_id, None)
+            self.swap_removed.append(replacement)
+        elif job.exchanges_files:
+            replacement.take_file(old)
+            replacement.updated = now
+        job.end("finished", now)
 
 
 def as_list(value: Any) -> list[str]:

@@ -13,9 +13,11 @@ import pytest
 
 from ingestd.sandbox import Faults, Sandbox
 from ingestd.sandbox.faults import STORAGE_LIMIT_ERROR, VIDEO_LIMIT_ERROR
+from tests.conftest import wait_until
 
 TOKEN = "tok-sandbox-api-0123456789abcdef"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+MP3 = b"ID3" + b"\x00" * 64
 
 
 @pytest.fixture
@@ -41,6 +43,14 @@ def uploaded(api: httpx.Client, filename: str, data: bytes, **fields: str) -> di
     answer = upload(api, filename, data, **fields)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def ready(api: httpx.Client, hashed_id: str) -> dict[str, Any]:
+    def shown() -> dict[str, Any] | None:
+        media = api.get(f"/v1/medias/{hashed_id}.json").json()
+        return media if media["status"] == "ready" else None
+
+    return wait_until(shown, timeout=10, what=f"{hashed_id} ready")
 
 
 def original_size(media: dict[str, Any]) -> int:
@@ -119,6 +129,8 @@ def test_data_api_401_is_json_and_upload_api_401_is_html(box: Sandbox) -> None:
     upload_api = httpx.post(box.upload_url, headers=wrong, files={"file": ("a.mp4", b"a")})
     assert upload_api.status_code == 401
     assert upload_api.headers["content-type"].startswith("text/html")
+    modern = httpx.get(box.modern_url + "background_job_status/1", headers=wrong)
+    assert modern.status_code == 401 and modern.json()["code"] == "unauthorized_credentials"
 
 
 def test_rate_limit_answers_429_with_retry_after_seconds_and_text(
@@ -160,7 +172,8 @@ def test_storage_limit_refuses_with_a_400_about_storage(box: Sandbox, api: httpx
     box.faults.update(error_body="code_detail", storage_limit_message="Out of storage space.")
     again = upload(api, "b.mp4", b"b" * 60)
     assert again.json() == {"code": "upload_failed", "detail": "Out of storage space."}
-    assert "videoLimit" in api.get("/v1/account.json").json()  # a storage limit shows nowhere
+    account = api.get("/v1/account.json").json()
+    assert not [key for key in account if "storage" in key.lower()]  # it shows nowhere
 
 
 def test_error_bodies_in_each_shape(box: Sandbox, api: httpx.Client) -> None:
@@ -339,6 +352,154 @@ def test_forbidden_answers_403_for_a_plan_without_the_feature(
     assert scope.status_code == 401 and scope.json()["code"] == "unauthorized_scope"
 
 
+# --- swap -----------------------------------------------------------------------------------
+
+
+def _swap(
+    api: httpx.Client, original: str, replacement: str | None, prefix: str = "/modern"
+) -> httpx.Response:
+    body = {} if replacement is None else {"replacement_media_id": replacement}
+    return api.put(
+        f"{prefix}/medias/{original}/swap", json=body, headers={"X-Wistia-API-Version": "2026-03"}
+    )
+
+
+def _two_videos(api: httpx.Client) -> tuple[str, str]:
+    original = uploaded(api, "talk.mp4", b"old" * 100)["hashed_id"]
+    replacement = uploaded(api, "talk-v2.mp4", b"new" * 250)["hashed_id"]
+    ready(api, original)
+    ready(api, replacement)
+    return original, replacement
+
+
+def _job(api: httpx.Client, job_id: int, prefix: str = "/modern") -> str:
+    answer = api.get(f"{prefix}/background_job_status/{job_id}")
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["background_job_status"]["status"])
+
+
+def _finished(api: httpx.Client, job_id: int, prefix: str = "/modern") -> str:
+    return wait_until(
+        lambda: (s := _job(api, job_id, prefix)) in ("finished", "failed") and s,
+        timeout=10,
+        what="the swap's job to end",
+    )
+
+
+def test_swap_lifecycle_moves_the_bytes_behind_the_original(
+    box: Sandbox, api: httpx.Client
+) -> None:
+    box.faults.update(swap_seconds=0.9)
+    original, replacement = _two_videos(api)
+    before = api.get(f"/v1/medias/{original}.json").json()
+    api.post(
+        f"/v1/medias/{original}/captions.json", data={"caption_file": "1\n", "language": "eng"}
+    )
+    api.post(f"/v1/medias/{original}/customizations.json", json={"playerColor": "00ff00"})
+    asked = _swap(api, original, replacement)
+    assert asked.status_code == 200, asked.text
+    body = asked.json()
+    assert set(body) == {"message", "media", "background_job_status"}
+    assert body["media"]["hashed_id"] == original
+    assert body["background_job_status"]["status"] == "queued"
+    job_id = body["background_job_status"]["id"]
+    seen = [_job(api, job_id)]
+    deadline = time.monotonic() + 10
+    while seen[-1] not in ("finished", "failed") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        seen.append(_job(api, job_id))
+    states = [s for n, s in enumerate(seen) if n == 0 or s != seen[n - 1]]
+    assert states == ["queued", "started", "finished"]
+    after = api.get(f"/v1/medias/{original}.json").json()
+    assert (after["hashed_id"], after["id"], after["name"]) == (
+        before["hashed_id"],
+        before["id"],
+        before["name"],
+    )
+    assert original_size(after) == 750 and original_size(before) == 300
+    kept = box.store.medias[original]
+    new = box.store.medias[replacement]
+    assert (kept.sha256, kept.file_path) == (new.sha256, new.file_path)
+    assert kept.file_path is not None and kept.file_path.read_bytes() == b"new" * 250
+    assert kept.captions and kept.customizations == {"playerColor": "00ff00"}
+    assert api.get(f"/v1/medias/{replacement}.json").status_code == 200  # still listed
+    (swap,) = box.swaps
+    assert kept.updated == swap.ended  # `updated` moves when the bytes do
+    assert (swap.original, swap.replacement, swap.api_version) == (
+        original,
+        replacement,
+        "2026-03",
+    )
+    (record,) = [r for r in box.records if r.endpoint == "swap"]
+    assert record.api_version == "2026-03"
+
+
+def test_swap_can_remove_the_replacement(box: Sandbox, api: httpx.Client) -> None:
+    box.faults.update(swap_seconds=0.1, swap_keeps_replacement=False)
+    original, replacement = _two_videos(api)
+    job_id = _swap(api, original, replacement).json()["background_job_status"]["id"]
+    assert _finished(api, job_id) == "finished"
+    assert api.get(f"/v1/medias/{replacement}.json").status_code == 404
+    assert [m.hashed_id for m in box.store.swap_removed] == [replacement]
+    listed = [m["hashed_id"] for m in api.get("/v1/medias.json").json()]
+    assert listed == [original]
+
+
+def test_swap_refusals(box: Sandbox, api: httpx.Client) -> None:
+    video = uploaded(api, "talk.mp4", b"v" * 10)["hashed_id"]
+    image = uploaded(api, "still.png", PNG)["hashed_id"]
+    audio = uploaded(api, "voice.mp3", MP3)["hashed_id"]
+    missing = _swap(api, video, None)
+    assert missing.status_code == 400 and "replacement_media_id" in missing.json()["error"]
+    for other in (image, audio):
+        mismatch = _swap(api, video, other)
+        assert mismatch.status_code == 400
+        assert "same type" in mismatch.json()["error"]
+    assert _swap(api, "nosuchmedia", video).status_code == 404
+    assert _swap(api, video, "nosuchmedia").status_code == 404
+    box.faults.update(forbidden=["swap"])
+    refused = _swap(api, video, video)
+    assert refused.status_code == 403
+    assert "not available on your current plan" in refused.json()["error"]
+    assert box.swaps == []
+    no_token = httpx.put(
+        box.modern_url + f"medias/{video}/swap", json={"replacement_media_id": image}
+    )
+    assert no_token.status_code == 401 and no_token.json()["code"] == "unauthorized_credentials"
+
+
+def test_a_failed_swap_leaves_the_original_as_it_was(box: Sandbox, api: httpx.Client) -> None:
+    box.faults.update(swap_seconds=0.1, swap_job_fails=True)
+    original, replacement = _two_videos(api)
+    job_id = _swap(api, original, replacement).json()["background_job_status"]["id"]
+    assert _finished(api, job_id) == "failed"
+    assert box.store.medias[original].size == 300
+    assert original_size(api.get(f"/v1/medias/{original}.json").json()) == 300
+
+
+def test_swap_on_v1_is_switchable(box: Sandbox, api: httpx.Client) -> None:
+    box.faults.update(swap_seconds=0.1)
+    original, replacement = _two_videos(api)
+    answer = _swap(api, original, replacement, prefix="/v1")
+    assert answer.status_code == 200
+    job_id = answer.json()["background_job_status"]["id"]
+    assert _finished(api, job_id, prefix="/v1") == "finished"
+    assert box.swaps[0].api == "v1"
+    box.faults.update(swap_on_v1=False)
+    assert _swap(api, original, replacement, prefix="/v1").status_code == 404
+    assert api.get(f"/v1/background_job_status/{job_id}").status_code == 404
+    assert _job(api, job_id) == "finished"  # /modern still answers
+
+
+def test_swap_can_exchange_the_files(box: Sandbox, api: httpx.Client) -> None:
+    box.faults.update(swap_seconds=0.1, swap_exchanges_files=True)
+    original, replacement = _two_videos(api)
+    job_id = _swap(api, original, replacement).json()["background_job_status"]["id"]
+    assert _finished(api, job_id) == "finished"
+    assert original_size(api.get(f"/v1/medias/{replacement}.json").json()) == 300
+    assert original_size(api.get(f"/v1/medias/{original}.json").json()) == 750
+
+
 # --- medias made by hand, and the controls ---------------------------------------------------
 
 
@@ -400,13 +561,23 @@ def test_a_thousand_handmade_medias_are_cheap(box: Sandbox, api: httpx.Client) -
 
 def test_faults_over_http_refuse_a_bad_switch_whole(box: Sandbox) -> None:
     url = box.url + "_sandbox/faults"
-    refused = httpx.post(url, json={"forbidden": ["captions"], "error_body": "xml"})
+    refused = httpx.post(url, json={"forbidden": ["swap"], "error_body": "xml"})
     assert refused.status_code == 400 and "error_body" in refused.json()["error"]
     assert box.faults.forbidden == ()
-    changed = httpx.post(url, json={"forbidden": ["captions"], "customizations_merge": "shallow"})
+    changed = httpx.post(url, json={"forbidden": ["swap"], "swap_keeps_replacement": False})
     assert changed.status_code == 200
-    assert changed.json()["forbidden"] == ["captions"]
-    assert box.faults.customizations_merge == "shallow"
+    assert changed.json()["forbidden"] == ["swap"]
+    assert box.faults.swap_keeps_replacement is False
+
+
+def test_swaps_are_listed_for_tests_in_other_processes(box: Sandbox, api: httpx.Client) -> None:
+    box.faults.update(swap_seconds=0.1)
+    original, replacement = _two_videos(api)
+    job_id = _swap(api, original, replacement).json()["background_job_status"]["id"]
+    _finished(api, job_id)
+    (swap,) = httpx.get(box.url + "_sandbox/swaps").json()
+    assert swap["id"] == job_id and swap["status"] == "finished"
+    assert (swap["original"], swap["replacement"]) == (original, replacement)
 
 
 def test_a_faults_object_checks_its_constructor_values() -> None:

@@ -7,6 +7,7 @@ import pytest
 from ingestd.sandbox.bodies import rails_params
 from ingestd.sandbox.customizations_api import merged
 from ingestd.sandbox.faults import ENDPOINTS, FEATURES, Faults
+from ingestd.sandbox.jobs import SwapJob
 from ingestd.sandbox.server import ROUTES
 from ingestd.sandbox.store import LimitReached, Media, Store
 
@@ -65,6 +66,67 @@ def test_list_filters_as_wistia_reads_them() -> None:
     assert names({"type": "Image"}) == ["c.png"]
     assert names({"name": "a.mp"}) == []  # exact names only
     assert b.hashed_id not in [m.hashed_id for m in store.list_medias({"name": "a.mp4"})]
+
+
+def _swap(store: Store, **job: object) -> tuple[Media, Media, SwapJob]:
+    original = _add(store, "v1.mp4", size=10, sha256="old", created=0.0)
+    replacement = _add(store, "v2.mp4", size=20, sha256="new", created=0.0)
+    original.captions["eng"] = "1\n00:00:00,000 --> 00:00:01,000\nhi\n"
+    values: dict[str, object] = {"seconds": 3.0, **job}
+    swap = store.start_swap(original, replacement, values)
+    swap.created = 100.0
+    return original, replacement, swap
+
+
+def test_a_swap_moves_through_its_states_and_then_the_bytes() -> None:
+    store = Store(processing_seconds=1.0)
+    original, replacement, job = _swap(store)
+    assert job.status(100.5) == "queued"
+    store.settle(now=101.5)
+    assert job.status(101.5) == "started"
+    assert original.sha256 == "old"  # nothing moves before the end
+    store.settle(now=103.0)
+    assert job.status(103.0) == "finished"
+    assert (original.sha256, original.size) == ("new", 20)
+    assert original.name == "v1.mp4" and original.captions  # what it was, it keeps
+    assert original.updated == 103.0
+    assert replacement.hashed_id in store.medias  # still listed by default
+
+
+def test_a_swap_can_remove_or_exchange_the_replacement() -> None:
+    store = Store(processing_seconds=1.0)
+    _, replacement, _ = _swap(store, keeps_replacement=False)
+    store.settle(now=200.0)
+    assert replacement.hashed_id not in store.medias
+    assert store.swap_removed == [replacement]
+
+    store = Store(processing_seconds=1.0)
+    _, replacement, _ = _swap(store, exchanges_files=True)
+    store.settle(now=200.0)
+    assert (replacement.sha256, replacement.size) == ("old", 10)
+
+
+def test_a_swap_fails_when_told_or_when_its_replacement_did() -> None:
+    store = Store(processing_seconds=1.0)
+    original, _, job = _swap(store, fails=True)
+    store.settle(now=200.0)
+    assert job.status(200.0) == "failed" and original.sha256 == "old"
+
+    store = Store(processing_seconds=1.0)
+    original, replacement, job = _swap(store)
+    replacement.size = 0  # an empty file Wistia cannot process: the replacement failed
+    store.settle(now=200.0)
+    assert job.status(200.0) == "failed" and original.sha256 == "old"
+
+
+def test_a_swap_waits_for_its_replacement_to_be_processed() -> None:
+    store = Store(processing_seconds=10.0)
+    original, replacement, job = _swap(store)
+    replacement.created = 99.0  # ready at 109
+    store.settle(now=105.0)
+    assert job.status(105.0) == "started"
+    store.settle(now=109.5)
+    assert job.status(109.5) == "finished" and original.sha256 == "new"
 
 
 def test_customizations_merge_deep_or_shallow_and_null_deletes() -> None:
