@@ -389,7 +389,7 @@ def _finished(api: httpx.Client, job_id: int, prefix: str = "/modern") -> str:
 def test_swap_lifecycle_moves_the_bytes_behind_the_original(
     box: Sandbox, api: httpx.Client
 ) -> None:
-    box.faults.update(swap_seconds=0.9)
+    box.faults.update(swap_seconds=1.5)  # time to see each state, even on a busy machine
     original, replacement = _two_videos(api)
     before = api.get(f"/v1/medias/{original}.json").json()
     api.post(
