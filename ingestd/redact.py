@@ -32,7 +32,6 @@ _URL = re.compile(
 )
 
 
-
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` without `secrets` (nor any WINDOW consecutive characters of one), URL
     credentials and URL query strings."""

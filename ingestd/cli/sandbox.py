@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ingestd.cli.common import EXIT_OK
+from ingestd.cli.common import EXIT_OK, EXIT_USAGE, complain
 
 
 def add_parser(commands: Any) -> None:
@@ -85,6 +85,99 @@ def add_parser(commands: Any) -> None:
         metavar="S",
         help="media lists show a media only S seconds after it was created",
     )
+    faults.add_argument(
+        "--storage-limit",
+        type=int,
+        metavar="BYTES",
+        help="refuse uploads that would take the account's stored bytes beyond BYTES",
+    )
+    faults.add_argument(
+        "--forbidden",
+        type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+        default=(),
+        metavar="NAMES",
+        help="answer these endpoints 403, a plan without the feature (comma-separated: "
+        "captions, customizations, tags, still, swap, upload, media_update, ...)",
+    )
+    faults.add_argument(
+        "--scope-denied",
+        type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+        default=(),
+        metavar="NAMES",
+        help="answer these endpoints 401 unauthorized_scope (comma-separated)",
+    )
+    faults.add_argument(
+        "--error-body",
+        choices=["error", "code_detail", "nested"],
+        default="error",
+        help='JSON errors as {"error": ...}, {"code", "detail"}, or {"error": {"code", "detail"}}',
+    )
+    faults.add_argument(
+        "--rate-limit-body",
+        choices=["text", "json"],
+        default="text",
+        help="the 429's body: plain text (Wistia's) or JSON",
+    )
+    faults.add_argument(
+        "--project-id-key",
+        choices=["hashedId", "hashed_id"],
+        default="hashedId",
+        help="the key naming a project's hashed id in project objects",
+    )
+    faults.add_argument(
+        "--media-project-id-key",
+        choices=["hashed_id", "hashedId"],
+        default="hashed_id",
+        help="the key naming the project's hashed id inside a media",
+    )
+    faults.add_argument(
+        "--no-video-limit-as",
+        choices=["null", "absent", "zero"],
+        default="null",
+        help="account.json's videoLimit when there is no --video-limit",
+    )
+    faults.add_argument(
+        "--archived-count",
+        action="store_true",
+        help="archived medias count toward the video limit and mediaCount",
+    )
+    faults.add_argument(
+        "--upload-unknown-project",
+        choices=["error", "not_found", "default_project"],
+        default="error",
+        help="an upload to a project that does not exist: 400, 404, or the day's Uploads_ project",
+    )
+    faults.add_argument(
+        "--customizations-merge",
+        choices=["deep", "shallow"],
+        default="deep",
+        help="how PUT customizations merges nested objects",
+    )
+    faults.add_argument(
+        "--swap-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long a swap's background job takes (default: --processing-seconds)",
+    )
+    faults.add_argument(
+        "--swap-fails", action="store_true", help="swaps' background jobs end failed"
+    )
+    faults.add_argument(
+        "--swap-removes-replacement",
+        action="store_true",
+        help="a finished swap removes the replacement media",
+    )
+    faults.add_argument(
+        "--swap-exchanges-files",
+        action="store_true",
+        help="a finished swap gives the replacement the original's old file",
+    )
+    faults.add_argument(
+        "--no-swap-on-v1",
+        action="store_true",
+        help="serve swap only under /modern/, not under /v1/",
+    )
     faults.add_argument("--seed", type=int, default=None, help="seed for the random faults")
     sandbox.set_defaults(command=run_sandbox)
 
@@ -92,21 +185,41 @@ def add_parser(commands: Any) -> None:
 def run_sandbox(args: argparse.Namespace) -> int:
     from ingestd.sandbox import Faults, Sandbox
 
-    faults = Faults(
-        rate_limit_per_minute=args.rate_limit,
-        rate_limit_status=args.rate_limit_status,
-        retry_after_as_date=args.retry_after_date,
-        video_limit=args.video_limit,
-        error_rate=args.error_rate,
-        drop_rate=args.drop_rate,
-        latency=args.latency,
-        slow_upload_seconds=args.slow_upload,
-        slow_seconds=args.slow,
-        rate_window_seconds=args.rate_window,
-        auth_fail=args.auth_fail,
-        list_lag_seconds=args.list_lag,
-        seed=args.seed,
-    )
+    try:
+        faults = Faults(
+            rate_limit_per_minute=args.rate_limit,
+            rate_limit_status=args.rate_limit_status,
+            retry_after_as_date=args.retry_after_date,
+            video_limit=args.video_limit,
+            error_rate=args.error_rate,
+            drop_rate=args.drop_rate,
+            latency=args.latency,
+            slow_upload_seconds=args.slow_upload,
+            slow_seconds=args.slow,
+            rate_window_seconds=args.rate_window,
+            auth_fail=args.auth_fail,
+            list_lag_seconds=args.list_lag,
+            storage_limit=args.storage_limit,
+            forbidden=args.forbidden,
+            scope_denied=args.scope_denied,
+            error_body=args.error_body,
+            rate_limit_body=args.rate_limit_body,
+            project_hashed_id_key=args.project_id_key,
+            media_project_hashed_id_key=args.media_project_id_key,
+            no_video_limit=args.no_video_limit_as,
+            archived_count_toward_limit=args.archived_count,
+            upload_unknown_project=args.upload_unknown_project,
+            customizations_merge=args.customizations_merge,
+            swap_seconds=args.swap_seconds,
+            swap_job_fails=args.swap_fails,
+            swap_keeps_replacement=not args.swap_removes_replacement,
+            swap_exchanges_files=args.swap_exchanges_files,
+            swap_on_v1=not args.no_swap_on_v1,
+            seed=args.seed,
+        )
+    except ValueError as exc:  # a name --forbidden does not know, say
+        complain(f"sandbox: {exc}")
+        return EXIT_USAGE
     sandbox = Sandbox(
         host=args.host,
         port=args.port,
@@ -117,6 +230,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
     )
     print(f"ingestd sandbox listening on {sandbox.url}", flush=True)
     print(f'  upload_url = "{sandbox.upload_url}"\n  api_url = "{sandbox.api_url}"', flush=True)
+    print(f'  swap (the newer API) at "{sandbox.modern_url}"', flush=True)
     if args.token is None:
         print("  token: any Bearer token is accepted (--token T to require one)", flush=True)
     else:

@@ -144,5 +144,10 @@ class NotFoundError(PermanentError):
     """Wistia has no such thing (HTTP 404)."""
 
 
+class ForbiddenError(PermanentError):
+    """HTTP 403: the token is fine, but the plan or the token's permissions do not allow this
+    one request (a feature such as captions or swap). That request's trouble, not the account's."""
+
+
 class MediaFailed(PermanentError):
     """Wistia could not process the media, or processing took longer than allowed."""

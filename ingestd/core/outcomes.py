@@ -92,7 +92,6 @@ class Policy:
     incomplete_after: float  # a file failing the container check this long is failed
 
 
-
 @dataclass(frozen=True)
 class Case:
     """One outcome to decide on."""

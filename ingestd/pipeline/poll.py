@@ -143,7 +143,14 @@ class Poller(PipelineStage):
         now = self.clock.now()
         if media.state == "ready":
             log.info("processed by Wistia")
-            ledger.move(job, JobState.FINISHING, "ready in Wistia", next_poll_at=None)
+            ledger.move(
+                job,
+                JobState.FINISHING,
+                "ready in Wistia",
+                next_poll_at=None,
+                # The Data API says where the media is (Wistia's default project included).
+                project_id=media.project_hashed_id or job.project_id,
+            )
             return
         if media.state == "failed":
             raise MediaFailed("Wistia could not process the media (status failed)")

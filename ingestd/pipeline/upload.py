@@ -35,6 +35,7 @@ from ingestd.core.errors import (
     AuthError,
     Cancelled,
     FileChanged,
+    ForbiddenError,
     JobInputError,
     PermanentError,
     TransientError,
@@ -255,6 +256,8 @@ class Uploader(PipelineStage):
                 upload_started_at=job.upload_started_at if job.attempted else self.clock.wall(),
                 attempt_sha256=job.sha256,
                 media_name=upload.fields["name"],
+                # What was sent is the media's project: Wistia's upload answer names none.
+                project_id=upload.fields.get("project_id"),
                 bytes_sent=None if upload.url else 0,
             )
             try:
@@ -264,15 +267,36 @@ class Uploader(PipelineStage):
                 else:
                     media = self._stream(ledger, job, upload)
             except PermanentError as refused:
-                if folder is None or "project not found" not in refused.reason.lower():
-                    raise
-                self.projects.forget(ledger, folder, upload.fields["project_id"])
-                raise TransientError(
-                    f"the project for the folder {display(folder)} is gone in Wistia; "
-                    "it is found or made again"
-                ) from None
+                self._project_gone(ledger, upload.fields.get("project_id"), folder, refused)
+                raise
         ledger.steps.record_sent(job.id, METADATA_STEP, metadata_digest(upload.fields))
         return job, media
+
+    def _project_gone(
+        self, ledger: Ledger, project: str | None, folder: str | None, refused: PermanentError
+    ) -> None:
+        """After a refused upload: if the project it named is gone from Wistia, say so.
+
+        Asked with `GET /v1/projects/<id>.json` (404: gone), since what the upload answers for
+        a project that is gone is not documented. A folder's project is then found or made
+        again (a retry); a project named by a sidecar or the config fails the job, plainly.
+        """
+        if project is None or isinstance(refused, ForbiddenError):
+            return
+        if self.client.project_exists(project):
+            return
+        if folder is None:
+            raise PermanentError(
+                f"the project {display(project)} is not in this Wistia account "
+                f"(Wistia said: {refused.reason})",
+                "fix project_id in clip.json, _defaults.json or the config, then "
+                "`ingestd retry` the job",
+            ) from None
+        self.projects.forget(ledger, folder, project)
+        raise TransientError(
+            f"the project for the folder {display(folder)} is gone in Wistia; "
+            "it is found or made again"
+        ) from None
 
     def _stream(self, ledger: Ledger, job: Job, upload: Upload) -> Media:
         assert upload.file is not None
@@ -363,7 +387,7 @@ class Uploader(PipelineStage):
             f"uploaded as media {media.hashed_id}",
             media_id=media.id,
             hashed_id=media.hashed_id,
-            project_id=media.project_hashed_id,
+            project_id=media.project_hashed_id or job.project_id,
             processing_since=now,
             next_poll_at=now + poll,
             poll_interval=poll,

@@ -10,6 +10,7 @@ it must never be shaped to suit the client: where the two disagree, Wistia's ref
 """
 
 from ingestd.sandbox.faults import Faults
-from ingestd.sandbox.server import Record, Sandbox
+from ingestd.sandbox.records import Record
+from ingestd.sandbox.server import Sandbox
 
 __all__ = ["Faults", "Record", "Sandbox"]

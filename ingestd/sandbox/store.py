@@ -1,10 +1,10 @@
-"""What the sandbox's Wistia account holds: projects, medias, captions, customizations.
+"""What the sandbox's Wistia account holds: projects, medias, their captions, customizations
+and tags, and the background jobs of swaps.
 
-JSON shapes follow ../shared/wistia-api: projects in camelCase (`hashedId`), medias in
-snake_case (`hashed_id`), customizations echoed back as strings. Processing is simulated from
-the clock, so no thread is needed: a media is `queued` for the first third of
+Pure state and rules, no HTTP: the JSON shapes are in `shapes.py`. Processing is simulated
+from the clock, so no thread is needed: a media is `queued` for the first third of
 `processing_seconds`, then `processing`, then `ready`; an empty or non-media upload ends
-`failed`.
+`failed`. Every method is thread-safe.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from ingestd.sandbox.jobs import SwapJob
 
 MEDIA_EXTENSIONS = {
     "mp4": "Video",
@@ -38,11 +41,18 @@ MEDIA_EXTENSIONS = {
     "png": "Image",
     "gif": "Image",
 }
+# Wistia's media types (its OpenAPI's enum).
+MEDIA_TYPES = (
+    "Video",
+    "Audio",
+    "Image",
+    "PdfDocument",
+    "MicrosoftOfficeDocument",
+    "Swf",
+    "UnknownType",
+)
 # What an image upload must begin with to be processed (JPEG, PNG, GIF); anything else fails.
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
-VIDEO_LIMIT_ERROR = (
-    "This account has exceeded its video limit. Please upgrade to upload more videos."
-)
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -58,6 +68,14 @@ def media_type(filename: str) -> str:
     return MEDIA_EXTENSIONS.get(PurePosixPath(filename).suffix.lower().lstrip("."), "UnknownType")
 
 
+class LimitReached(Exception):
+    """An upload the account has no room for: `kind` is "video" or "storage"."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 @dataclass
 class Project:
     id: int
@@ -65,21 +83,6 @@ class Project:
     name: str
     created: float
     description: str = ""
-
-    def to_json(self, media_count: int) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "mediaCount": media_count,
-            "created": iso(self.created),
-            "updated": iso(self.created),
-            "hashedId": self.hashed_id,
-            "anonymousCanUpload": False,
-            "anonymousCanDownload": False,
-            "public": False,
-            "publicId": self.hashed_id,
-        }
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Media:
     customizations: dict[str, Any] = field(default_factory=dict)
     still: str | None = None  # the hashed id of the image set as this video's still
     processable: bool = True  # False: an image whose bytes are not an image
+    tags: list[str] = field(default_factory=list)
+    archived: bool = False
 
     def status(self, processing_seconds: float, now: float | None = None) -> tuple[str, float]:
         elapsed = (time.time() if now is None else now) - self.created
@@ -131,72 +136,29 @@ class Media:
         changed = max((t for t in moves if t <= now), default=self.created)
         return max(changed, self.updated)
 
-    def to_json(self, processing_seconds: float) -> dict[str, Any]:
-        status, progress = self.status(processing_seconds)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "created": iso(self.created),
-            "updated": iso(self.updated_at(processing_seconds)),
-            "duration": 0.0 if status != "ready" else 10.0,
-            "hashed_id": self.hashed_id,
-            "description": self.description,
-            "progress": progress,
-            "status": status,
-            "thumbnail": {
-                "url": f"https://embed.wistia.test/deliveries/{self.still or self.hashed_id}.jpg",
-                "width": 100,
-                "height": 60,
-            },
-            "project": {
-                "id": self.project.id,
-                "name": self.project.name,
-                "hashed_id": self.project.hashed_id,
-            },
-            "assets": [
-                {
-                    "url": f"https://embed.wistia.test/deliveries/{self.hashed_id}.bin",
-                    "width": 1280,
-                    "height": 720,
-                    "fileSize": self.size,
-                    "contentType": self.content_type,
-                    "type": "OriginalFile",
-                }
-            ],
-        }
+    def file_values(self) -> dict[str, Any]:
+        """What a swap moves from one media to another: the file and what follows from it."""
+        return {name: getattr(self, name) for name in _FILE_FIELDS}
 
-    def to_upload_json(self) -> dict[str, Any]:
-        """The Upload API's answer (its documented shape, plus the Data API's keys)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "type": self.type,
-            "description": self.description,
-            "content_type": self.content_type,
-            "extension": PurePosixPath(self.name).suffix.lstrip("."),
-            "filesize": self.size,
-            "md5": self.md5,
-            "hashed_id": self.hashed_id,
-            "height": 720,
-            "width": 1280,
-            "length": 0.0,
-            "created_at": iso(self.created),
-            "updated_at": iso(self.created),
-            "created": iso(self.created),
-            "ready": False,
-            "status": 0,
-            "progress": 0.0,
-            "project": {
-                "id": self.project.id,
-                "name": self.project.name,
-                "hashed_id": self.project.hashed_id,
-            },
-        }
+    def take_file(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(self, name, value)
+
+
+_FILE_FIELDS = (
+    "type",
+    "size",
+    "sha256",
+    "md5",
+    "content_type",
+    "source_url",
+    "file_path",
+    "processable",
+)
 
 
 class Store:
-    """The account's content. All methods are thread-safe."""
+    """The account's content."""
 
     def __init__(self, processing_seconds: float = 3.0) -> None:
         self.processing_seconds = processing_seconds
@@ -204,18 +166,29 @@ class Store:
         self.projects: dict[str, Project] = {}
         self.medias: dict[str, Media] = {}
         self._next_id = 1000
-        # Everything ever deleted, so tests can tell "never created" from "deleted".
+        # Everything ever deleted (DELETE, or `delete_media` from a test), so tests can tell
+        # "never created" from "deleted".
         self.deleted: list[Media] = []
+        # Replacements Wistia took away after a finished swap (`swap_keeps_replacement` off).
+        self.swap_removed: list[Media] = []
+        self.jobs: dict[int, SwapJob] = {}
+        self._next_job = 7000
 
     def _id(self) -> int:
         self._next_id += 1
         return self._next_id
 
+    def _unique_hashed_id(self, taken: Container[str]) -> str:
+        while (hashed := new_hashed_id()) in taken:
+            pass
+        return hashed
+
     # --- projects -------------------------------------------------------------------------
 
-    def create_project(self, name: str) -> Project:
+    def create_project(self, name: str, created: float | None = None) -> Project:
         with self.lock:
-            project = Project(self._id(), new_hashed_id(), name, time.time())
+            hashed = self._unique_hashed_id(self.projects)
+            project = Project(self._id(), hashed, name, time.time() if created is None else created)
             self.projects[project.hashed_id] = project
             return project
 
@@ -232,19 +205,55 @@ class Store:
             found = next((p for p in self.projects.values() if p.name == name), None)
             return found or self.create_project(name)
 
-    def media_count(self, project: Project) -> int:
+    def media_counts(self) -> dict[str, int]:
+        """Medias per project hashed id, counted in one pass (lists of many projects)."""
+        counts: dict[str, int] = {}
         with self.lock:
-            return sum(1 for m in self.medias.values() if m.project is project)
+            for media in self.medias.values():
+                key = media.project.hashed_id
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def media_count(self, project: Project) -> int:
+        return self.media_counts().get(project.hashed_id, 0)
 
     # --- medias ---------------------------------------------------------------------------
 
-    def add_media(self, limit: int | None = None, **values: Any) -> Media | None:
-        """A new media; None when the account already holds `limit` (the video limit)."""
-        with self.lock:  # the check and the add are one step, however many uploads race
-            videos = sum(1 for m in self.medias.values() if m.type != "Image")
-            if limit is not None and values.get("type") != "Image" and videos >= limit:
-                return None  # images do not count towards the video limit
-            media = Media(id=self._id(), hashed_id=new_hashed_id(), created=time.time(), **values)
+    def counted_medias(self, include_archived: bool) -> int:
+        """The medias that count toward the media (video) limit: every type, images too."""
+        with self.lock:
+            if include_archived:
+                return len(self.medias)
+            return sum(1 for m in self.medias.values() if not m.archived)
+
+    def stored_bytes(self) -> int:
+        """What counts toward a storage limit: every media's file, archived ones too."""
+        with self.lock:
+            return sum(m.size for m in self.medias.values())
+
+    def add_media(
+        self,
+        *,
+        video_limit: int | None = None,
+        storage_limit: int | None = None,
+        archived_count: bool = False,
+        created: float | None = None,
+        **values: Any,
+    ) -> Media:
+        """A new media. Raises LimitReached when the account has no room for it (the check
+        and the add are one step, however many uploads race)."""
+        with self.lock:
+            if video_limit is not None and self.counted_medias(archived_count) >= video_limit:
+                raise LimitReached("video")
+            size = int(values.get("size", 0))
+            if storage_limit is not None and self.stored_bytes() + size > storage_limit:
+                raise LimitReached("storage")
+            media = Media(
+                id=self._id(),
+                hashed_id=self._unique_hashed_id(self.medias),
+                created=time.time() if created is None else created,
+                **values,
+            )
             self.medias[media.hashed_id] = media
             return media
 
@@ -263,23 +272,89 @@ class Store:
                 self.deleted.append(media)
             return media
 
-    def list_medias(self, filters: dict[str, str]) -> list[Media]:
+    def list_medias(self, params: dict[str, Any]) -> list[Media]:
+        """Medias matching Wistia's list filters, in the order asked for (params as Rails
+        parses them: `tags[]` and `hashed_ids[]` arrive as lists)."""
         with self.lock:
             found = list(self.medias.values())
-        if "name" in filters:
-            found = [m for m in found if m.name == filters["name"]]
-        if "hashed_id" in filters:
-            found = [m for m in found if m.hashed_id == filters["hashed_id"]]
-        if "type" in filters:
-            found = [m for m in found if m.type == filters["type"]]
-        if "project_id" in filters:
-            ref = filters["project_id"]
+        for key in ("name", "hashed_id", "type"):
+            if key in params:
+                found = [m for m in found if getattr(m, key) == params[key]]
+        if "project_id" in params:
+            ref = params["project_id"]
             found = [m for m in found if ref in (str(m.project.id), m.project.hashed_id)]
+        if "hashed_ids" in params:
+            wanted = set(as_list(params["hashed_ids"]))
+            found = [m for m in found if m.hashed_id in wanted]
+        if "tags" in params:
+            tags = [t for t in as_list(params["tags"]) if t]
+            found = [m for m in found if all(t in m.tags for t in tags)]
+        if "archived" in params:
+            archived = str(params["archived"]).lower() in ("true", "1")
+            found = [m for m in found if m.archived == archived]
         now = time.time()
         key = {
             "name": lambda m: m.name,
             "created": lambda m: m.created,
             "updated": lambda m: m.updated_at(self.processing_seconds, now),
-        }.get(filters.get("sort_by", ""))
-        found.sort(key=key or (lambda m: m.id), reverse=filters.get("sort_direction") == "0")
+        }.get(str(params.get("sort_by", "")))
+        descending = str(params.get("sort_direction", "1")) == "0"
+        found.sort(key=key or (lambda m: m.id), reverse=descending)
         return found
+
+    # --- swaps ----------------------------------------------------------------------------
+
+    def start_swap(self, original: Media, replacement: Media, job: dict[str, Any]) -> SwapJob:
+        with self.lock:
+            self._next_job += 1
+            swap = SwapJob(
+                id=self._next_job,
+                original=original.hashed_id,
+                replacement=replacement.hashed_id,
+                created=time.time(),
+                **job,
+            )
+            self.jobs[swap.id] = swap
+            return swap
+
+    def settle(self, now: float | None = None) -> None:
+        """Finish every swap whose time has come: its outcome is decided and applied in one
+        step, so nobody sees `finished` before the bytes moved."""
+        if not any(job.outcome is None for job in list(self.jobs.values())):
+            return  # the common case, without the lock
+        now = time.time() if now is None else now
+        with self.lock:
+            for job in self.jobs.values():
+                if job.outcome is None and now >= job.created + job.seconds:
+                    self._finish(job, now)
+
+    def _finish(self, job: SwapJob, now: float) -> None:
+        original = self.medias.get(job.original)
+        replacement = self.medias.get(job.replacement)
+        if original is None or replacement is None or job.fails:
+            job.end("failed", now)
+            return
+        state, _ = replacement.status(self.processing_seconds, now)
+        if state in ("queued", "processing"):
+            return  # Wistia's job waits for the replacement's processing
+        if state == "failed":
+            job.end("failed", now)
+            return
+        old = original.file_values()
+        original.take_file(replacement.file_values())
+        original.updated = now
+        if not job.keeps_replacement:
+            self.medias.pop(replacement.hashed_id, None)
+            self.swap_removed.append(replacement)
+        elif job.exchanges_files:
+            replacement.take_file(old)
+            replacement.updated = now
+        job.end("finished", now)
+
+
+def as_list(value: Any) -> list[str]:
+    """A Rails array parameter: a list stays a list; a lone value (`tags=a`, where Rails keeps
+    the last of repeated plain keys) is a list of one."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [] if value is None else [str(value)]

@@ -134,9 +134,7 @@ def become_served_process(
     """What every served process does first: end with the daemon, log like it, redact what
     it redacts, take every descriptor it may, and step back on the CPU."""
     _end_with(daemon)
-    logs.configure(
-        level=log_level, fmt=log_format, under_journald=logs.under_journald()
-    )
+    logs.configure(level=log_level, fmt=log_format, under_journald=logs.under_journald())
     for secret in secrets:
         logs.add_secret(secret)
     _raise_descriptor_limit()

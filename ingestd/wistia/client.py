@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Generator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import h11
 import httpx
@@ -30,7 +30,7 @@ from ingestd import __version__
 from ingestd.config.settings import Settings, WistiaSettings
 from ingestd.core import liveness
 from ingestd.core.backoff import Backoff
-from ingestd.core.errors import Cancelled, TransientError
+from ingestd.core.errors import Cancelled, NotFoundError, TransientError
 from ingestd.wistia.classify import classify
 from ingestd.wistia.limiter import STALL_MARGIN_SECONDS, RateLimiter, Throttle, poll_share
 from ingestd.wistia.meters import Meters
@@ -220,6 +220,15 @@ class WistiaClient:
             except ValidationError:
                 continue
         return found, len(payload)
+
+    def project_exists(self, hashed_id: str) -> bool:
+        """Whether the account has this project: `GET /v1/projects/<id>.json`, 404 = no.
+        What the upload answers for a project that is gone is not documented; this is."""
+        try:
+            self._api("GET", f"projects/{quote(hashed_id, safe='')}.json")
+        except NotFoundError:
+            return False
+        return True
 
     def create_project(self, name: str) -> Project:
         payload = self._json(self._api("POST", "projects.json", data={"name": name}))

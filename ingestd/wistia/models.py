@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 # Items per page of a list (Wistia's maximum).
 PER_PAGE = 100
@@ -33,9 +33,15 @@ class Media(BaseModel):
 
     @property
     def project_hashed_id(self) -> str | None:
-        """The hashed id of the project the media is in, when the answer says."""
-        hashed = (self.project or {}).get("hashed_id")
-        return hashed if isinstance(hashed, str) and hashed else None
+        """The hashed id of the project the media is in, when the answer says: the Data API
+        does, the Upload API's answer does not. Unsure which key Wistia uses there today
+        (current-api-facts.md): `hashed_id` in the older pages, `hashedId` in the SDK's."""
+        project = self.project or {}
+        for key in ("hashed_id", "hashedId"):
+            hashed = project.get(key)
+            if isinstance(hashed, str) and hashed:
+                return hashed
+        return None
 
     @property
     def state(self) -> str:
@@ -60,13 +66,15 @@ class Media(BaseModel):
 
 
 class Project(BaseModel):
-    """A project as the Data API returns it (camelCase); unknown fields are ignored."""
+    """A project as the Data API returns it; unknown fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
 
     id: int
     name: str
-    hashed_id: str = Field(alias="hashedId")
+    # Unsure which key the live API sends (current-api-facts.md): the SDK's schema says
+    # `hashedId`, the older pages' examples `hashed_id`. Either is taken.
+    hashed_id: str = Field(validation_alias=AliasChoices("hashedId", "hashed_id"))
 
 
 def _epoch(text: str | None) -> float | None:

@@ -181,8 +181,10 @@ def test_other_4xx_on_upload_fails_the_job_with_wistias_message(daemon_factory) 
     clip = daemon.watch / "lost.mp4"
     write_media(clip, seed=4)
     job = daemon.wait_state(clip, JobState.FAILED)
-    assert "Project not found: nosuchproj" in job.error and job.attempts == 0
+    assert "the project nosuchproj is not in this Wistia account" in job.error
+    assert "The project_id given is not valid" in job.error and job.attempts == 0
     assert len([r for r in daemon.sandbox.records if r.is_upload]) == 1  # not retried
+    assert any(r.path == "/v1/projects/nosuchproj.json" for r in daemon.sandbox.records)
 
 
 def test_media_failed_in_wistia_fails_the_job(daemon_factory) -> None:
