@@ -162,6 +162,11 @@ class IngestSettings(_Section):
     def hours(self) -> UploadHours | None:
         return UploadHours.parse(self.upload_hours)
 
+    @property
+    def longest_wait_seconds(self) -> float:
+        """The longest wait these settings let the daemon set (the backoff caps)."""
+        return max(self.poll_max_seconds, self.retry_max_seconds, self.probe_max_seconds)
+
     @field_validator("extensions")
     @classmethod
     def _normalise_extensions(cls, values: list[str]) -> list[str]:

@@ -146,7 +146,8 @@ class Daemon:
             interrupted = self.ledger.uploads.requeue_interrupted(
                 "found uploading at start-up; Wistia is checked before sending again"
             )
-            if brought := self.ledger.dues.bring_within(self.clock.now()):
+            longest = self.settings.ingest.longest_wait_seconds
+            if brought := self.ledger.dues.bring_within(self.clock.now(), longest):
                 log.warning(
                     "due times far in the future are due now (the system clock stepped back?)",
                     count=brought,

@@ -13,12 +13,13 @@ class Dues:
         self.db = db
 
     @retried_write
-    def bring_within(self, now: float) -> int:
+    def bring_within(self, now: float, longest_wait: float = 0.0) -> int:
         """At start-up: due times stored by an earlier process, implausibly far ahead of
         `now` (the system clock stepped back since, or the last process's steady clock had
         moved away from it: clock.py), are due now; waits that began in the future begin
-        now. Returns how many were brought back."""
-        latest = now + PLAUSIBLE_WAIT_SECONDS
+        now. `longest_wait`: the longest wait the config allows (its backoff caps), which
+        a due time may lawfully be ahead by. Returns how many were brought back."""
+        latest = now + max(PLAUSIBLE_WAIT_SECONDS, 2 * longest_wait)
         soonest_start = now + FUTURE_MARGIN_SECONDS
         due = [
             ("jobs", "next_attempt_at"),

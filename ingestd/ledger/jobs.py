@@ -139,9 +139,10 @@ class Jobs:
         return to_job(row) if row else None
 
     def entered_at(self, job_id: int, state: JobState) -> float | None:
-        """When the job first entered `state` (wall time, from its history)."""
+        """When the job last entered `state` (wall time, from its history): a job retried
+        after an upload Wistia failed entered `processing` twice, and the later one stuck."""
         row = self.db.row(
-            "SELECT min(at) FROM events WHERE job_id = ? AND to_state = ?", (job_id, state.value)
+            "SELECT max(at) FROM events WHERE job_id = ? AND to_state = ?", (job_id, state.value)
         )
         return None if row is None else row[0]
 

@@ -259,26 +259,27 @@ def _migration_11(db: sqlite3.Connection) -> None:
                 "INSERT INTO fates (job_id, action, target, chosen_at) VALUES (?, ?, ?, ?)",
                 (job_id, action, target, at),
             )
-        elif name.startswith("thumbnail"):
+        elif name in THUMBNAIL_RECORDS:
             image, _, rest = digest.partition(" ")
-            stage = {
-                "thumbnail-sending": "sending",
-                "thumbnail-upload": "uploaded",
-                "thumbnail-failed": "failed",
-                "thumbnail": "still",
-            }[name]
-            began = float(rest) if stage == "sending" and rest else None
+            stage = THUMBNAIL_RECORDS[name]
+            # When the image began to be sent; unreadable: when that was recorded, just before.
+            began = (_number(rest) or at) if stage == "sending" else None
             hashed_id = (rest or None) if stage in ("uploaded", "still") else None
+            if stage == "uploaded" and hashed_id is None:
+                continue  # nothing to find the image by: the thumbnail is sent again
             db.execute(
                 """INSERT INTO thumbnails (job_id, stage, image_digest, image_hashed_id,
                                            began_at, at) VALUES (?, ?, ?, ?, ?, ?)""",
                 (job_id, stage, image, hashed_id, began, at),
             )
         elif name == "replace-partial":
-            partial = db.execute(  # recorded: the partial media's hashed id
-                """SELECT id, replaced_by FROM jobs WHERE hashed_id = ? AND id != ?
-                   ORDER BY id DESC LIMIT 1""",
-                (digest, job_id),
+            partial = db.execute(  # the partial job: the one this job replaces
+                """SELECT id, replaced_by FROM jobs
+                   WHERE id = (SELECT replaces FROM jobs WHERE id = ?)
+                      OR (hashed_id = ? AND id != ?)
+                   ORDER BY id = (SELECT replaces FROM jobs WHERE id = ?) DESC, id DESC
+                   LIMIT 1""",
+                (job_id, digest, job_id, job_id),
             ).fetchone()
             if partial is not None:
                 outcome = "deleted" if partial[1] == job_id else "kept"
@@ -293,6 +294,22 @@ def _migration_11(db: sqlite3.Connection) -> None:
                 (job_id, name, digest, at),
             )
     db.execute("DROP TABLE sidecars")
+
+
+# Migration 11: the thumbnail's records as schema 8 named them -> their stage.
+THUMBNAIL_RECORDS = {
+    "thumbnail-sending": "sending",
+    "thumbnail-upload": "uploaded",
+    "thumbnail-failed": "failed",
+    "thumbnail": "still",
+}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _archive_path_bytes(recorded: str) -> bytes:

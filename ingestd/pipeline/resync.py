@@ -71,11 +71,18 @@ class Resync(PipelineStage):
 
     def resync(self, ledger: Ledger, job: Job) -> None:
         """Apply what changed in one done job's sidecars."""
-        if not enabled(self.settings) or not self._still_here(ledger, job):
+        read_at = self.clock.wall()  # as the sidecars' own mtimes
+        if not enabled(self.settings):
             ledger.update(job, resync_due_at=None)
             return
+        if not self._still_here(ledger, job):  # nothing to apply, now or at the next scan
+            ledger.update(job, resync_due_at=None, sidecars_read_at=read_at)
+            return
+        # Stamped before anything is sent: whatever this re-sync ends in (sent, a bad sidecar,
+        # the media deleted in Wistia), a scan marks the job again only for a later change.
+        # An end that should look again (a retry, a hold, a crash) keeps the mark itself.
+        job = ledger.update(job, sidecars_read_at=read_at)
         now = self.clock.now()
-        read_at = self.clock.wall()  # as the sidecars' own mtimes
         sidecars = read_sidecars(
             Path(job.path), self.settings.watch_dir, self.settings.captions.default_language
         )

@@ -41,3 +41,14 @@ def test_due_times_stored_far_ahead_by_an_earlier_process_are_due_at_start_up(
     assert ledger.get(polled.id).next_poll_at == clock.now()
     assert ledger.get(soon.id).next_attempt_at == clock.now() + 30
     assert ledger.uploads.claim(clock.now()).id == queued.id
+
+
+def test_a_wait_the_config_allows_is_kept_across_a_restart(world: World) -> None:
+    """probe_max_seconds = 6 h: a probe due in 5 h is a real wait, not a clock step."""
+    ledger, clock = world.ledger, world.clock
+    queued = queued_job(ledger, world.watch / "a.mp4")
+    ledger.update(queued, next_attempt_at=clock.now() + 5 * 3600)
+    longest = world.with_ingest(probe_max_seconds=6 * 3600).ingest.longest_wait_seconds
+    assert ledger.dues.bring_within(clock.now(), longest) == 0
+    assert ledger.get(queued.id).next_attempt_at == clock.now() + 5 * 3600
+    assert ledger.dues.bring_within(clock.now()) == 1  # the default caps: a step

@@ -121,6 +121,17 @@ def test_retry_goes_back_to_the_queue_or_to_finishing(ledger: Ledger) -> None:
     assert ledger.jobs.retry(failed).state == S.FINISHING
 
 
+def test_a_state_entered_twice_counts_from_the_last_time(ledger: Ledger) -> None:
+    """The receipt's `uploaded_at` is the upload that stuck, not one Wistia failed."""
+    queued(ledger)
+    job = ledger.move(ledger.uploads.claim(), S.PROCESSING, "up", hashed_id="h1", media_id=1)
+    ledger.jobs.retry(ledger.move(job, S.FAILED, "Wistia failed it"))
+    ledger.move(ledger.uploads.claim(), S.PROCESSING, "up again", hashed_id="h2", media_id=2)
+    entered = [e.at for e in ledger.jobs.events(job.id) if e.to_state == "processing"]
+    assert len(entered) == 2 and entered[0] < entered[1]
+    assert ledger.jobs.entered_at(job.id, S.PROCESSING) == entered[1]
+
+
 def test_a_job_never_read_whole_is_retried_from_settling(ledger: Ledger) -> None:
     cut = ledger.settling.add("/w/cut.mp4", "file", 10, 1)
     cut = ledger.update(cut, incomplete_since=5.0, reason="incomplete MP4: ...")

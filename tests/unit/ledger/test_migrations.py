@@ -72,3 +72,34 @@ def test_the_migrated_ledger_works(old: Ledger) -> None:
     assert old.jobs.find("newmedia01").id == processing.id
     old.steps.record_sent(processing.id, "metadata", "ab" * 32)
     assert old.steps.sent(processing.id) == {"metadata": "ab" * 32}
+
+
+def test_odd_rows_from_an_older_ingestd_do_not_stop_the_migration(tmp_path: Path) -> None:
+    """Review finding: a row migration 11 could not parse (an unreadable start time, an
+    unknown record name, an uploaded image without its hashed id) aborted every start-up."""
+    import sqlite3
+
+    path = tmp_path / "ledger.db"
+    shutil.copyfile(FIXTURE, path)
+    raw = sqlite3.connect(path)
+    job_id = raw.execute("SELECT min(id) FROM jobs WHERE state = 'done'").fetchone()[0]
+    raw.execute("DELETE FROM sidecars WHERE job_id = ? AND name LIKE 'thumbnail%'", (job_id,))
+    raw.executemany(
+        "INSERT INTO sidecars (job_id, name, digest, applied_at) VALUES (?, ?, ?, 5.0)",
+        [
+            (job_id, "thumbnail-sending", "abc not-a-number"),
+            (job_id, "thumbnail-upload", "abc"),
+            (job_id, "thumbnail-someday", "abc xyz"),
+        ],
+    )
+    raw.commit()
+    raw.close()
+    ledger = Ledger(path)
+    try:
+        assert ledger.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        stages = ledger.db.conn.execute(
+            "SELECT stage, began_at FROM thumbnails WHERE job_id = ?", (job_id,)
+        ).fetchall()
+        assert [tuple(row) for row in stages] == [("sending", 5.0)]
+    finally:
+        ledger.close()
