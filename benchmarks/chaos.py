@@ -20,6 +20,7 @@ loopback and every loop is bounded by count and by time.
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
@@ -101,6 +102,12 @@ class Daemon:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
 
+    def close(self) -> None:
+        """At exit, however the harness ends (a timeout's SIGTERM, Ctrl-C): no daemon left."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def stop(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     config = folder / "ingestd.toml"
     write_config(config, watch, sandbox)
     daemon = Daemon(config, folder / "daemon.log")
+    atexit.register(daemon.close)
     expected: dict[str, str] = {}
 
     def drop_file(n: int) -> None:
@@ -245,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that atexit runs
     return run(parse(argv))
 
 
