@@ -111,7 +111,11 @@ def test_a_move_writes_one_notification_per_receiver_in_its_transaction(tmp_path
         assert ledger.outbox.body(rows[1]) == "first"
         ledger.outbox.failed(rows[0], "HTTP 500", retry_at=2e9)
         # One notification to two receivers waits as one.
-        assert ledger.outbox.waiting() == {"waiting": 1, "last_error": "HTTP 500"}
+        assert ledger.outbox.waiting() == {
+            "waiting": 1,
+            "last_error": "HTTP 500",
+            "receivers": {"command": 1, "webhook": 1},
+        }
         ledger.outbox.forget(rows[1])
         assert [r.id for r in ledger.outbox.due()] == []  # the other waits till 2e9
         # Released by a recheck and held again at once for the same problem: told once.
