@@ -1,0 +1,139 @@
+"""Messages for people through Apprise, against real receivers on loopback: each URL a
+receiver named by its kind and place (never by the URL), the secrets Apprise itself masks
+registered, and every attempt bounded, with no pile-up of attempts a dead service leaves."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from ingestd.redact import redact
+from ingestd.telling.notify import people
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"
+SLACK_NATIVE = "https://hooks.slack.com/services/T1JJ3T3L2/B2CCDD4XY/ZZsecretzzWebhookToken1"
+MAIL = "mailtos://ops:Sup3rS3cretPw@gmail.com?to=team@example.com"
+TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567890"
+
+
+class JsonReceiver:
+    """A json:// receiver: records each message Apprise posts; answers `status`."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.bodies.append(json.loads(raw))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def json_receiver() -> Iterator[JsonReceiver]:
+    receiver = JsonReceiver()
+    yield receiver
+    receiver.close()
+
+
+def test_receivers_are_named_by_kind_and_place_never_by_url() -> None:
+    made, unreadable = people.read([SLACK, MAIL, "slak://typo/hunter2secret", SLACK_NATIVE])
+    assert [(r.label, r.service, r.number) for r in made] == [
+        ("slack#1", "Slack", 1),
+        ("mailto#1", "E-Mail", 2),
+        ("slack#2", "Slack", 4),  # a Slack webhook pasted as it is: still Slack
+    ]
+    assert "T1JJ3T3L2" not in repr(made)
+    assert unreadable == [people.Unreadable(3, "slak")]
+    said = people.describe(unreadable[0], 4)
+    assert "URL 3 of 4" in said and "slak://..." in said and "hunter2secret" not in said
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_pieces"),
+    [
+        (SLACK, ["T1JJ3T3L2", "A1BRTD4JD", "TIiajkdnlazkcOXrIdevi7FQ"]),
+        (SLACK_NATIVE, ["B2CCDD4XY", "ZZsecretzzWebhookToken1"]),
+        (MAIL, ["Sup3rS3cretPw"]),
+        (TELEGRAM, ["AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"]),
+        ("json://user:hunter2pw@127.0.0.1:1/hook?-X-Api-Key=headersecret", ["hunter2pw"]),
+    ],
+)
+def test_what_apprise_masks_is_registered_as_secret(url: str, secret_pieces: list[str]) -> None:
+    secrets = people.secrets(url)
+    line = f"could not send to {url}; token {' '.join(secret_pieces)}"
+    cleaned = redact(line, secrets)
+    for piece in secret_pieces:
+        assert piece not in cleaned
+    assert "headersecret" not in redact(url, secrets)
+
+
+def test_a_message_reaches_a_json_receiver_and_a_refusal_says_why(
+    json_receiver: JsonReceiver,
+) -> None:
+    (receiver,), _ = people.read([f"json://127.0.0.1:{json_receiver.port}/hook"])
+    messenger = people.Messenger()
+    assert messenger.send(receiver, "1 video ready", "launch.mp4 is ready", 5) is None
+    (body,) = json_receiver.bodies
+    assert body["title"] == "1 video ready" and body["message"] == "launch.mp4 is ready"
+    json_receiver.status = 500
+    refused = messenger.send(receiver, "t", "b", 5)
+    assert refused is not None and refused.startswith("JSON: ") and "500" in refused
+
+
+def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another() -> None:
+    """A service that accepts the connection and never answers: the attempt is refused after
+    its seconds, and the next attempt, while that one still hangs, is refused at once without
+    a thread of its own."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    url = f"json://127.0.0.1:{silent.getsockname()[1]}/hook?rto=30&cto=30"
+    (receiver,), _ = people.read([url])
+    messenger = people.Messenger()
+    began = time.monotonic()
+    refused = messenger.send(receiver, "t", "b", 1.0)
+    took = time.monotonic() - began
+    assert refused == "JSON did not answer within 1 s"
+    assert 0.9 < took < 3.0
+    threads = threading.active_count()
+    again = messenger.send(receiver, "t", "b", 1.0)
+    assert again is not None and "the last attempt has not ended" in again
+    assert threading.active_count() == threads  # no second attempt piled up
+
+    # Apprise's own read timeout was lowered to the attempt's: the hung one ends soon, and
+    # the receiver gets attempts again.
+    def still_hung() -> bool:
+        answer = messenger.send(receiver, "t", "b", 0.5)
+        return answer is not None and "the last attempt has not ended" in answer
+
+    deadline = time.monotonic() + 10
+    while still_hung():
+        assert time.monotonic() < deadline, "the abandoned attempt never ended"
+        time.sleep(0.2)
+    silent.close()
+    for conn in held:
+        conn.close()
