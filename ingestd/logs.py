@@ -147,8 +147,9 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request at INFO; watchdog is chatty at DEBUG.
-    for noisy in ("httpx", "httpcore", "watchdog"):
+    # httpx logs every request at INFO; watchdog is chatty at DEBUG; Apprise logs each
+    # message's payload at DEBUG (ingestd says itself what was delivered, and why not).
+    for noisy in ("httpx", "httpcore", "watchdog", "apprise"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -43,6 +43,7 @@ from ingestd.pipeline.resync import Resync
 from ingestd.pipeline.upload import Uploader
 from ingestd.pipeline.watch import writers
 from ingestd.pipeline.watch.watcher import Watcher
+from ingestd.telling.notify import deliver
 from ingestd.telling.notify.deliver import Notifier, outbox_for
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.limiter import RateLimiter
@@ -167,9 +168,10 @@ class Daemon:
         return 0
 
     def _register_secrets(self, settings: Settings, token: str) -> None:
+        """The token, and what `[notify]` holds: the webhook's secret and the secrets in each
+        Apprise URL (deliver.secrets)."""
         logs.add_secret(token)
-        secret = settings.notify.webhook_secret.get_secret_value()
-        if len(secret) >= 16:  # a short one would blank common words out of every line
+        for secret in deliver.secrets(settings.notify):
             logs.add_secret(secret)
 
     def _start_metrics(self) -> None:
@@ -284,6 +286,7 @@ class Daemon:
         notify("RELOADING=1")
         try:
             fresh, token = self._reload_config()
+            deliver.for_people(fresh.notify)  # every Apprise URL one Apprise can send to
         except Exception as exc:  # whatever is wrong with the new files, the old config runs on
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")

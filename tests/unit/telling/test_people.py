@@ -4,18 +4,16 @@ registered, and every attempt bounded, with no pile-up of attempts a dead servic
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from ingestd.redact import redact
 from ingestd.telling.notify import people
+from tests.receivers import HttpReceiver
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"
 SLACK_NATIVE = "https://hooks.slack.com/services/T1JJ3T3L2/B2CCDD4XY/ZZsecretzzWebhookToken1"
@@ -23,38 +21,9 @@ MAIL = "mailtos://ops:Sup3rS3cretPw@gmail.com?to=team@example.com"
 TELEGRAM = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/-1001234567890"
 
 
-class JsonReceiver:
-    """A json:// receiver: records each message Apprise posts; answers `status`."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.bodies.append(json.loads(raw))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def json_receiver() -> Iterator[JsonReceiver]:
-    receiver = JsonReceiver()
+def json_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
     yield receiver
     receiver.close()
 
@@ -92,12 +61,12 @@ def test_what_apprise_masks_is_registered_as_secret(url: str, secret_pieces: lis
 
 
 def test_a_message_reaches_a_json_receiver_and_a_refusal_says_why(
-    json_receiver: JsonReceiver,
+    json_receiver: HttpReceiver,
 ) -> None:
-    (receiver,), _ = people.read([f"json://127.0.0.1:{json_receiver.port}/hook"])
+    (receiver,), _ = people.read([json_receiver.json_url()])
     messenger = people.Messenger()
     assert messenger.send(receiver, "1 video ready", "launch.mp4 is ready", 5) is None
-    (body,) = json_receiver.bodies
+    (body,) = json_receiver.messages
     assert body["title"] == "1 video ready" and body["message"] == "launch.mp4 is ready"
     json_receiver.status = 500
     refused = messenger.send(receiver, "t", "b", 5)
