@@ -4,6 +4,7 @@
                                    held jobs (1): rechecks each held job, lets it go on
                                    re-sync (1): sidecars changed after done reach the media
                                    notifications (1, a lane per receiver): delivers the outbox
+                                   heartbeat (1): a GET to notify.heartbeat_url while well
     metrics (its own process, metrics.listen): the ledger's numbers, and the daemon's own
         counters asked over a pipe (telling.metrics)
     status page (its own process, web.listen): reads the ledger like `ingestd status`
@@ -45,6 +46,7 @@ from ingestd.pipeline.watch import writers
 from ingestd.pipeline.watch.watcher import Watcher
 from ingestd.telling.notify import deliver
 from ingestd.telling.notify.deliver import Notifier, outbox_for
+from ingestd.telling.notify.heartbeat import Pinger
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.limiter import RateLimiter
 from ingestd.wistia.meters import Meters
@@ -99,6 +101,13 @@ class Daemon:
         self.watcher.on_change = self.held.nudge
         self.resync = Resync(settings, self.ledgers, self.client, self.stop)
         self.notifier = Notifier(settings, self.ledgers, self.client, self.stop)
+        # The heartbeat pings while the supervisor's last look found every stage well.
+        self.pinger = Pinger(
+            settings,
+            self.ledgers,
+            self.stop,
+            lambda: self.supervisor.unwell(time.monotonic()),
+        )
         # What a reload hands the new config to (reload.py); the client takes the token too.
         self.reloadable: list[reload.Reloadable] = [
             self.uploader,
@@ -108,6 +117,7 @@ class Daemon:
             self.held,
             self.resync,
             self.notifier,
+            self.pinger,
         ]
         self.metrics: Any = None  # /metrics (metrics.listen), made in run()
         self.page: Any = None  # the status page's process (web.listen), made in run()
@@ -123,6 +133,7 @@ class Daemon:
                 SupervisedStage("held", self.held.run),
                 SupervisedStage("resync", self.resync.run),
                 SupervisedStage("notifications", self.notifier.run),
+                SupervisedStage("heartbeat", self.pinger.run),
             ],
             self._upload_worker,
             self.stop,
@@ -168,8 +179,8 @@ class Daemon:
         return 0
 
     def _register_secrets(self, settings: Settings, token: str) -> None:
-        """The token, and what `[notify]` holds: the webhook's secret and the secrets in each
-        Apprise URL (deliver.secrets)."""
+        """The token, and what `[notify]` holds: the webhook's secret, the secrets in each
+        Apprise URL, the heartbeat URL's key (deliver.secrets)."""
         logs.add_secret(token)
         for secret in deliver.secrets(settings.notify):
             logs.add_secret(secret)

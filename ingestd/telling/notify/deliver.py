@@ -37,7 +37,7 @@ from ingestd.core.errors import ConfigError, WistiaError
 from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, Ledgers, Notification, Outbox
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify import command, messages, people, webhook, words
+from ingestd.telling.notify import command, heartbeat, messages, people, webhook, words
 from ingestd.telling.views import job_view_text
 from ingestd.wistia.client import WistiaClient
 
@@ -86,15 +86,15 @@ def outbox_for(notify: NotifySettings) -> Outbox:
 
 
 def secrets(notify: NotifySettings) -> list[str]:
-    """What no output may show of `[notify]`: the webhook's secret and the secrets in each
-    URL of `notify.urls`."""
+    """What no output may show of `[notify]`: the webhook's secret, the secrets in each URL
+    of `notify.urls`, and the heartbeat URL's key."""
     found = []
     secret = notify.webhook_secret.get_secret_value()
     if len(secret) >= SHORTEST_WEBHOOK_SECRET:
         found.append(secret)
     for url in notify.urls:
         found += people.secrets(url.get_secret_value())
-    return found
+    return found + heartbeat.secrets(notify.heartbeat_url.get_secret_value())
 
 
 class Notifier:
