@@ -69,6 +69,8 @@ class Daemon:
         self.settings = settings
         self.token = token
         self._reload_config = reload_config
+        # Before anything reads a URL of [notify] (Apprise may log one it cannot read).
+        self._register_secrets(settings, token)
         self.stop = threading.Event()
         self._reload_requested = threading.Event()
         self._attention = threading.Event()  # a signal arrived: the main loop looks at once
@@ -149,7 +151,6 @@ class Daemon:
         check_ledger_file(self.settings.ledger)  # before the lock file is made beside it
         lock = LedgerLock(self.settings.ledger)
         lock.acquire()
-        self._register_secrets(self.settings, self.token)
         self.ledger = self.ledgers.open()
         try:
             self._install_signals()
@@ -297,6 +298,7 @@ class Daemon:
         notify("RELOADING=1")
         try:
             fresh, token = self._reload_config()
+            self._register_secrets(fresh, token)  # before Apprise reads (and may log) a URL
             deliver.for_people(fresh.notify)  # every Apprise URL one Apprise can send to
         except Exception as exc:  # whatever is wrong with the new files, the old config runs on
             log.error("config reload rejected; keeping the running config", error=str(exc))
@@ -308,7 +310,6 @@ class Daemon:
                 "these keys change only when the daemon restarts", keys=planned.needs_restart
             )
         self.settings = settings = planned.settings
-        self._register_secrets(settings, token)
         self.token = token
         self.client.reload(settings, token)
         self.ledgers.outbox = outbox_for(settings.notify)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ingestd import logs
 from ingestd.config.settings import url_scheme
 from ingestd.telling.notify.text import MAX_ANSWER_CHARACTERS, printable
 
@@ -136,10 +137,13 @@ def secrets(url: str) -> list[str]:
     for key, value in parse_qsl(parts.query):
         if value and _SECRET_QUERY_KEY.search(key):
             found.add(value)
-    service = _service(url)
+    with logs.silenced("apprise"):  # it would quote a URL it cannot read, secrets and all
+        service = _service(url)
     if service is not None:
         shown = set(_pieces(service.url(privacy=True)))
         found.update(p for p in _pieces(service.url(privacy=False)) if p not in shown)
+    else:  # Apprise cannot tell what is secret in it (and may quote it): every piece is
+        found.update(_pieces(url))
     return sorted(s for s in found if len(s) >= SHORTEST_SECRET)
 
 

@@ -106,3 +106,11 @@ def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another
     silent.close()
     for conn in held:
         conn.close()
+
+
+def test_every_piece_of_a_url_apprise_cannot_read_is_a_secret() -> None:
+    """Apprise cannot say which pieces are secret in a URL it cannot read (and quotes such a
+    URL in its own log line): every piece long enough is taken for one."""
+    url = "slack://T1JJ3T3L2/A1BRTD4JD"  # the token is missing
+    assert people.read([url])[0] == []
+    assert set(people.secrets(url)) == {"T1JJ3T3L2", "A1BRTD4JD"}
