@@ -167,12 +167,15 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request at INFO; watchdog is chatty at DEBUG.
-    for noisy in ("httpx", "httpcore", "watchdog"):
+    # httpx logs every request at INFO; watchdog is chatty at DEBUG; urllib3 (Apprise's
+    # requests) logs every request's path and query at DEBUG.
+    for noisy in ("httpx", "httpcore", "watchdog", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Apprise logs each message's payload at DEBUG and each refusal at WARNING: ingestd says
-    # itself what was delivered and why not, with the Apprise's words as its reason.
-    logging.getLogger("apprise").setLevel(logging.ERROR)
+    # itself what was delivered and why not, with Apprise's words (caught per call, at
+    # WARNING, so its logger must let them through) as its reason. Only its errors show.
+    logging.getLogger("apprise").setLevel(logging.WARNING)
+    handler.addFilter(_only_apprise_errors)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -180,6 +183,10 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         cache_logger_on_first_use=True,
     )
     threading.excepthook = _log_thread_exception
+
+
+def _only_apprise_errors(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or not record.name.startswith("apprise")
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:

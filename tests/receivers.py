@@ -105,8 +105,7 @@ class SmtpReceiver:
     def url(self, user: str, password: str, to: str, sender: str) -> str:
         """The Apprise URL that mails `to` through this server, without TLS (loopback)."""
         return (
-            f"mailto://{user}:{password}@127.0.0.1:{self.port}"
-            f"?to={to}&from={sender}&mode=insecure"
+            f"mailto://{user}:{password}@127.0.0.1:{self.port}?to={to}&from={sender}&mode=insecure"
         )
 
     def close(self) -> None:
