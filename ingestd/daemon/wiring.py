@@ -69,8 +69,10 @@ class Daemon:
         self.settings = settings
         self.token = token
         self._reload_config = reload_config
-        # Before anything reads a URL of [notify] (Apprise may log one it cannot read).
-        self._register_secrets(settings, token)
+        # Before anything reads a URL of [notify] (Apprise may log one it cannot read); the
+        # token is registered when the daemon runs.
+        for secret in deliver.secrets(settings.notify):
+            logs.add_secret(secret)
         self.stop = threading.Event()
         self._reload_requested = threading.Event()
         self._attention = threading.Event()  # a signal arrived: the main loop looks at once
@@ -151,6 +153,7 @@ class Daemon:
         check_ledger_file(self.settings.ledger)  # before the lock file is made beside it
         lock = LedgerLock(self.settings.ledger)
         lock.acquire()
+        self._register_secrets(self.settings, self.token)
         self.ledger = self.ledgers.open()
         try:
             self._install_signals()

@@ -73,28 +73,60 @@ def test_a_message_reaches_a_json_receiver_and_a_refusal_says_why(
     assert refused is not None and refused.startswith("JSON: ") and "500" in refused
 
 
-def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another() -> None:
-    """A service that accepts the connection and never answers: the attempt is refused after
-    its seconds, and the next attempt, while that one still hangs, is refused at once without
-    a thread of its own."""
-    silent = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
-    url = f"json://127.0.0.1:{silent.getsockname()[1]}/hook?rto=30&cto=30"
-    (receiver,), _ = people.read([url])
-    messenger = people.Messenger()
-    began = time.monotonic()
-    refused = messenger.send(receiver, "t", "b", 1.0)
-    took = time.monotonic() - began
-    assert refused == "JSON did not answer within 1 s"
-    assert 0.9 < took < 3.0
-    threads = threading.active_count()
-    again = messenger.send(receiver, "t", "b", 1.0)
-    assert again is not None and "the last attempt has not ended" in again
-    assert threading.active_count() == threads  # no second attempt piled up
+class Dripping:
+    """A service that takes the request and answers a header byte every 0.2 s for as long as
+    it is let: each read is quick (no socket timeout of Apprise's ever trips), the answer
+    never ends. Only the attempt's deadline ends the wait."""
 
-    # Apprise's own read timeout was lowered to the attempt's: the hung one ends soon, and
-    # the receiver gets attempts again.
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.done = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                while not self.done.wait(0.2):
+                    conn.sendall(b"a")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.done.set()
+        self.server.close()
+
+
+def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another() -> None:
+    """The attempt is refused after its seconds, and the next attempt, while that one still
+    hangs, is refused at once without a thread of its own; once the service lets go, the URL
+    gets attempts again."""
+    drip = Dripping()
+    try:
+        (receiver,), _ = people.read([f"json://127.0.0.1:{drip.port}/hook"])
+        messenger = people.Messenger()
+        began = time.monotonic()
+        refused = messenger.send(receiver, "t", "b", 1.0)
+        took = time.monotonic() - began
+        assert refused == "JSON did not answer within 1 s"
+        assert 0.9 < took < 3.0
+        threads = threading.active_count()
+        again = messenger.send(receiver, "t", "b", 1.0)
+        assert again is not None and "the last attempt has not ended" in again
+        assert threading.active_count() == threads  # no second attempt piled up
+    finally:
+        drip.close()  # the service lets go: the abandoned attempt ends
+
     def still_hung() -> bool:
         answer = messenger.send(receiver, "t", "b", 0.5)
         return answer is not None and "the last attempt has not ended" in answer
@@ -103,9 +135,6 @@ def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another
     while still_hung():
         assert time.monotonic() < deadline, "the abandoned attempt never ended"
         time.sleep(0.2)
-    silent.close()
-    for conn in held:
-        conn.close()
 
 
 def test_every_piece_of_a_url_apprise_cannot_read_is_a_secret() -> None:
