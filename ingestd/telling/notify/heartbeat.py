@@ -98,13 +98,16 @@ class Pinger:
             return self._next_ping
         why = self.why_unwell(ledger)
         if why is not None:
-            if why != self._paused:
-                said = log.warning if self._pinged else log.info
-                said("heartbeat paused: the daemon is not well", why=why)
+            if why != self._paused:  # said once for each reason
+                if self._pinged:
+                    log.warning("heartbeat paused: the daemon is not well", why=why)
+                else:  # starting: the stages are looked at within a second
+                    log.debug("heartbeat waits for the daemon to be well", why=why)
                 self._paused = why
             return now + RECHECK_SECONDS
         if self._paused is not None:
-            log.info("heartbeat resumed: the daemon is well again")
+            if self._pinged:
+                log.info("heartbeat resumed: the daemon is well again")
             self._paused = None
         self._ping(url, notify.timeout_seconds)
         self._next_ping = now + notify.heartbeat_seconds
