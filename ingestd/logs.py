@@ -4,12 +4,14 @@ Logging is structlog: JSON lines off a TTY (with journald's `<N>` priority prefi
 journald), console lines on one. Every line about a job carries `job_id`, `path` and
 `hashed_id` (bound with `job_context`).
 
-Secrets: the token (and the webhook secret, and whatever else the process learns) is
-registered once with `add_secret`; `redact(text)` removes every registered secret, any 16
-consecutive characters of one, and URL credentials and query strings (redact.py) from any
-text: every rendered log line, the ledger's reasons and notes, every command's output, the
-status page. Keys such as `authorization` are dropped from log lines, and tracebacks are
-rendered without local variables. Exceptions that escape a thread are logged the same way.
+Secrets: the token (and the webhook secret, the secrets in notification URLs, and whatever
+else the process learns) is registered once with `add_secret`; `redact(text)` removes every
+registered secret, any 16 consecutive characters of one, and URL credentials and query
+strings (redact.py) from any text: every rendered log line, the ledger's reasons and notes,
+every command's output, the status page. Keys such as `authorization` are dropped from log
+lines, and tracebacks are rendered without local variables. Exceptions that escape a thread
+are logged the same way. `silenced` keeps a library's logger quiet while ingestd learns what
+is secret in a URL that library would quote.
 
 structlog is imported only when something logs: `ingestd status` never pays for it.
 """
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
+_silenced: dict[str, int] = {}  # a library's logger -> how many blocks keep it quiet
+_silenced_lock = threading.Lock()
 _REDACTED_KEYS = {"authorization", "api_token", "token", "access_token", "api_password"}
 
 
@@ -49,6 +53,22 @@ def redact(text: str) -> str:
     with _secrets_lock:
         secrets = list(_secrets)
     return redaction.redact(text, secrets)
+
+
+@contextmanager
+def silenced(name: str) -> Iterator[None]:
+    """A library's logger quiet for a block: Apprise logs a URL it cannot read, in words
+    ingestd cannot redact before it knows which pieces of that URL are secret."""
+    logger = logging.getLogger(name)
+    with _silenced_lock:
+        _silenced[name] = _silenced.get(name, 0) + 1
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        with _silenced_lock:
+            _silenced[name] -= 1
+            logger.disabled = _silenced[name] > 0
 
 
 def _drop_secret_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -147,9 +167,15 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # httpx logs every request at INFO; watchdog is chatty at DEBUG.
-    for noisy in ("httpx", "httpcore", "watchdog"):
+    # httpx logs every request at INFO; watchdog is chatty at DEBUG; urllib3 (Apprise's
+    # requests) logs every request's path and query at DEBUG.
+    for noisy in ("httpx", "httpcore", "watchdog", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Apprise logs each message's payload at DEBUG and each refusal at WARNING: ingestd says
+    # itself what was delivered and why not, with Apprise's words (caught per call, at
+    # WARNING, so its logger must let them through) as its reason. Only its errors show.
+    logging.getLogger("apprise").setLevel(logging.WARNING)
+    handler.addFilter(_only_apprise_errors)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -157,6 +183,10 @@ def configure(level: str = "info", fmt: str = "auto", *, under_journald: bool = 
         cache_logger_on_first_use=True,
     )
     threading.excepthook = _log_thread_exception
+
+
+def _only_apprise_errors(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or not record.name.startswith("apprise")
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:

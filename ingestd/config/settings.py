@@ -177,6 +177,14 @@ class IngestSettings(_Section):
 
 
 NotifyEvent = Literal["done", "failed", "held"]
+# A URL's scheme, as Apprise and RFC 3986 spell it: the only part of a URL an error may name.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
+
+
+def url_scheme(url: str) -> str | None:
+    """The scheme of `scheme://...`, or None when `url` does not begin like a URL."""
+    scheme, sep, rest = url.strip().partition("://")
+    return scheme.lower() if sep and rest and _SCHEME.fullmatch(scheme) else None
 
 
 class NotifySettings(_Section):
@@ -185,8 +193,16 @@ class NotifySettings(_Section):
     command: list[str] = Field(default_factory=list)
     events: list[NotifyEvent] = Field(default_factory=lambda: ["done", "failed"])
     max_age_hours: float = Field(24.0, gt=0)
-    # One delivery attempt: the webhook's answer, or the command's run, at most this long.
+    # One delivery attempt: the webhook's answer, the command's run, a message, at most this.
     timeout_seconds: float = Field(10.0, gt=0, le=600)
+    # Messages for people: Apprise URLs (Slack, Teams, email, ...), each a receiver of its own.
+    urls: list[SecretStr] = Field(default_factory=list)
+    # Events within this window go to each URL as one message; 0: each at once. At most an
+    # hour: a due time further ahead would look like a clock that stepped (core.clock).
+    digest_seconds: float = Field(60.0, ge=0, le=3600)
+    # A GET every heartbeat_seconds while the daemon is healthy (a dead man's switch).
+    heartbeat_url: SecretStr = SecretStr("")
+    heartbeat_seconds: float = Field(300.0, ge=1)
 
     @field_validator("webhook_url")
     @classmethod
@@ -197,6 +213,32 @@ class NotifySettings(_Section):
             raise ValueError("must be an http:// or https:// URL")
         return value
 
+    @field_validator("urls")
+    @classmethod
+    def _apprise_urls(cls, values: list[SecretStr]) -> list[SecretStr]:
+        """Each `scheme://...` (whether Apprise can send to it is asked by `ingestd check` and
+        the daemon: Apprise is imported only where messages are sent). A bad one is named by
+        its place in the list, never quoted: URLs hold secrets."""
+        cleaned = []
+        for number, value in enumerate(values, 1):
+            text = value.get_secret_value().strip()
+            if url_scheme(text) is None:
+                raise ValueError(
+                    f"URL {number} of {len(values)} is not an Apprise URL such as "
+                    "slack://... or mailto://... (not shown: URLs hold secrets)"
+                )
+            cleaned.append(SecretStr(text))
+        return cleaned
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_http_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        parts = urlsplit(text)
+        if text and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError("must be an http:// or https:// URL (not shown: it may hold a key)")
+        return SecretStr(text)
+
     @field_validator("command")
     @classmethod
     def _argv(cls, value: list[str]) -> list[str]:
@@ -206,7 +248,7 @@ class NotifySettings(_Section):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook_url or self.command)
+        return bool(self.webhook_url or self.command or self.urls)
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -1,6 +1,8 @@
 """`ingestd check`'s diagnostics: will the daemon run as configured? Each finding says what
 was looked at, whether it is fine, and how to fix it when not. Read-only: a check creates no
-ledger and upgrades none, and sends Wistia one cheap request (`GET /v1/account.json`)."""
+ledger and upgrades none, and sends Wistia one cheap request (`GET /v1/account.json`). Each
+Apprise URL of `notify.urls` is read by Apprise (nothing is sent) and named by its place and
+its receiver's name, never shown: URLs hold secrets."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from ingestd import logs
 from ingestd.config.settings import Settings, resolve_token
@@ -31,12 +34,17 @@ def diagnose(settings: Settings, config_path: Path | None) -> Iterator[Finding]:
     yield Finding("ok", f"config: {config_path or 'the environment (no config file)'} is valid")
     with suppress(IngestdError):  # the token's own finding says what is wrong
         logs.add_secret(resolve_token(settings))
+    from ingestd.telling.notify.heartbeat import secrets as heartbeat_secrets
+
+    for secret in heartbeat_secrets(settings.notify.heartbeat_url.get_secret_value()):
+        logs.add_secret(secret)
     if config_path is not None and settings.wistia.api_token.get_secret_value():
         yield from _readable_by_others(config_path, "config")
     if settings.wistia.api_token_file is not None:
         yield from _readable_by_others(settings.wistia.api_token_file, "token file")
     yield from _folders(settings)
     yield from _ledger(settings)
+    yield from _messages(settings)
     yield from _token(settings)
 
 
@@ -114,6 +122,40 @@ def _ledger(settings: Settings) -> Iterator[Finding]:
         yield Finding("fail", f"ledger: {exc.reason}", exc.hint or "check the ledger path")
         return
     yield Finding("ok", f"ledger: {path} opens ({sum(counts.values())} jobs)")
+
+
+def _messages(settings: Settings) -> Iterator[Finding]:
+    """A finding per Apprise URL (Apprise imported only when there are any), and the
+    heartbeat's: where it goes, by scheme and host only (its path may be its key)."""
+    notify = settings.notify
+    if notify.urls:
+        from ingestd.telling.notify import people
+
+        urls = [url.get_secret_value() for url in notify.urls]
+        for url in urls:
+            for secret in people.secrets(url):
+                logs.add_secret(secret)
+        receivers, unreadable = people.read(urls)
+        for receiver in receivers:
+            yield Finding(
+                "ok",
+                f"notify.urls: URL {receiver.number} of {len(urls)} is {receiver.label} "
+                f"({receiver.service}); Apprise can send to it",
+            )
+        for bad in unreadable:
+            yield Finding(
+                "fail",
+                people.describe(bad, len(urls)),
+                "see https://appriseit.com/services/ for the URL of each service",
+            )
+    heartbeat = notify.heartbeat_url.get_secret_value()
+    if heartbeat:
+        parts = urlsplit(heartbeat)
+        yield Finding(
+            "ok",
+            f"heartbeat: a GET to {parts.scheme}://{parts.hostname}/... every "
+            f"{notify.heartbeat_seconds:g} s while the daemon is well",
+        )
 
 
 def _token(settings: Settings) -> Iterator[Finding]:

@@ -4,13 +4,15 @@ one place that says so.
     live      the token (config, token file or credential); [wistia] requests_per_minute,
               timeouts and project_id; all of [ingest] (workers, extensions and ignore
               patterns, timings, bandwidth and upload hours, the policies); [captions];
-              [notify] (receivers, events, secret, timeouts)
+              [notify] (receivers, events, secret, timeouts, urls, digest_seconds,
+              heartbeat_url, heartbeat_seconds: a new heartbeat URL is pinged at once)
     restart   watch_dir and ledger; [wistia] upload_url and api_url; [metrics]; [web]; [log]
 
-A config that does not load is rejected with a log line and the running one is kept. One that
-loads becomes the running config with its restart-only keys kept as they are (a warning names
-those that changed), and every component is handed it: each takes `reload(fresh)` and reads
-its settings from there on (the stages, the Wistia client, the outbox).
+A config that does not load (or names an Apprise URL Apprise cannot send to) is rejected with
+a log line and the running one is kept. One that loads becomes the running config with its
+restart-only keys kept as they are (a warning names those that changed), and every component
+is handed it: each takes `reload(fresh)` and reads its settings from there on (the stages,
+the Wistia client, the outbox, the heartbeat).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ingestd import logs
@@ -27,6 +27,8 @@ log = logs.get("ingestd.daemon")
 RESTART = Backoff(first=1.0, cap=60.0)
 STEADY_SECONDS = 60.0
 WORKER_PREFIX = "upload-"
+# A verdict older than this is no verdict: the main loop that looks every second is stuck.
+FRESH_VERDICT_SECONDS = 10.0
 
 
 @dataclass
@@ -75,6 +77,9 @@ class Supervisor:
         self.stages = stages
         self.make_worker = make_worker  # an upload worker named upload-N
         self.stop = stop
+        # The last look: when (monotonic), and the stages that were not well then. Read by
+        # other threads (the heartbeat): replaced whole, never changed in place.
+        self._verdict: tuple[float, Sequence[str]] | None = None
 
     def start(self) -> None:
         for stage in self.stages:
@@ -82,18 +87,33 @@ class Supervisor:
 
     def supervise(self, now: float) -> bool:
         """Restart stages whose thread died; True when every stage runs and makes progress."""
-        healthy = True
+        unwell = []
         for stage in list(self.stages):
             if self.stop.is_set():
                 break
             if stage.alive():
-                healthy &= self._making_progress(stage, now)
+                if not self._making_progress(stage, now):
+                    unwell.append(stage.name)
             elif stage.retire.is_set():
                 self.stages.remove(stage)  # a retired worker finished its last job
             else:
-                healthy = False
+                unwell.append(stage.name)
                 self._restart_later(stage, now)
-        return healthy
+        self._verdict = (now, tuple(unwell))
+        return not unwell
+
+    def unwell(self, now: float) -> str | None:
+        """Why the stages are not well, by the last look (from any thread); None when every
+        stage ran and made progress at a look less than FRESH_VERDICT_SECONDS ago."""
+        verdict = self._verdict
+        if verdict is None:
+            return "the stages have not been looked at yet"
+        looked, stages = verdict
+        if now - looked > FRESH_VERDICT_SECONDS:
+            return f"the stages were last looked at {now - looked:.0f} s ago"
+        if stages:
+            return "stages not running or making no progress: " + ", ".join(stages)
+        return None
 
     def _making_progress(self, stage: SupervisedStage, now: float) -> bool:
         overdue = stage.heartbeat.overdue(now)

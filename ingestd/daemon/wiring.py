@@ -4,6 +4,7 @@
                                    held jobs (1): rechecks each held job, lets it go on
                                    re-sync (1): sidecars changed after done reach the media
                                    notifications (1, a lane per receiver): delivers the outbox
+                                   heartbeat (1): a GET to notify.heartbeat_url while well
     metrics (its own process, metrics.listen): the ledger's numbers, and the daemon's own
         counters asked over a pipe (telling.metrics)
     status page (its own process, web.listen): reads the ledger like `ingestd status`
@@ -43,7 +44,9 @@ from ingestd.pipeline.resync import Resync
 from ingestd.pipeline.upload import Uploader
 from ingestd.pipeline.watch import writers
 from ingestd.pipeline.watch.watcher import Watcher
+from ingestd.telling.notify import deliver
 from ingestd.telling.notify.deliver import Notifier, outbox_for
+from ingestd.telling.notify.heartbeat import Pinger
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.limiter import RateLimiter
 from ingestd.wistia.meters import Meters
@@ -66,6 +69,10 @@ class Daemon:
         self.settings = settings
         self.token = token
         self._reload_config = reload_config
+        # Before anything reads a URL of [notify] (Apprise may log one it cannot read); the
+        # token is registered when the daemon runs.
+        for secret in deliver.secrets(settings.notify):
+            logs.add_secret(secret)
         self.stop = threading.Event()
         self._reload_requested = threading.Event()
         self._attention = threading.Event()  # a signal arrived: the main loop looks at once
@@ -98,6 +105,13 @@ class Daemon:
         self.watcher.on_change = self.held.nudge
         self.resync = Resync(settings, self.ledgers, self.client, self.stop)
         self.notifier = Notifier(settings, self.ledgers, self.client, self.stop)
+        # The heartbeat pings while the supervisor's last look found every stage well.
+        self.pinger = Pinger(
+            settings,
+            self.ledgers,
+            self.stop,
+            lambda: self.supervisor.unwell(time.monotonic()),
+        )
         # What a reload hands the new config to (reload.py); the client takes the token too.
         self.reloadable: list[reload.Reloadable] = [
             self.uploader,
@@ -107,6 +121,7 @@ class Daemon:
             self.held,
             self.resync,
             self.notifier,
+            self.pinger,
         ]
         self.metrics: Any = None  # /metrics (metrics.listen), made in run()
         self.page: Any = None  # the status page's process (web.listen), made in run()
@@ -122,6 +137,7 @@ class Daemon:
                 SupervisedStage("held", self.held.run),
                 SupervisedStage("resync", self.resync.run),
                 SupervisedStage("notifications", self.notifier.run),
+                SupervisedStage("heartbeat", self.pinger.run),
             ],
             self._upload_worker,
             self.stop,
@@ -168,9 +184,10 @@ class Daemon:
         return 0
 
     def _register_secrets(self, settings: Settings, token: str) -> None:
+        """The token, and what `[notify]` holds: the webhook's secret, the secrets in each
+        Apprise URL, the heartbeat URL's key (deliver.secrets)."""
         logs.add_secret(token)
-        secret = settings.notify.webhook_secret.get_secret_value()
-        if len(secret) >= 16:  # a short one would blank common words out of every line
+        for secret in deliver.secrets(settings.notify):
             logs.add_secret(secret)
 
     def _start_metrics(self) -> None:
@@ -285,6 +302,8 @@ class Daemon:
         notify("RELOADING=1")
         try:
             fresh, token = self._reload_config()
+            self._register_secrets(fresh, token)  # before Apprise reads (and may log) a URL
+            deliver.for_people(fresh.notify)  # every Apprise URL one Apprise can send to
         except Exception as exc:  # whatever is wrong with the new files, the old config runs on
             log.error("config reload rejected; keeping the running config", error=str(exc))
             notify("READY=1")
@@ -295,7 +314,6 @@ class Daemon:
                 "these keys change only when the daemon restarts", keys=planned.needs_restart
             )
         self.settings = settings = planned.settings
-        self._register_secrets(settings, token)
         self.token = token
         self.client.reload(settings, token)
         self.ledgers.outbox = outbox_for(settings.notify)

@@ -17,6 +17,7 @@ Tables, as they are now:
     replacements    per job, the partial media its version replaced
     projects        a folder's name -> the Wistia project its media go to
     notifications   the outbox: one row per notification and receiver, until delivered
+                    (a receiver is `webhook`, `command` or a label such as `slack#1`)
     facts           what the daemon learned once (the account's url)
 """
 
@@ -196,6 +197,15 @@ def _migration_9(db: sqlite3.Connection) -> None:
     _script(db, "ALTER TABLE jobs ADD COLUMN sidecars_read_at REAL")
 
 
+def _migration_12(db: sqlite3.Connection) -> None:
+    # Each receiver delivers on its own (a lane per receiver), and a digest takes every
+    # notification waiting for its receiver: a dead Slack or mail server keeps a day of them.
+    _script(
+        db,
+        "CREATE INDEX notifications_by_receiver ON notifications (receiver, next_attempt_at)",
+    )
+
+
 # Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
 
 
@@ -334,6 +344,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_9,
     _migration_10,
     _migration_11,
+    _migration_12,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

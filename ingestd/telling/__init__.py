@@ -1,7 +1,8 @@
 """Telling: what people and programs learn of the daemon's work.
 
 What it owns: the job as programs see it (views.py), `ingestd status` and its JSON (status.py),
-`status --watch` (live.py), notifications and what they say (notify/), Prometheus metrics
+`status --watch` (live.py), notifications, messages for people and the heartbeat, and what
+they say (notify/), Prometheus metrics
 (metrics.py), the status page (web/), and how the page and metrics are served from processes
 of their own (serving.py).
 

@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ingestd.core.names import display
-from ingestd.telling.status import render
+from ingestd.telling.status import render, waiting_words
 
 NAME_WIDTH = 22  # a file's name in front of its bar: the line fits 80 columns
 
@@ -85,7 +85,7 @@ def frame(view: dict[str, Any], bars: Uploads) -> RenderableType:
         parts.append(Text(f"ON HOLD ({hold['kind']}): {display(hold['reason'])}", style="bold red"))
     waiting = view.get("notifications") or {}
     if waiting.get("waiting"):
-        line = f"{waiting['waiting']} notification(s) waiting"
+        line = display(waiting_words(waiting))
         if waiting.get("last_error"):
             line += f"; last error: {display(waiting['last_error'])}"
         parts.append(Text(line, style="yellow"))

@@ -57,7 +57,7 @@ def empty_snapshot(ledger_path: Path) -> dict[str, Any]:
         "hold": None,
         "daemon": {"running": False, "pid": None, "since": None},
         "ledger": str(ledger_path),
-        "notifications": {"waiting": 0, "last_error": None},
+        "notifications": {"waiting": 0, "last_error": None, "receivers": {}},
         "jobs": [],
     }
 
@@ -81,6 +81,17 @@ def summary(ledger: Ledger) -> dict[str, Any]:
         "ledger": str(ledger.path),
         "notifications": ledger.outbox.waiting(),
     }
+
+
+def waiting_words(notifications: dict[str, Any]) -> str:
+    """How many notifications wait, and for which kinds of receiver: `3 notification(s)
+    waiting to be delivered (2 for slack, 1 for webhook)` (a notification to two receivers
+    counts once in the number, once for each)."""
+    line = f"{notifications['waiting']} notification(s) waiting to be delivered"
+    kinds = notifications.get("receivers") or {}
+    if kinds:
+        line += " (" + ", ".join(f"{n} for {kind}" for kind, n in kinds.items()) + ")"
+    return line
 
 
 def as_json(view: dict[str, Any], *, indent: int | None = None) -> str:
@@ -147,7 +158,7 @@ def render(view: dict[str, Any], *, alerts: bool = True) -> str:
         )
     waiting = view["notifications"]
     if alerts and waiting["waiting"]:
-        lines.append(f"notify: {waiting['waiting']} notification(s) waiting to be delivered")
+        lines.append(f"notify: {_shown(waiting_words(waiting))}")
         if waiting["last_error"]:
             lines.append(f"        last delivery error: {_shown(waiting['last_error'])}")
     active = [j for j in view["jobs"] if j["state"] not in ("done", "failed")]

@@ -118,7 +118,11 @@ def test_done_and_failed_are_posted_with_the_documented_body_and_a_valid_signatu
     assert on_failed["job"]["error"] == "empty file (0 bytes)"
     account_asks = [r for r in daemon.sandbox.records if r.path == "/v1/account.json"]
     assert len(account_asks) == 1  # the account's url, asked once
-    assert daemon.status_json()["notifications"] == {"waiting": 0, "last_error": None}
+    assert daemon.status_json()["notifications"] == {
+        "waiting": 0,
+        "last_error": None,
+        "receivers": {},
+    }
 
 
 def test_a_receiver_that_fails_for_a_while_gets_the_same_body_later(

@@ -1,17 +1,26 @@
 """The notifications stage: delivering the outbox, each receiver in a lane of its own.
 
-The ledger writes one notification per receiver (the webhook, the command) in the very
-transaction that moves the job (ledger.outbox), so a crash can lose neither the move nor its
-notification. This stage delivers them, oldest first, each receiver in a lane of its own (a
-thread that takes that receiver's due notifications in turn): a slow, dripping or dead
-receiver holds up only its own lane, never another receiver and never an upload. Every attempt
-ends within `notify.timeout_seconds` (webhook.py, command.py).
+The ledger writes one notification per receiver (the webhook, the command, each URL of
+`notify.urls`) in the very transaction that moves the job (ledger.outbox), so a crash can lose
+neither the move nor its notification. This stage delivers them, oldest first, each receiver
+in a lane of its own (a thread that takes that receiver's due notifications in turn): a slow,
+dripping or dead receiver holds up only its own lane, never another receiver and never an
+upload. Every attempt ends within `notify.timeout_seconds` (webhook.py, command.py,
+people.py).
 
-The body is fixed at the first attempt and stored (messages.py), so every retry (and the other
-receiver) gets exactly the same bytes and the same `id`: a receiver drops repeats by `id`. A
-failed attempt is retried with backoff (5 s, doubling, at most 10 minutes) until a 2xx answer
-or exit status 0, for `notify.max_age_hours` (measured on the steady clock); then the
-notification is dropped with a log line.
+For programs (the webhook, the command) the body is fixed at the first attempt and stored
+(messages.py), so every retry (and the other receiver) gets exactly the same bytes and the
+same `id`: a receiver drops repeats by `id`.
+
+For people (`notify.urls`, through Apprise: people.py) each event is worded (words.py). With
+`notify.digest_seconds`, a URL's notifications are due when the window that opened with the
+first of them closes (the outbox sets that), and its lane then takes every notification
+waiting for that URL as one message ("3 videos ready: ..."), forgotten together once
+delivered, retried together when refused; without, each goes as a message of its own.
+
+A refused attempt is retried with backoff (5 s, doubling, at most 10 minutes) until a 2xx
+answer, exit status 0 or the service's yes, for `notify.max_age_hours` (measured on the steady
+clock); then the notification is dropped with a log line.
 """
 
 from __future__ import annotations
@@ -19,15 +28,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 
 from ingestd import logs
 from ingestd.config.settings import NotifySettings, Settings
 from ingestd.core.backoff import Backoff
-from ingestd.core.errors import WistiaError
+from ingestd.core.errors import ConfigError, WistiaError
 from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, Ledgers, Notification, Outbox
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify import command, messages, webhook
+from ingestd.telling.notify import command, heartbeat, messages, people, webhook, words
 from ingestd.telling.views import job_view_text
 from ingestd.wistia.client import WistiaClient
 
@@ -36,15 +46,55 @@ log = logs.get("ingestd.notifications")
 WEBHOOK, COMMAND = "webhook", "command"
 RETRY = Backoff(first=5.0, cap=600.0, jitter=1.0)
 BATCH = 20
+# The most events one message tells; more waiting go in the next message, at once.
+DIGEST_MOST = 50
+# A webhook secret shorter than this is not registered: it would blank common words.
+SHORTEST_WEBHOOK_SECRET = 16
+
+
+def for_people(notify: NotifySettings) -> list[people.Receiver]:
+    """The receivers `notify.urls` make (Apprise is imported only when there are URLs); a URL
+    Apprise cannot send to is a config error that names it by its place, never shows it."""
+    if not notify.urls:
+        return []
+    urls = [url.get_secret_value() for url in notify.urls]
+    made, unreadable = people.read(urls)
+    if unreadable:
+        raise ConfigError(
+            people.describe(unreadable[0], len(urls)),
+            "run `ingestd check`, and see https://appriseit.com/services/ for each URL's form",
+        )
+    return made
 
 
 def receivers(notify: NotifySettings) -> list[str]:
-    return [name for name, on in ((WEBHOOK, notify.webhook_url), (COMMAND, notify.command)) if on]
+    named = [name for name, on in ((WEBHOOK, notify.webhook_url), (COMMAND, notify.command)) if on]
+    return named + [person.label for person in for_people(notify)]
 
 
 def outbox_for(notify: NotifySettings) -> Outbox:
-    """What the ledger notifies, and to whom, by `[notify]`; jobs shown as `status --json`."""
-    return Outbox(frozenset(notify.events), tuple(receivers(notify)), job_view_text)
+    """What the ledger notifies, and to whom, by `[notify]`; jobs shown as `status --json`;
+    messages for people in digests when `digest_seconds` asks for them."""
+    digested = frozenset(p.label for p in for_people(notify)) if notify.digest_seconds else None
+    return Outbox(
+        frozenset(notify.events),
+        tuple(receivers(notify)),
+        job_view_text,
+        digested=digested or frozenset(),
+        digest_seconds=notify.digest_seconds,
+    )
+
+
+def secrets(notify: NotifySettings) -> list[str]:
+    """What no output may show of `[notify]`: the webhook's secret, the secrets in each URL
+    of `notify.urls`, and the heartbeat URL's key."""
+    found = []
+    secret = notify.webhook_secret.get_secret_value()
+    if len(secret) >= SHORTEST_WEBHOOK_SECRET:
+        found.append(secret)
+    for url in notify.urls:
+        found += people.secrets(url.get_secret_value())
+    return found + heartbeat.secrets(notify.heartbeat_url.get_secret_value())
 
 
 class Notifier:
@@ -61,9 +111,16 @@ class Notifier:
         self.stop = stop
         self.clock = ledgers.clock
         self._lanes: dict[str, threading.Thread] = {}  # receiver -> the lane delivering now
+        self.messenger = people.Messenger()
+        self._configure(settings)
 
     def reload(self, fresh: Settings) -> None:
-        self.settings = fresh
+        self._configure(fresh)
+
+    def _configure(self, settings: Settings) -> None:
+        self.settings = settings
+        self.people = {person.label: person for person in for_people(settings.notify)}
+        self.configured = frozenset(receivers(settings.notify))
 
     def run(self) -> None:
         states = (JobState.DONE, JobState.FAILED, JobState.HELD)
@@ -95,6 +152,10 @@ class Notifier:
         def deliver_due() -> None:
             try:
                 with self.ledgers.opened() as ledger:
+                    person = self.people.get(receiver)
+                    if person is not None:
+                        self._tell(ledger, person)
+                        return
                     due = ledger.outbox.due(self.clock.now(), BATCH, receiver)
                     for notification in due:
                         if self.stop.is_set() or not self._contained(ledger, notification):
@@ -135,15 +196,9 @@ class Notifier:
             state=notification.event,
             job_id=notification.job_id,
         )
-        if self.clock.now() - notification.queued_at > notify.max_age_hours * 3600:
-            ledger.outbox.forget(notification)
-            said.error(
-                "dropped a notification never delivered",
-                attempts=notification.attempts,
-                max_age_hours=notify.max_age_hours,
-            )
+        if self._dropped_as_too_old(ledger, notification):
             return True
-        if notification.receiver not in receivers(notify):
+        if notification.receiver not in self.configured:
             ledger.outbox.forget(notification)
             said.warning("dropped a notification: its receiver is no longer configured")
             return True
@@ -163,6 +218,23 @@ class Notifier:
             return False
         ledger.outbox.forget(notification)
         said.info("notification delivered")
+        return True
+
+    def _dropped_as_too_old(self, ledger: Ledger, notification: Notification) -> bool:
+        """A notification older than `notify.max_age_hours` is dropped, with a log line."""
+        notify = self.settings.notify
+        if self.clock.now() - notification.queued_at <= notify.max_age_hours * 3600:
+            return False
+        ledger.outbox.forget(notification)
+        log.error(
+            "dropped a notification never delivered",
+            notification=notification.uid,
+            receiver=notification.receiver,
+            state=notification.event,
+            job_id=notification.job_id,
+            attempts=notification.attempts,
+            max_age_hours=notify.max_age_hours,
+        )
         return True
 
     def _attempt(
@@ -189,3 +261,65 @@ class Notifier:
         ledger.outbox.fix_body(notification, built)
         fixed = ledger.outbox.body(notification)
         return fixed if fixed is not None else built
+
+    # --- messages for people --------------------------------------------------------------
+
+    def _tell(self, ledger: Ledger, person: people.Receiver) -> None:
+        """A URL's lane: with digests, every notification waiting for it as one message (its
+        lane opens once the first is due); without, each due one as a message of its own."""
+        if self.settings.notify.digest_seconds:
+            messages_due = [ledger.outbox.waiting_for(person.label, DIGEST_MOST)]
+        else:
+            due = ledger.outbox.due(self.clock.now(), BATCH, person.label)
+            messages_due = [[notification] for notification in due]
+        for told in messages_due:
+            if self.stop.is_set() or not self._contained_message(ledger, person, told):
+                break
+
+    def _contained_message(
+        self, ledger: Ledger, person: people.Receiver, told: Sequence[Notification]
+    ) -> bool:
+        """`tell`, with a surprise kept to this message: retried later, like a refusal."""
+        try:
+            return self.tell(ledger, person, told)
+        except sqlite3.Error:
+            raise  # the ledger's trouble
+        except Exception as exc:
+            log.exception("message could not be sent", receiver=person.label)
+            wait = RETRY.seconds(max(n.attempts for n in told) + 1)
+            why = f"internal error: {type(exc).__name__}: {exc}"
+            ledger.outbox.failed_all(told, logs.redact(why), self.clock.now() + wait)
+            return False
+
+    def tell(self, ledger: Ledger, person: people.Receiver, told: Sequence[Notification]) -> bool:
+        """One message telling `told` to `person`; True when it was delivered (or there was
+        nothing left to tell). Those too old are dropped first, each with its log line."""
+        fresh = [n for n in told if not self._dropped_as_too_old(ledger, n)]
+        if not fresh:
+            return True
+        notify = self.settings.notify
+        try:
+            title, body = words.message([words.told(n, self.client.media_url) for n in fresh])
+            # What a person reads goes to a third party: nothing secret in it, whatever a
+            # name or a reason held.
+            refused = self.messenger.send(
+                person, logs.redact(title), logs.redact(body), notify.timeout_seconds
+            )
+        except WistiaError as exc:  # the account's url, for the media's link, not known yet
+            refused = str(exc)
+        said = log.bind(
+            receiver=person.label,
+            notifications=len(fresh),
+            job_ids=sorted({n.job_id for n in fresh}),
+        )
+        if refused is not None:
+            why = logs.redact(refused)
+            wait = RETRY.seconds(max(n.attempts for n in fresh) + 1)
+            ledger.outbox.failed_all(fresh, why, self.clock.now() + wait)
+            said.warning(
+                "message not delivered; retried later", error=why, retry_in_seconds=round(wait, 1)
+            )
+            return False
+        ledger.outbox.forget_all(fresh)
+        said.info("message delivered")
+        return True

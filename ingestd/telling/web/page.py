@@ -40,7 +40,7 @@ from ingestd.config.settings import Settings
 from ingestd.core.names import display
 from ingestd.ledger import Ledger
 from ingestd.telling.serving import ServedProcess, address_of, become_served_process, listen, serve
-from ingestd.telling.status import as_json, history, snapshot
+from ingestd.telling.status import as_json, history, snapshot, waiting_words
 
 log = logs.get("ingestd.web")
 
@@ -241,7 +241,7 @@ def page_context(
     final = ("done", "failed")
     hold = view["hold"]
     waiting = view["notifications"]
-    line = f"{waiting['waiting']} notification(s) waiting to be delivered"
+    line = display(waiting_words(waiting))
     if waiting["last_error"]:
         line += f"; last error: {display(waiting['last_error'])}"
     busy = [f"{n} {s}" for s, n in view["counts"].items() if n and s not in final]

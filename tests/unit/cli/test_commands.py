@@ -3,6 +3,8 @@ environment alone, a queued job outside the upload hours."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,43 @@ def test_a_retry_waiting_outside_the_upload_hours_says_both() -> None:
     assert waiting_reason(retry, 5, noon + 8 * 3600, night) == "retrying after HTTP 503"
     fresh = retry._replace(reason=None)
     assert waiting_reason(fresh, 5, noon, night).endswith("uploads start at 19:00")
+
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"
+PING_KEY = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
+
+
+def test_check_names_each_message_url_by_its_place_and_never_shows_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    urls = [SLACK, "slak://T1JJ3T3L2/hunter2secretvalue"]
+    ping = f"https://hc-ping.com/{PING_KEY}"
+    path = config(tmp_path, notify={"urls": urls, "heartbeat_url": ping})
+    assert main(["--config", str(path), "check"]) == 1  # a bad URL (and no token) fail it
+    out = capsys.readouterr().out
+    assert "ok    notify.urls: URL 1 of 2 is slack#1 (Slack); Apprise can send to it" in out
+    assert "FAIL  notify.urls: Apprise cannot send to URL 2 of 2 (slak://...;" in out
+    assert "heartbeat: a GET to https://hc-ping.com/... every 300 s" in out
+    for secret in ("T1JJ3T3L2", "TIiajkdnlazkcOXrIdevi7FQ", "hunter2secretvalue", PING_KEY):
+        assert secret not in out
+
+
+def test_status_never_imports_apprise(tmp_path: Path) -> None:
+    """`ingestd status` stays quick: Apprise (a tenth of a second or more) is imported only
+    where messages are sent, even with URLs in the config."""
+    path = config(tmp_path, notify={"urls": [SLACK]})
+    probe = (
+        "import sys\n"
+        "from ingestd.cli.main import main\n"
+        f"code = main(['--config', {str(path)!r}, 'status', '--json'])\n"
+        "print('apprise' in sys.modules, code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "False 0", done.stderr
+    imported = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import ingestd.cli.main"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "apprise" not in imported.stderr and "ingestd.cli.main" in imported.stderr

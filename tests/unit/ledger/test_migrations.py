@@ -34,6 +34,7 @@ def test_the_schema_8_ledger_is_carried_forward_whole(old: Ledger) -> None:
     assert old.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     tables = {row[0] for row in old.db.conn.execute("SELECT name FROM sqlite_master")}
     assert "sidecars" not in tables  # its rows moved to typed tables
+    assert "notifications_by_receiver" in tables  # a digest reads one receiver's waiting
 
 
 def test_what_finishing_recorded_becomes_typed_records(old: Ledger) -> None:

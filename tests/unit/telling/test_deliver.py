@@ -1,14 +1,21 @@
-"""Delivering notifications: a waiting notification's age and wait on the steady clock."""
+"""Delivering notifications: a waiting notification's age and wait on the steady clock;
+messages for people in digests, one per URL, each URL on its own (real json:// receivers on
+loopback, the stage's own pass and lanes)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
 from ingestd.core.jobs import JobState
-from ingestd.telling.notify.deliver import outbox_for
-from tests.unit.conftest import World, queued_job
+from ingestd.telling.notify.deliver import Notifier, outbox_for
+from tests.receivers import HttpReceiver
+from tests.unit.conftest import World, processing_job, queued_job
 
 S = JobState
 DAY = 86_400.0
@@ -34,3 +41,93 @@ def test_a_waiting_notification_is_neither_dropped_nor_stalled_by_a_step(
     assert notifier.deliver(ledger, due)
     assert told.exists(), "dropped as too old instead of delivered"
     assert job.id == due.job_id
+
+
+# --- messages for people: a digest per URL, each URL on its own ------------------------------
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[HttpReceiver, HttpReceiver]]:
+    taking, refusing = HttpReceiver(), HttpReceiver()
+    refusing.status = 500
+    yield taking, refusing
+    taking.close()
+    refusing.close()
+
+
+def _account(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"name": "Acme", "url": "https://acme.wistia.com"})
+
+
+def _done(world: World, name: str, hashed_id: str) -> None:
+    job = processing_job(world.ledger, world.watch / name, hashed_id)
+    world.ledger.move(world.ledger.move(job, S.FINISHING), S.DONE, "ready")
+
+
+def _run_lanes(world: World, notifier: Notifier) -> float | None:
+    """One pass of the notifications stage, then its lanes run to their end."""
+    again = notifier._pass(world.ledger, world.clock.now(), threading.Event())
+    for lane in list(notifier._lanes.values()):
+        lane.join(20)
+    return again
+
+
+def test_a_batch_is_one_message_per_url_and_a_refusing_url_keeps_its_own(
+    world: World, receivers: tuple[HttpReceiver, HttpReceiver]
+) -> None:
+    taking, refusing = receivers
+    settings = world.settings
+    settings.notify.urls = [SecretStr(taking.json_url()), SecretStr(refusing.json_url())]
+    world.ledgers.outbox = outbox_for(settings.notify)
+    world.wistia.answer = _account
+    opened = world.clock.now()
+    for n, name in enumerate(["launch.mp4", "teaser.mp4", "b-roll.mov"]):
+        _done(world, name, f"hash{n}")
+        world.clock.t += 10  # within the window the first one opened
+    queued_job(world.ledger, world.watch / "empty.mp4", b"")
+    world.ledger.move(world.ledger.uploads.claim(world.clock.now()), S.FAILED, error="empty")
+    notifier = world.notifier(settings)
+    assert _run_lanes(world, notifier) == opened + 60  # nothing told before it closes
+    assert taking.messages == [] and refusing.refused == []
+    world.clock.t = opened + 60
+    _run_lanes(world, notifier)
+    (digest,) = taking.messages
+    assert digest["title"] == "3 videos ready, 1 failed"
+    assert digest["message"].splitlines()[:4] == [
+        "3 videos ready:",
+        "- launch.mp4: https://acme.wistia.com/medias/hash0",
+        "- teaser.mp4: https://acme.wistia.com/medias/hash1",
+        "- b-roll.mov: https://acme.wistia.com/medias/hash2",
+    ]
+    assert "- empty.mp4: empty" in digest["message"]
+    assert len(refusing.refused) == 1  # one message, refused: all four wait for its retry
+    waiting = world.ledger.outbox.waiting()
+    assert waiting["receivers"] == {"json": 4} and "error=500" in waiting["last_error"]
+    assert refusing.json_url() not in (waiting["last_error"] or "")
+    _done(world, "late.mp4", "hash9")  # arrives while json#2 waits for its retry
+    refusing.status = 200
+    world.clock.t += 600
+    _run_lanes(world, notifier)
+    (retried,) = refusing.messages
+    assert retried["title"] == "4 videos ready, 1 failed"  # the retry took the late one along
+    (late,) = taking.messages[1:]
+    assert late["title"] == "late.mp4 is ready in Wistia"
+    assert world.ledger.outbox.waiting()["waiting"] == 0
+
+
+def test_without_digests_each_event_is_a_message_of_its_own(
+    world: World, receivers: tuple[HttpReceiver, HttpReceiver]
+) -> None:
+    taking, _ = receivers
+    settings = world.settings
+    settings.notify.urls = [SecretStr(taking.json_url())]
+    settings.notify.digest_seconds = 0
+    world.ledgers.outbox = outbox_for(settings.notify)
+    world.wistia.answer = _account
+    _done(world, "a.mp4", "ha")
+    _done(world, "b.mp4", "hb")
+    _run_lanes(world, world.notifier(settings))
+    assert [m["message"] for m in taking.messages] == [
+        "a.mp4 is ready in Wistia: https://acme.wistia.com/medias/ha",
+        "b.mp4 is ready in Wistia: https://acme.wistia.com/medias/hb",
+    ]

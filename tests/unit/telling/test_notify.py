@@ -48,6 +48,39 @@ def test_bad_notify_and_metrics_keys_are_named(tmp_path: Path, values, key: str)
         _settings(tmp_path, **values)
 
 
+def test_messages_and_heartbeat_keys_have_the_documented_defaults(tmp_path: Path) -> None:
+    notify = _settings(tmp_path).notify
+    assert notify.urls == [] and notify.digest_seconds == 60
+    assert notify.heartbeat_url.get_secret_value() == "" and notify.heartbeat_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("notify", "expected"),
+    [
+        ({"urls": ["slack://T1/B1/XXXXsecretXXXX", "hunter2secret"]}, "URL 2 of 2"),
+        ({"urls": ["://nothing-before-it"]}, "URL 1 of 1"),
+        ({"heartbeat_url": "ftp://hc.example/pingkey-hunter2secret"}, "notify.heartbeat_url"),
+        ({"digest_seconds": -1}, "notify.digest_seconds"),
+        ({"digest_seconds": 7200}, "notify.digest_seconds"),
+        ({"heartbeat_seconds": 0}, "notify.heartbeat_seconds"),
+    ],
+)
+def test_a_bad_url_is_named_by_its_place_never_shown(tmp_path: Path, notify, expected) -> None:
+    with pytest.raises(ConfigError) as raised:
+        _settings(tmp_path, notify=notify)
+    message = str(raised.value)
+    assert expected in message
+    assert "secret" not in message.replace("secrets", "")  # no URL, nor a piece of one
+
+
+def test_urls_are_kept_as_secrets_out_of_every_repr(tmp_path: Path) -> None:
+    url = "mailto://ops:hunter2secret@smtp.example.com"
+    ping = "https://hc-ping.com/hunter2secret"
+    notify = _settings(tmp_path, notify={"urls": [f"  {url} "], "heartbeat_url": ping}).notify
+    assert [u.get_secret_value() for u in notify.urls] == [url]  # surrounding spaces dropped
+    assert "hunter2secret" not in repr(notify) and "hunter2secret" not in str(notify)
+
+
 def test_a_plain_http_webhook_is_allowed_anywhere(tmp_path: Path) -> None:
     settings = _settings(tmp_path, notify={"webhook_url": "http://cms.example.com/hook"})
     assert receivers(settings.notify) == ["webhook"]
@@ -78,7 +111,11 @@ def test_a_move_writes_one_notification_per_receiver_in_its_transaction(tmp_path
         assert ledger.outbox.body(rows[1]) == "first"
         ledger.outbox.failed(rows[0], "HTTP 500", retry_at=2e9)
         # One notification to two receivers waits as one.
-        assert ledger.outbox.waiting() == {"waiting": 1, "last_error": "HTTP 500"}
+        assert ledger.outbox.waiting() == {
+            "waiting": 1,
+            "last_error": "HTTP 500",
+            "receivers": {"command": 1, "webhook": 1},
+        }
         ledger.outbox.forget(rows[1])
         assert [r.id for r in ledger.outbox.due()] == []  # the other waits till 2e9
         # Released by a recheck and held again at once for the same problem: told once.

@@ -76,3 +76,23 @@ def test_redacting_json_text_keeps_it_json() -> None:
 
     text = json.dumps({"reason": 'fetching "https://h/x?token=abc": 404'})
     assert json.loads(redact(text)) == {"reason": 'fetching "https://h/x?[redacted]": 404'}
+
+
+def test_status_says_what_waits_for_each_kind_of_receiver() -> None:
+    from ingestd.telling.status import empty_snapshot, render, waiting_words
+
+    waiting = {
+        "waiting": 3,
+        "last_error": "JSON: error=500.",
+        "receivers": {"slack": 2, "webhook": 1},
+    }
+    assert waiting_words(waiting) == (
+        "3 notification(s) waiting to be delivered (2 for slack, 1 for webhook)"
+    )
+    # A status --json from before the counts (a page open across an upgrade): no counts.
+    assert waiting_words({"waiting": 1, "last_error": None}).endswith("delivered")
+    view = {**empty_snapshot(Path("/l.db")), "notifications": waiting}
+    text = render(view)
+    assert "notify: 3 notification(s) waiting to be delivered (2 for slack, 1 for webhook)" in text
+    assert "last delivery error: JSON: error=500." in text
+    assert empty_snapshot(Path("/l.db"))["notifications"]["receivers"] == {}

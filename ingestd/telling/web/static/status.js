@@ -174,6 +174,10 @@
     var notes = status.notifications || { waiting: 0 };
     document.getElementById("waiting-notifications").hidden = !notes.waiting;
     var line = notes.waiting + " notification(s) waiting to be delivered";
+    var kinds = Object.keys(notes.receivers || {});
+    if (kinds.length) {
+      line += " (" + kinds.map(function (k) { return notes.receivers[k] + " for " + printable(k); }).join(", ") + ")";
+    }
     if (notes.last_error) line += "; last error: " + printable(notes.last_error);
     document.getElementById("notifications-line").textContent = notes.waiting ? line : "";
     document.getElementById("daemon").textContent = daemonLine(status.daemon);
