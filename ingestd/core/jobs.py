@@ -79,6 +79,12 @@ class HoldRequest:
     kind: str  # video_limit | auth
     reason: str
     first_probe_in: float
+    first_check_in: float | None = None  # the first look at the account (video limit)
+
+
+# The reason of a job that waits on the account-wide hold begins so: when the hold lifts, the
+# ledger makes such jobs due at once (a finishing thumbnail, a re-sync's).
+HOLD_REASON_PREFIX = "hold: "
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from ingestd.core.errors import (
     WatchFolderMissing,
 )
 from ingestd.core.jobs import (
+    HOLD_REASON_PREFIX,
     HoldRequest,
     InvalidTransition,
     Job,
@@ -76,6 +77,9 @@ class Stage(StrEnum):
 
 # How soon a job waiting for a missing watch folder (an unmounted share) is looked at again.
 FOLDER_WAIT_SECONDS = 10.0
+# Under a video-limit hold, how often the account is asked whether it has room (SPEC: every
+# 15 s or sooner; uploads resume within 15 s of room appearing).
+ROOM_CHECK_SECONDS = 10.0
 # A file still open for writing is looked at again no sooner than this (a /proc pass each time).
 WRITER_RECHECK_SECONDS = 1.0
 
@@ -141,9 +145,11 @@ def _resync(case: Case) -> Move:
     if isinstance(error, StaleTransition | Cancelled):
         return Move()
     if isinstance(error, HoldError):
-        hold = HoldRequest(error.kind, str(error), case.policy.first_probe_in)
-        later = {"resync_due_at": case.now + case.policy.first_probe_in}
-        return Move(changes=later, hold=hold, level="error", message=str(error))
+        later = {
+            "resync_due_at": case.now + case.policy.first_probe_in,
+            "reason": HOLD_REASON_PREFIX + error.reason,  # due again when the hold lifts
+        }
+        return Move(changes=later, hold=_hold_request(case), level="error", message=str(error))
     if isinstance(error, TransientError):
         wait = case.policy.retry.seconds(1, error.retry_after)
         reason = f"re-sync waits: {error.reason}"
@@ -250,21 +256,37 @@ def _incomplete(case: Case) -> Move:
 def _hold(case: Case) -> Move:
     assert isinstance(case.error, HoldError)
     error = case.error
-    hold = HoldRequest(error.kind, str(error), case.policy.first_probe_in)
+    hold = _hold_request(case)
     message = f"on hold for the whole account: {error.reason}"
     if case.stage != Stage.UPLOAD:
         # An auth hold pauses these stages, and they take the job up again once it lifts. A
-        # video limit does not stop them: look again no sooner than the first probe.
-        later = {} if error.kind == "auth" else _later(case, case.now + hold.first_probe_in)
+        # video limit does not stop them, but what it refused (a thumbnail is an upload too)
+        # waits for the hold to lift, or the first probe at the latest.
+        if error.kind == "auth":
+            return Move(hold=hold, level="error", message=message)
+        later = {
+            **_later(case, case.now + hold.first_probe_in),
+            "reason": HOLD_REASON_PREFIX + error.reason,
+        }
         return Move(changes=later, hold=hold, level="error", message=message)
     return Move(
         to=JobState.QUEUED,
         note=f"on hold: {error.reason}",
-        changes={"reason": f"hold: {error.reason}"},
+        changes={"reason": HOLD_REASON_PREFIX + error.reason},
         hold=hold,
         level="error",
         message=message,
     )
+
+
+def _hold_request(case: Case) -> HoldRequest:
+    """The hold an error asks for; under a video limit the account is looked at once at
+    once, then every ROOM_CHECK_SECONDS (a cheap request), so that no upload probe is sent
+    while it is full and uploads resume soon after room appears."""
+    assert isinstance(case.error, HoldError)
+    error = case.error
+    check = 0.0 if error.kind == "video_limit" else None
+    return HoldRequest(error.kind, str(error), case.policy.first_probe_in, check)
 
 
 def _transient(case: Case) -> Move:

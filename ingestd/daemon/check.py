@@ -13,13 +13,20 @@ from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from ingestd import logs
 from ingestd.config.settings import Settings, resolve_token
 from ingestd.core.errors import IngestdError, LedgerError, WistiaError
 from ingestd.ledger import Ledger
+
+if TYPE_CHECKING:
+    from ingestd.wistia.models import Account
+
+
+# `check` warns when the account holds this share of its media limit.
+ROOM_WARNING_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -169,7 +176,7 @@ def _token(settings: Settings) -> Iterator[Finding]:
         return
     client = WistiaClient(settings.wistia, token, RateLimiter(10), threading.Event(), api_retries=2)
     try:
-        account = client.account()
+        account = client.account_media()
     except WistiaError as exc:
         yield Finding(
             "fail", f"token: {exc.reason}", exc.hint or "check the network and the api_url"
@@ -177,4 +184,27 @@ def _token(settings: Settings) -> Iterator[Finding]:
         return
     finally:
         client.close()
-    yield Finding("ok", f"token: accepted by Wistia (account: {account.get('name', '?')})")
+    yield Finding("ok", f"token: accepted by Wistia (account: {account.name or '?'})")
+    yield from _room(account)
+
+
+def _room(account: Account) -> Iterator[Finding]:
+    """The account's media count against its limit, where Wistia gives one."""
+    if account.limit is None or account.media_count is None:
+        yield Finding("ok", "account: no media limit given by Wistia")
+        return
+    shown = f"account: media {account.media_count} of {account.limit}"
+    if account.media_count >= account.limit:
+        yield Finding(
+            "warn",
+            f"{shown}: full, uploads wait under the video-limit hold",
+            "delete or archive media in Wistia, or upgrade the plan",
+        )
+    elif account.media_count >= ROOM_WARNING_SHARE * account.limit:
+        yield Finding(
+            "warn",
+            f"{shown}: over {ROOM_WARNING_SHARE:.0%} full",
+            "make room in Wistia (delete or archive media) or upgrade the plan before uploads stop",
+        )
+    else:
+        yield Finding("ok", shown)

@@ -323,6 +323,8 @@ class Daemon:
         self.ledgers.wakeups.wake(JobState.QUEUED)  # idle workers let go see it at once
         if self.ledger.hold.clear("auth"):
             log.info("the auth hold is lifted; the next request tells whether the token works")
+        elif self.ledger.hold.probe_now():
+            log.info("the hold is probed at once")
         log.info(
             "config reloaded",
             workers=settings.ingest.workers,

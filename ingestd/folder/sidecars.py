@@ -2,14 +2,16 @@
 
 For a media `clip.mp4`:
 
-    clip.json         metadata: name, description, project_id, contact_id, customizations
+    clip.json         metadata: name, description, project_id, contact_id, customizations,
+                      tags
     clip.srt          captions in `captions.default_language`
     clip.<lang>.srt   captions in <lang> (ISO 639-1 or 639-2, B or T), sent as ISO 639-2/T
     _defaults.json    in any folder from the watch folder down: the same keys as clip.json
 
 Defaults apply from the watch folder down to the media's folder, the nearer overriding the
 farther key by key, and the media's own clip.json overriding them all; customizations are merged
-key by key (nested objects too). Every problem is a `SidecarError` naming the file, and the
+key by key (nested objects too); tags add up from the watch folder down to the media's own
+(order kept, repeats dropped). Every problem is a `SidecarError` naming the file, and the
 line where there is one; it holds the job until the file is fixed.
 
 Sidecars sit in the untrusted folder: each is read through files.read_bounded (regular files
@@ -38,7 +40,10 @@ DEFAULTS_NAME = "_defaults.json"
 # A done job's receipt (receipts.py): `clip.mp4.wistia.json`. Never a sidecar, never a media,
 # even where its name would fit one (the clip.json of a media named `clip.mp4.wistia.mov`).
 RECEIPT_SUFFIX = ".wistia.json"
-KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations")
+KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations", "tags")
+# Tags: at most this many on a media, each at most this many characters.
+MAX_TAGS = 200
+MAX_TAG_LENGTH = 255
 _LANGUAGE_LIKE = re.compile(r"[A-Za-z]{2,3}")  # always with fullmatch
 
 MAX_JSON_BYTES = 1024 * 1024
@@ -56,6 +61,7 @@ class SidecarError(JobInputError):
 # (ledger.steps.sent): each with a digest of what Wistia accepted.
 METADATA_STEP = "metadata"
 CUSTOMIZATIONS_STEP = "customizations"
+TAGS_STEP = "tags"
 CAPTIONS_STEP = "captions:"  # + language
 THUMBNAIL_EXTENSIONS = ("jpg", "jpeg", "png")  # the first of clip.jpg, clip.jpeg, clip.png
 MAX_THUMBNAIL_BYTES = 20 * 1024 * 1024
@@ -129,6 +135,7 @@ class Metadata:
     project_id: str | None = None
     contact_id: str | None = None
     customizations: dict[str, Any] | None = None
+    tags: tuple[str, ...] | None = None  # None: no sidecar names any
     # Where each value came from, and what was not understood, for the job's history.
     sources: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
@@ -240,7 +247,27 @@ def _checked(path: Path, values: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(values["customizations"], dict):
             raise SidecarError(f'{name}: "customizations" must be an object ({{...}})')
         checked["customizations"] = values["customizations"]
+    if values.get("tags") is not None:
+        checked["tags"] = _tags(name, values["tags"])
     return checked
+
+
+def _tags(name: str, tags: Any) -> tuple[str, ...]:
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise SidecarError(f'{name}: "tags" must be a list of strings, like ["launch", "2026"]')
+    cleaned = tuple(tag.strip() for tag in tags)
+    if not all(cleaned):
+        raise SidecarError(f'{name}: "tags" holds an empty tag')
+    if any(len(tag) > MAX_TAG_LENGTH for tag in cleaned):
+        raise SidecarError(f"{name}: a tag is longer than {MAX_TAG_LENGTH} characters")
+    return cleaned
+
+
+def add_tags(base: tuple[str, ...] | None, more: tuple[str, ...]) -> tuple[str, ...]:
+    """Tags down the folders: every level's added after the ones above, each once."""
+    merged = list(base or ())
+    merged += [tag for tag in dict.fromkeys(more) if tag not in merged]
+    return tuple(merged)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -291,8 +318,14 @@ def read_metadata(media: Path, root: Path) -> Metadata:
         if loaded is None:
             continue
         unknown += [f"{display(path.name)}: {key}" for key in loaded if key not in KNOWN_KEYS]
-        values = merge(values, _checked(path, loaded))
+        checked = _checked(path, loaded)
+        if "tags" in checked:
+            checked["tags"] = add_tags(values.get("tags"), checked["tags"])
+        values = merge(values, checked)
         sources.append(str(path))
+    tags = values.get("tags")
+    if tags is not None and len(tags) > MAX_TAGS:
+        raise SidecarError(f"the sidecars give {len(tags)} tags; at most {MAX_TAGS} are sent")
     return Metadata(**values, sources=tuple(sources), unknown=tuple(unknown))
 
 

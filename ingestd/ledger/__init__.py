@@ -18,7 +18,7 @@ it), with its parts, each read by one stage or command:
     ledger.outbox      notifications, written with their move             outbox.py
     ledger.resync      re-sync marks (watcher, re-sync)                   resync.py
     ledger.projects    folder -> Wistia project                           projects.py
-    ledger.facts       what the daemon learned once                       facts.py
+    ledger.facts       what the daemon learned: account url, media count  facts.py
     ledger.dues        due times brought within reach at start-up         dues.py
 
 Below them: db.py (the connection, write transactions, retried writes), schema.py (the
@@ -41,7 +41,7 @@ from ingestd.core.clock import Clock
 from ingestd.core.jobs import InvalidTransition, Job, JobState, Move, StaleTransition
 from ingestd.ledger.db import BUSY_TIMEOUT_SECONDS, Db
 from ingestd.ledger.dues import Dues
-from ingestd.ledger.facts import Facts
+from ingestd.ledger.facts import AccountMedia, Facts
 from ingestd.ledger.hold import Hold, HoldPart
 from ingestd.ledger.jobs import Event, Jobs
 from ingestd.ledger.lock import LedgerLock, check_ledger_file
@@ -50,13 +50,14 @@ from ingestd.ledger.projects import Projects
 from ingestd.ledger.resync import ResyncMarks
 from ingestd.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from ingestd.ledger.settling import SettledFile, Settling
-from ingestd.ledger.steps import Fate, Image, Steps, Thumbnail
+from ingestd.ledger.steps import Fate, Image, Refusal, Steps, Thumbnail
 from ingestd.ledger.uploads import Uploads
 from ingestd.ledger.wakeups import Wakeups
 
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "AccountMedia",
     "Event",
     "Fate",
     "Hold",
@@ -67,6 +68,7 @@ __all__ = [
     "Ledgers",
     "Notification",
     "Outbox",
+    "Refusal",
     "SettledFile",
     "StaleTransition",
     "Thumbnail",

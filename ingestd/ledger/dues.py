@@ -26,6 +26,7 @@ class Dues:
             ("jobs", "next_poll_at"),
             ("jobs", "resync_due_at"),
             ("hold", "next_probe_at"),
+            ("hold", "next_check_at"),
             ("notifications", "next_attempt_at"),
         ]
         begun = [

@@ -207,6 +207,10 @@ class Jobs:
         )
         return [to_job(r) for r in rows]
 
+    def any_queued(self) -> bool:
+        """Whether any job waits in the queue (due or not)."""
+        return self.db.row("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1") is not None
+
     def soonest(self, state: JobState, after: float) -> float | None:
         """When the next job in `state` falls due after `after` (its next attempt, or for
         processing its next poll), or None when none waits for a time."""

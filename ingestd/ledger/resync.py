@@ -10,7 +10,15 @@ the files' own times): a scan compares with it, not with when the job last chang
 from __future__ import annotations
 
 from ingestd.core.jobs import Job, JobState
-from ingestd.ledger.db import JOB_COLUMNS, Db, path_columns, path_of, retried_write, to_job
+from ingestd.ledger.db import (
+    JOB_COLUMNS,
+    Db,
+    path_columns,
+    path_of,
+    prose,
+    retried_write,
+    to_job,
+)
 
 
 class ResyncMarks:
@@ -60,15 +68,16 @@ class ResyncMarks:
                 self.db.entered.add(JobState.DONE)  # wakes the re-sync stage
 
     @retried_write
-    def finished(self, job: Job, read_at: float) -> None:
+    def finished(self, job: Job, read_at: float, reason: str | None = None) -> None:
         """The re-sync of `job` (as it was read), which read its sidecars at `read_at`, is
-        over; a change marked meanwhile stays marked, so it is looked at again."""
+        over; `reason`: what Wistia still refuses of them, if anything. A change marked
+        meanwhile stays marked, so it is looked at again."""
         with self.db.write():
             self.db.conn.execute(
-                """UPDATE jobs SET resync_due_at = NULL, reason = NULL, updated_at = ?,
+                """UPDATE jobs SET resync_due_at = NULL, reason = ?, updated_at = ?,
                    sidecars_read_at = ?
                    WHERE id = ? AND state = 'done' AND resync_due_at IS ?""",
-                (self.db.clock.wall(), read_at, job.id, job.resync_due_at),
+                (prose(reason), self.db.clock.wall(), read_at, job.id, job.resync_due_at),
             )
 
     def due(self, now: float | None = None, limit: int = 50) -> list[Job]:

@@ -197,18 +197,6 @@ def _migration_9(db: sqlite3.Connection) -> None:
     _script(db, "ALTER TABLE jobs ADD COLUMN sidecars_read_at REAL")
 
 
-def _migration_12(db: sqlite3.Connection) -> None:
-    # Each receiver delivers on its own (a lane per receiver), and a digest takes every
-    # notification waiting for its receiver: a dead Slack or mail server keeps a day of them.
-    _script(
-        db,
-        "CREATE INDEX notifications_by_receiver ON notifications (receiver, next_attempt_at)",
-    )
-
-
-# Append only: the ledger's `PRAGMA user_version` is the number of migrations applied.
-
-
 def _migration_10(db: sqlite3.Connection) -> None:
     # When a notification was queued, on the daemon's steady clock (clock.py): its age is
     # measured on it, so a step of the system clock neither drops nor keeps it. `at` stays
@@ -306,6 +294,36 @@ def _migration_11(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE sidecars")
 
 
+def _migration_12(db: sqlite3.Connection) -> None:
+    # Each receiver delivers on its own (a lane per receiver), and a digest takes every
+    # notification waiting for its receiver: a dead Slack or mail server keeps a day of them.
+    _script(
+        db,
+        "CREATE INDEX notifications_by_receiver ON notifications (receiver, next_attempt_at)",
+    )
+
+
+def _migration_13(db: sqlite3.Connection) -> None:
+    # The video-limit hold asks the account (cheap) apart from probing with an upload: when it
+    # next asks (steady time), and what the last answer said (`none`: no room; `room`;
+    # `unknown`: no limit given, or no answer). `refused`: the finishing steps Wistia refused
+    # (403: the plan or the token's scope), by the digest of what was refused, so that a step
+    # is tried again only when its sidecar changes.
+    _script(
+        db,
+        """ALTER TABLE hold ADD COLUMN next_check_at REAL;
+           ALTER TABLE hold ADD COLUMN room TEXT;
+           CREATE TABLE refused (
+               job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+               step TEXT NOT NULL,
+               digest TEXT NOT NULL,
+               reason TEXT NOT NULL,
+               at REAL NOT NULL,
+               PRIMARY KEY (job_id, step)
+           )""",
+    )
+
+
 # Migration 11: the thumbnail's records as schema 8 named them -> their stage.
 THUMBNAIL_RECORDS = {
     "thumbnail-sending": "sending",
@@ -345,6 +363,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_10,
     _migration_11,
     _migration_12,
+    _migration_13,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,8 +1,10 @@
 """Steps: typed records of what finishing (and re-sync) did to a job's media and file, each
 written before or right after its side effect, so that a crash neither loses nor repeats one.
 
-    sent           step -> digest of what Wistia accepted (metadata, customizations,
+    sent           step -> digest of what Wistia accepted (metadata, customizations, tags,
                    captions:<lang>): a step is sent again only when its digest changes
+    refused        step -> digest of what Wistia refused with a 403 (the plan or the token's
+                   scope), and why: skipped until its sidecar changes; shown as the reason
     fates          what becomes of the file, chosen before anything moves: deleted, or moved
                    to an exact path (bytes: a name need not be UTF-8)
     thumbnails     the thumbnail image by stage: `sending` (an upload began: found again by
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from ingestd.core.jobs import Job
-from ingestd.ledger.db import Db, retried_write
+from ingestd.ledger.db import Db, prose, retried_write
 
 ThumbnailStage = Literal["sending", "uploaded", "failed", "still"]
 
@@ -39,6 +41,14 @@ class Image:
     digest: str
     hashed_id: str | None = None
     began_at: float | None = None  # `sending`: when its upload began (wall time)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A step Wistia refused (403): the digest of what was refused, and Wistia's reason."""
+
+    digest: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,28 @@ class Steps:
                    VALUES (?, ?, ?, ?)""",
                 (job_id, step, digest, self.db.clock.wall()),
             )
+            self.db.conn.execute(
+                "DELETE FROM refused WHERE job_id = ? AND step = ?", (job_id, step)
+            )
+
+    def refused(self, job_id: int) -> dict[str, Refusal]:
+        """Step -> what Wistia refused of it and why, for the steps it refused last time."""
+        rows = self.db.raw(
+            "SELECT step, digest, reason FROM refused WHERE job_id = ? ORDER BY at", (job_id,)
+        )
+        return {step: Refusal(digest, reason) for step, digest, reason in rows}
+
+    @retried_write
+    def record_refused(self, job: Job, step: str, digest: str, reason: str) -> None:
+        """Wistia refused this step (403): skipped, and said in the job's history."""
+        note = f"Wistia refused {step}: {reason}; skipped until its sidecar changes"
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO refused (job_id, step, digest, reason, at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (job.id, step, digest, prose(reason), self.db.clock.wall()),
+            )
+            self.db.event(job.id, job.state.value, job.state.value, note)
 
     # --- the file's fate ----------------------------------------------------------------------
 

@@ -17,9 +17,16 @@ class Uploads:
         self.db = db
 
     @retried_write
-    def claim(self, now: float | None = None) -> Job | None:
-        """Atomically take the oldest queued job that is due: queued -> uploading."""
+    def claim(self, now: float | None = None, *, probe: bool = False) -> Job | None:
+        """Atomically take the oldest queued job that is due: queued -> uploading; never
+        while the account is on hold (checked in the same statement: a hold that began since
+        the caller looked stops the claim too).
+
+        `probe`: the hold's probe, which may claim under it, and takes the smallest file (the
+        cheapest to have refused; URL imports, whose size is not known, last)."""
         now = self.db.clock.now() if now is None else now
+        order = "size IS NULL, size, id" if probe else "id"
+        unless_held = "" if probe else "AND NOT EXISTS (SELECT 1 FROM hold)"
         with self.db.write():
             row = self.db.row(
                 f"""UPDATE jobs SET state = 'uploading', reason = NULL, bytes_sent = NULL,
@@ -27,7 +34,8 @@ class Uploads:
                    WHERE id = (SELECT id FROM jobs
                                WHERE state = 'queued'
                                  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
-                               ORDER BY id LIMIT 1)
+                               ORDER BY {order} LIMIT 1)
+                     {unless_held}
                    RETURNING {JOB_COLUMNS}""",
                 {"now": now, "wall": self.db.clock.wall()},
             )

@@ -29,7 +29,7 @@ from ingestd.folder.files import is_this_version, open_folder
 from ingestd.folder.sidecars import DEFAULTS_NAME, changed_within, is_receipt, read_sidecars
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.finish import receipt
-from ingestd.pipeline.finish.sync import SidecarSync
+from ingestd.pipeline.finish.sync import SidecarSync, refusals
 from ingestd.pipeline.finish.thumbnail import waiting_for
 from ingestd.pipeline.loop import PipelineStage
 from ingestd.wistia.client import WistiaClient
@@ -100,7 +100,7 @@ class Resync(PipelineStage):
             ledger.note(job, f"re-synced after done: {step}")
         if sent:  # the receipt says what the media has now
             receipt.write_for(ledger, self.settings, self.client, job)
-        ledger.resync.finished(job, read_at)
+        ledger.resync.finished(job, read_at, refusals(ledger, job))
         if sent:
             log.info("re-synced a done media", steps=sent)
 

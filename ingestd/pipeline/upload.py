@@ -13,8 +13,9 @@ A worker's one job, start to finish (`_process`):
 
 Anything else that happens ends in the job's state through the stage's guard and the one
 outcome policy (outcomes.py). While the account is on hold, workers only wait, except the one
-that wins the probe: under a video-limit hold it tries one upload, under an auth hold one
-cheap account call; its success lifts the hold for all.
+that wins the probe (probe.py): under a video-limit hold a look at the account, then, when
+it shows room or cannot tell, one upload of the smallest waiting file; under an auth hold one
+cheap account call. Its success lifts the hold for all.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ from typing import Self
 
 from ingestd import logs
 from ingestd.config.settings import Settings
-from ingestd.core.backoff import Backoff
 from ingestd.core.errors import (
     AuthError,
-    Cancelled,
     FileChanged,
     ForbiddenError,
+    HoldError,
     JobInputError,
     PermanentError,
     TransientError,
+    VideoLimitError,
     WistiaError,
 )
 from ingestd.core.jobs import Job, JobKind, JobState, version_of
@@ -49,6 +50,7 @@ from ingestd.folder.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, 
 from ingestd.folder.urlimport import media_name_of, read_url_file
 from ingestd.ledger import Hold, Ledger, Ledgers
 from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, PipelineStage, run_stage
+from ingestd.pipeline.probe import HoldProbes
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
 from ingestd.wistia.models import Media
@@ -79,6 +81,11 @@ class Upload:
         self.close()
 
 
+def hold_error(hold: Hold) -> HoldError:
+    """The error a job meets under `hold`, as if Wistia had just answered so."""
+    return AuthError(hold.reason) if hold.kind == "auth" else VideoLimitError(hold.reason)
+
+
 class Uploader(PipelineStage):
     kind = Stage.UPLOAD
 
@@ -97,6 +104,7 @@ class Uploader(PipelineStage):
         self._claim_lock = threading.Lock()
         self._was_inside = True  # inside the upload hours at the last look (for the log)
         self.projects = FolderProjects(client)  # folder name -> Wistia project (one per name)
+        self.probes = HoldProbes(lambda: self.settings, client, self.clock)
 
     # --- the worker thread --------------------------------------------------------------
 
@@ -125,28 +133,25 @@ class Uploader(PipelineStage):
         return now
 
     def _next_job(self, ledger: Ledger) -> tuple[Job, bool] | None:
-        """The next job to send, and whether it is the hold's probe."""
+        """The next job to send, and whether it is the hold's probe (probe.py)."""
         hold = ledger.hold.current()
         if hold is not None and hold.kind == "auth":
-            if ledger.hold.take_probe(hold.kind, self._next_probe_in(hold)):
-                self._probe_token(ledger)  # no upload: allowed outside the upload hours
+            self.probes.token(ledger, hold)  # no upload: allowed outside the upload hours
             return None
         if not self._inside_upload_hours():
             return None
-        if hold is not None:
-            if not ledger.hold.take_probe(hold.kind, self._next_probe_in(hold)):
-                return None
-            log.info("probing whether uploads are possible again")
+        if hold is not None and not self.probes.may_upload(ledger, hold):
+            return None
         with self._claim_lock:
-            job = ledger.uploads.claim(self.clock.now())
+            job = ledger.uploads.claim(self.clock.now(), probe=hold is not None)
             if job is None:
                 return None
             self._in_flight.add(job.id)
         return job, hold is not None
 
     def _next_chance(self, ledger: Ledger, now: float) -> float | None:
-        """When what stops the next upload can change: the hold's next probe, the upload
-        hours opening, or the next retry coming due."""
+        """When what stops the next upload can change: the hold's next look or probe, the
+        upload hours opening, or the next retry coming due."""
         hold = ledger.hold.current()
         hours = self.settings.ingest.hours
         local = datetime.fromtimestamp(self.clock.wall())  # the hours are the wall clock's
@@ -155,7 +160,7 @@ class Uploader(PipelineStage):
         if hours is not None and not hours.open_at(local):
             return self.clock.from_wall(hours.next_opening(local).timestamp())
         if hold is not None:
-            return hold.next_probe_at
+            return self.probes.next_chance(hold)
         return ledger.jobs.soonest(JobState.QUEUED, now)
 
     def _inside_upload_hours(self) -> bool:
@@ -171,25 +176,6 @@ class Uploader(PipelineStage):
                     log.info("outside the upload hours: no new upload starts", hours=str(hours))
         return inside
 
-    def _next_probe_in(self, hold: Hold) -> float:
-        ingest = self.settings.ingest
-        return Backoff(ingest.probe_min_seconds, ingest.probe_max_seconds).after(
-            hold.probe_interval
-        )
-
-    def _probe_token(self, ledger: Ledger) -> None:
-        """Under an auth hold: one cheap call tells whether the token works again."""
-        try:
-            account = self.client.account(tries=1)
-        except AuthError as exc:
-            log.warning("the token is still refused", reason=exc.reason)
-            return
-        except (WistiaError, Cancelled) as exc:
-            log.info("could not probe the token; trying later", reason=str(exc))
-            return
-        if ledger.hold.clear("auth"):
-            log.info("the token is accepted again; resuming", account=account.get("name"))
-
     def requeue_orphans(self, ledger: Ledger) -> list[Job]:
         """Jobs left `uploading` by a worker that died: back to the queue (health check)."""
         with self._claim_lock:
@@ -204,7 +190,7 @@ class Uploader(PipelineStage):
         """One job, start to finish; `probe`: it was claimed as the account-wide hold's probe."""
         media = self._reconcile(ledger, job) if job.attempted else None
         if media is None:
-            job, media = self._send(ledger, job)
+            job, media = self._send(ledger, job, probe)
         self._uploaded(ledger, job, media, probe)
 
     def prepare(self, job: Job) -> Upload:
@@ -244,11 +230,15 @@ class Uploader(PipelineStage):
             return None
         return folder_of(Path(job.path), self.settings.watch_dir)
 
-    def _send(self, ledger: Ledger, job: Job) -> tuple[Job, Media]:
+    def _send(self, ledger: Ledger, job: Job, probe: bool) -> tuple[Job, Media]:
         with self.prepare(job) as upload:
             folder = self._folder(job) if "project_id" not in upload.fields else None
             if folder is not None:
                 upload.fields["project_id"] = self.projects.hashed_id_for(ledger, folder)
+            hold = ledger.hold.current()
+            if hold is not None and not probe:
+                # A hold began since this job was claimed: it waits, unsent, with the rest.
+                raise hold_error(hold)
             # Committed before the first byte leaves: a crash from here on is reconciled.
             job = ledger.update(
                 job,
@@ -402,6 +392,8 @@ class Uploader(PipelineStage):
             ledger.hold.clear("video_limit")
             log.info("upload succeeded: the video limit hold is lifted")
         log.info("uploaded", media_id=media.id)
+        if hold is None or probe:
+            self.probes.refresh(ledger)  # the media count `status` shows
 
 
 class _Progress:

@@ -55,6 +55,7 @@ def empty_snapshot(ledger_path: Path) -> dict[str, Any]:
     return {
         "counts": {state.value: 0 for state in JobState},
         "hold": None,
+        "account": None,
         "daemon": {"running": False, "pid": None, "since": None},
         "ledger": str(ledger_path),
         "notifications": {"waiting": 0, "last_error": None, "receivers": {}},
@@ -75,8 +76,13 @@ def summary(ledger: Ledger) -> dict[str, Any]:
             "kind": hold.kind,
             "reason": hold.reason,
             "since": iso(hold.since),
-            "next_probe_at": iso(hold.next_probe_at),
+            # Under a video limit with the account full, no upload probe is sent until a look
+            # at the account (next_check_at) shows room.
+            "next_probe_at": None if hold.full else iso(hold.next_probe_at),
+            "next_check_at": iso(hold.next_check_at),
+            "room": hold.room,
         },
+        "account": account_view(ledger),
         "daemon": daemon_view(ledger),
         "ledger": str(ledger.path),
         "notifications": ledger.outbox.waiting(),
@@ -92,6 +98,19 @@ def waiting_words(notifications: dict[str, Any]) -> str:
     if kinds:
         line += " (" + ", ".join(f"{n} for {kind}" for kind, n in kinds.items()) + ")"
     return line
+
+
+def account_view(ledger: Ledger) -> dict[str, Any] | None:
+    """How full the account was at the daemon's last look (`GET /v1/account.json`)."""
+    media = ledger.facts.account_media()
+    if media is None:
+        return None
+    return {
+        "media_count": media.count,
+        "video_limit": media.limit,
+        "checked_at": iso(media.at),
+        "shown": media.shown(),
+    }
 
 
 def as_json(view: dict[str, Any], *, indent: int | None = None) -> str:
@@ -153,9 +172,16 @@ def render(view: dict[str, Any], *, alerts: bool = True) -> str:
     if hold:
         lines.append("")
         lines.append(f"ON HOLD ({hold['kind']}), every upload waits: {_shown(hold['reason'])}")
-        lines.append(
-            f"        since {_clock(hold['since'])}; next probe {_clock(hold['next_probe_at'])}"
-        )
+        if hold.get("next_probe_at") is None:
+            probe = "no upload probe while the account is full"
+        else:
+            probe = f"next probe {_clock(hold['next_probe_at'])}"
+        if hold.get("next_check_at") is not None:
+            probe += f"; next look at the account {_clock(hold['next_check_at'])}"
+        lines.append(f"        since {_clock(hold['since'])}; {probe}")
+    account = view.get("account")
+    if account and account.get("shown"):
+        lines.append(f"wistia: {account['shown']} (as of {_clock(account['checked_at'])})")
     waiting = view["notifications"]
     if alerts and waiting["waiting"]:
         lines.append(f"notify: {_shown(waiting_words(waiting))}")

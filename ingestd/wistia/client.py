@@ -34,7 +34,7 @@ from ingestd.core.errors import Cancelled, NotFoundError, TransientError
 from ingestd.wistia.classify import classify
 from ingestd.wistia.limiter import STALL_MARGIN_SECONDS, RateLimiter, Throttle, poll_share
 from ingestd.wistia.meters import Meters
-from ingestd.wistia.models import PER_PAGE, Media, Project
+from ingestd.wistia.models import PER_PAGE, Account, Media, Project
 from ingestd.wistia.multipart import MultipartUpload
 
 # When a 429/503 carries no Retry-After, the whole account still pauses this long.
@@ -238,15 +238,13 @@ class WistiaClient:
             raise TransientError("Wistia's answer to a new project had no hashedId") from None
 
     def account_url(self) -> str:
-        """The account's own URL (a media's page is `<url>/medias/<hashed_id>`): asked once,
-        from `GET /v1/account.json`, then remembered for this process."""
+        """The account's own URL (a media's page is `<url>/medias/<hashed_id>`): from any
+        answer of `GET /v1/account.json` this process had, else asked once."""
         with self._account_lock:
             if self._account_url is None:
-                url = self.account().get("url")
-                if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
-                    raise TransientError("Wistia's account answer has no url")
-                parts = urlsplit(url)  # no query or fragment: paths are added to it
-                self._account_url = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+                self.account()
+            if self._account_url is None:
+                raise TransientError("Wistia's account answer has no url")
             return self._account_url
 
     def media_url(self, hashed_id: str) -> str:
@@ -256,7 +254,16 @@ class WistiaClient:
         payload = self._json(self._api("GET", "account.json", tries=tries))
         if not isinstance(payload, dict):
             raise TransientError("Wistia's account answer was not a JSON object")
+        url = payload.get("url")
+        if self._account_url is None and isinstance(url, str):
+            parts = urlsplit(url)  # no query or fragment: paths are added to it
+            if parts.scheme in ("https", "http") and parts.netloc:
+                self._account_url = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
         return payload
+
+    def account_media(self, tries: int | None = None) -> Account:
+        """The account's media count and limit (`GET /v1/account.json`)."""
+        return Account.model_validate(self.account(tries))
 
     def create_captions(self, hashed_id: str, language: str, srt_text: str) -> None:
         self._api(
@@ -273,8 +280,20 @@ class WistiaClient:
             files={"caption_file": (f"{language}.srt", srt_text.encode(), "application/x-subrip")},
         )
 
-    def set_customizations(self, hashed_id: str, customizations: dict[str, Any]) -> None:
-        self._api("POST", f"medias/{hashed_id}/customizations.json", json=customizations)
+    def merge_customizations(self, hashed_id: str, customizations: dict[str, Any]) -> None:
+        """Merge into the media's customizations: `PUT` is Wistia's partial update (the keys
+        given are set, a null deletes one, every other key is kept); `POST` would replace
+        them all, losing what was set in Wistia's app. Only where the PUT finds none to
+        update (404) is the first set created with POST."""
+        path = f"medias/{hashed_id}/customizations.json"
+        try:
+            self._api("PUT", path, json=customizations)
+        except NotFoundError:
+            self._api("POST", path, json=customizations)
+
+    def set_tags(self, hashed_id: str, tags: list[str]) -> None:
+        """The media's tags become `tags` (`tags[]` replaces them: current-api-facts.md)."""
+        self._api("PUT", f"medias/{hashed_id}.json", data={"tags[]": tags})
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -4,9 +4,9 @@ ignored, so an answer with more than ingestd reads is fine."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 # Items per page of a list (Wistia's maximum).
 PER_PAGE = 100
@@ -75,6 +75,48 @@ class Project(BaseModel):
     # Unsure which key the live API sends (current-api-facts.md): the SDK's schema says
     # `hashedId`, the older pages' examples `hashed_id`. Either is taken.
     hashed_id: str = Field(validation_alias=AliasChoices("hashedId", "hashed_id"))
+
+
+class Account(BaseModel):
+    """`GET /v1/account.json`: who the token belongs to, and how full the account is.
+
+    `videoLimit` is null, 0 or missing where the plan sets no limit (all three read as none);
+    `mediaCount` against it tells whether there is room without uploading anything."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = None
+    url: str | None = None
+    media_count: int | None = Field(
+        None, validation_alias=AliasChoices("mediaCount", "media_count")
+    )
+    video_limit: int | None = Field(
+        None, validation_alias=AliasChoices("videoLimit", "video_limit")
+    )
+
+    @field_validator("media_count", "video_limit", mode="before")
+    @classmethod
+    def _whole_number_or_none(cls, value: Any) -> int | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return None
+
+    @property
+    def limit(self) -> int | None:
+        """The account's media limit, or None where Wistia gives none."""
+        return self.video_limit if self.video_limit and self.video_limit > 0 else None
+
+    @property
+    def room(self) -> Literal["none", "room", "unknown"]:
+        """Whether another media fits, as far as the account can tell (a storage limit it
+        cannot: `unknown` where it gives no media limit)."""
+        if self.limit is None or self.media_count is None:
+            return "unknown"
+        return "none" if self.media_count >= self.limit else "room"
 
 
 def _epoch(text: str | None) -> float | None:

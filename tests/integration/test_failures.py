@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-import json
 import signal
 import time
-from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import pytest
@@ -68,63 +65,6 @@ def test_client_limiter_keeps_under_requests_per_minute(daemon_factory) -> None:
     assert len(sent) == 12, f"{len(sent)} requests in the first 8 s with a budget of 12/min"
     states = {j.state for j in daemon.jobs()}
     assert JobState.QUEUED in states or JobState.PROCESSING in states  # still waiting on budget
-
-
-def probe_times(daemon: DaemonProcess) -> list[float]:
-    """When the daemon began a probe upload, by its own log (it knows which ones were probes)."""
-    times = []
-    for line in daemon.logs().splitlines():
-        if '"probing whether uploads are possible again"' in line:
-            stamp = json.loads(line)["timestamp"].replace("Z", "+00:00")
-            times.append(datetime.fromisoformat(stamp).timestamp())
-    return times
-
-
-def test_video_limit_holds_uploads_probes_and_resumes_by_itself(daemon_factory) -> None:
-    daemon = daemon_factory()
-    daemon.sandbox.store.processing_seconds = 1.5
-    daemon.sandbox.faults.update(video_limit=2)
-    clips = [daemon.watch / f"v{n}.mp4" for n in range(5)]
-    for n, clip in enumerate(clips):
-        write_media(clip, 30_000, seed=n)
-    daemon.start()
-
-    hold = wait_until(lambda: daemon.status_json()["hold"], what="video limit hold")
-    assert hold["kind"] == "video_limit" and "video limit" in hold["reason"]
-    assert hold["next_probe_at"]
-    # Already uploaded jobs go on (polling, finishing) while uploads are held.
-    wait_until(lambda: daemon.status_json()["counts"]["done"] == 2, what="two done under hold")
-    view = daemon.status_json()
-    # Waiting in the queue (or, at the moment of looking, being sent as a probe).
-    waiting = [j for j in view["jobs"] if j["state"] in ("queued", "uploading")]
-    assert len(waiting) == 3 and all(j["attempts"] == 0 for j in waiting)
-    assert all("video limit" in (j["reason"] or "") for j in waiting if j["reason"])
-    wait_until(lambda: len(probe_times(daemon)) >= 3, timeout=20, what="three probes")
-    lifted = time.time()
-    daemon.sandbox.faults.update(video_limit=None)  # the customer upgraded
-    for clip in clips:
-        job = daemon.wait_state(clip, JobState.DONE, timeout=30)
-        assert job.attempts == 0
-    assert daemon.status_json()["hold"] is None
-
-    probes = [t for t in probe_times(daemon) if t < lifted]
-    assert len(probes) >= 3
-    gaps = [b - a for a, b in itertools.pairwise(probes)]
-    assert all(gap >= 0.4 for gap in gaps), f"probes too close together: {gaps}"
-    assert gaps == sorted(gaps) or max(gaps) >= 1.5, f"probe intervals did not grow: {gaps}"
-    # While the limit held, Wistia refused one upload at a time: the probes. (The last probe
-    # may have reached Wistia just after the lift and succeeded.)
-    refused = sorted(
-        (
-            r
-            for r in daemon.sandbox.records
-            if r.is_upload and r.status == 400 and r.started >= probes[0] - 0.05
-        ),
-        key=lambda r: r.started,
-    )
-    assert len(probes) - 1 <= len(refused) <= len(probes)
-    for earlier, later in itertools.pairwise(refused):
-        assert later.started >= earlier.finished, "two probes at once"
 
 
 def test_refused_token_holds_everything_until_a_probe_succeeds(daemon_factory) -> None:

@@ -163,7 +163,10 @@ def test_the_heartbeat_comes_at_its_interval_and_stops_while_a_hold_lasts_over_a
     assert all(0.8 < apart < 1.6 for apart in _pings_apart(receiver)), _pings_apart(receiver)
     assert {ping["path"] for ping in receiver.pings} == {f"/ping/{PING_KEY}"}
     assert all("Authorization" not in ping["headers"] for ping in receiver.pings)
-    # Uploads held (the video limit) since two hours ago: someone must look.
+    # Uploads held (the video limit) since two hours ago: someone must look. (The account is
+    # full indeed: the daemon's own look at it keeps the hold.)
+    daemon.sandbox.faults.update(video_limit=1)
+    daemon.sandbox.add_media("already there.mp4", size=1000)
     with sqlite3.connect(daemon.ledger_path) as db:
         db.execute(
             "INSERT INTO hold (id, kind, reason, since, next_probe_at, probe_interval) "

@@ -67,7 +67,7 @@ def test_everything_in_sidecars_and_defaults_reaches_wistia(daemon: DaemonProces
     # after_upload = "keep": the file and its sidecars stay where they were
     assert clip.exists() and (show / "clip.json").exists() and (show / "clip.fr.srt").exists()
     custom = [r for r in daemon.sandbox.records if r.path.endswith("customizations.json")]
-    assert len(custom) == 1 and custom[0].method == "POST"
+    assert len(custom) == 1 and custom[0].method == "PUT"  # merged, not replaced
     assert custom[0].headers.get("Content-Type", "").startswith("application/json")
 
 
@@ -187,7 +187,7 @@ def test_kill_9_between_two_sidecars_applies_each_once(daemon: DaemonProcess) ->
                 [
                     r
                     for r in daemon.sandbox.records
-                    if r.path.endswith("customizations.json") and r.status == 201
+                    if r.path.endswith("customizations.json") and r.status in (200, 201)
                 ]
             )
         lang = step.split(":")[1]
@@ -284,3 +284,54 @@ def test_replaced_file_is_a_new_job_and_a_touched_one_is_not(daemon_factory) -> 
     assert second.sha256 == sha256(new)
     assert [u.files["file"]["sha256"] for u in daemon.sandbox.uploads()][-1] == sha256(new)
     assert len(daemon.sandbox.uploads()) == 2
+
+
+def test_a_customization_set_in_wistias_app_survives_a_resync(daemon: DaemonProcess) -> None:
+    """Customizations are merged (PUT), never replaced: what someone set in Wistia's app
+    stays, and a null in the sidecar deletes that one key."""
+    clip = daemon.watch / "promo.mp4"
+    write_json(daemon.watch / "promo.json", {"customizations": {"playerColor": "00ff00"}})
+    write_media(clip, seed=7)
+    job = daemon.wait_state(clip, JobState.DONE)
+    media = media_of(daemon, job.hashed_id)
+    # Someone sets two things in Wistia's app (the app calls the same API).
+    with daemon.sandbox.store.lock:
+        media.customizations.update({"autoPlay": "true", "controlsVisibleOnLoad": "false"})
+    write_json(
+        daemon.watch / "promo.json",
+        {"customizations": {"playerColor": "ff0000", "controlsVisibleOnLoad": None}},
+    )
+    wait_until(lambda: media.customizations.get("playerColor") == "ff0000", what="the re-sync")
+    assert media.customizations == {"playerColor": "ff0000", "autoPlay": "true"}
+
+
+def test_tags_add_up_down_the_folders_in_order_and_follow_changes(daemon: DaemonProcess) -> None:
+    show = daemon.watch / "show" / "season1"
+    write_json(daemon.watch / "_defaults.json", {"tags": ["brand", "2026"]})
+    write_json(daemon.watch / "show" / "_defaults.json", {"tags": ["show", "brand"]})
+    write_json(show / "ep1.json", {"tags": ["episode 1", "2026"]})
+    clip = show / "ep1.mp4"
+    write_media(clip, seed=8)
+    job = daemon.wait_state(clip, JobState.DONE)
+    media = media_of(daemon, job.hashed_id)
+    assert media.tags == ["brand", "2026", "show", "episode 1"]
+    tagged = [r for r in daemon.sandbox.records if "tags" in r.params]
+    assert len(tagged) == 1 and tagged[0].method == "PUT"
+    assert tagged[0].path == f"/v1/medias/{job.hashed_id}.json"
+
+    write_json(show / "ep1.json", {"tags": ["episode 1", "finale"]})
+    wait_until(lambda: "finale" in media.tags, what="the changed tags")
+    assert media.tags == ["brand", "2026", "show", "episode 1", "finale"]
+    assert job.hashed_id == daemon.job_for(clip).hashed_id  # the same media, no new upload
+    assert len(daemon.sandbox.uploads()) == 1
+
+
+def test_bad_tags_hold_the_job_with_a_reason(daemon: DaemonProcess) -> None:
+    write_json(daemon.watch / "odd.json", {"tags": "launch"})
+    clip = daemon.watch / "odd.mp4"
+    write_media(clip, seed=9)
+    job = daemon.wait_state(clip, JobState.HELD)
+    assert '"tags" must be a list of strings' in job.reason
+    write_json(daemon.watch / "odd.json", {"tags": ["launch"]})
+    job = daemon.wait_state(clip, JobState.DONE)
+    assert media_of(daemon, job.hashed_id).tags == ["launch"]

@@ -318,6 +318,35 @@ def test_receipts_for_keep_and_move_none_for_delete_never_sidecars(daemon_factor
     assert not [j for j in daemon.jobs() if j.path.endswith(".wistia.json")]
 
 
+@pytest.mark.parametrize("key", ["hashedId", "hashed_id"])
+def test_a_receipts_project_is_the_one_sent_or_the_one_wistia_chose(
+    daemon_factory: Any, key: str
+) -> None:
+    """Wistia's upload answer names no project: the receipt says the project sent (here by a
+    clip.json) or, with none sent, the one the Data API shows (the day's Uploads_ project),
+    whichever key Wistia names its id with. The thumbnail image goes to the video's project."""
+    daemon = daemon_factory(ingest={"receipts": True})
+    daemon.sandbox.faults.update(media_project_hashed_id_key=key)
+    chosen = daemon.sandbox.store.create_project("Chosen")
+    daemon.start()
+    sent = daemon.watch / "sent.mp4"
+    (daemon.watch / "sent.json").write_text(json.dumps({"project_id": chosen.hashed_id}))
+    (daemon.watch / "sent.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 500)
+    write_media(sent, seed=31)
+    job = daemon.wait_state(sent, JobState.DONE, timeout=30)
+    receipt = json.loads((daemon.watch / "sent.mp4.wistia.json").read_text())
+    assert receipt["project_id"] == chosen.hashed_id == job.project_id
+    video = daemon.sandbox.store.medias[job.hashed_id]
+    assert video.still and daemon.sandbox.store.medias[video.still].project is chosen
+
+    unsent = daemon.watch / "unsent.mp4"
+    write_media(unsent, seed=32)
+    job = daemon.wait_state(unsent, JobState.DONE, timeout=30)
+    receipt = json.loads((daemon.watch / "unsent.mp4.wistia.json").read_text())
+    uploads = daemon.sandbox.store.medias[job.hashed_id].project
+    assert uploads.name.startswith("Uploads_") and receipt["project_id"] == uploads.hashed_id
+
+
 def test_a_receipt_goes_to_the_archive_with_a_moved_file(
     daemon_factory: Any, tmp_path: Path
 ) -> None:

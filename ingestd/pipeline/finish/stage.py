@@ -3,7 +3,8 @@
 One job's finish, in order, each step recorded so a crash neither loses nor repeats one:
 
 1. its sidecars read (when the job gets here, so a caption dropped after its video still
-   applies) and sent: steps, then the thumbnail (sync.py);
+   applies) and sent: steps, then the thumbnail (sync.py); a step Wistia refuses (403) is
+   skipped and named in the done job's reason;
 2. sent again if a sidecar changed while it was being sent (the digests judge);
 3. the partial media this version replaces, if any (partial.py);
 4. the file's fate: keep, move or delete (fate.py), chosen and recorded before anything moves;
@@ -27,7 +28,7 @@ from ingestd.folder.sidecars import Sidecars, changed_within, read_sidecars
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.finish import fate, receipt
 from ingestd.pipeline.finish.partial import replace_partial
-from ingestd.pipeline.finish.sync import SidecarSync
+from ingestd.pipeline.finish.sync import SidecarSync, refusals
 from ingestd.pipeline.finish.thumbnail import waiting_for
 from ingestd.pipeline.loop import PipelineStage
 from ingestd.wistia.client import WistiaClient
@@ -84,7 +85,12 @@ class Finisher(PipelineStage):
             replace_partial(ledger, self.settings, self.client, job)
         note = fate.carry_out(ledger, self.settings, job)
         receipt.write_for(ledger, self.settings, self.client, job, done_at=self.clock.wall())
-        changes: dict[str, object] = {"error": None, "next_attempt_at": None}
+        # What Wistia refused of the sidecars (a 403) stays said on the done job.
+        changes: dict[str, object] = {
+            "error": None,
+            "next_attempt_at": None,
+            "reason": refusals(ledger, job),
+        }
         if read_at is not None:
             changes["sidecars_read_at"] = read_at
         ledger.move(job, JobState.DONE, note, **changes)

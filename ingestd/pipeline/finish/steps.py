@@ -1,14 +1,20 @@
 """Sidecar steps: what a media is sent of its sidecars, each step once per digest.
 
     metadata          the name and description (a media update)
-    customizations    the player's customizations
+    customizations    the player's customizations, merged into the media's (PUT: keys not
+                      named are kept, a null deletes one)
+    tags              the merged tags (a media update with tags[], which replaces its tags)
     captions:<lang>   one caption file per language: created, or replaced where Wistia has
                       captions in that language already
 
 Each step is recorded in the ledger (ledger.steps.sent) with a digest of what was sent, once
 Wistia accepted it: a crash between two steps sends again only the unrecorded ones, an
 unchanged sidecar is never sent twice, and every step is idempotent in Wistia anyway.
-Finishing and re-sync both send through here.
+
+A step Wistia refuses with a 403 (the plan lacks the feature, or the token the scope) is that
+step's trouble alone: recorded as refused with its digest and reason (ledger.steps.refused),
+skipped, and tried again only when what it would send changes; the job goes on to `done`,
+its reason saying what was refused. Finishing and re-sync both send through here.
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingestd import logs
-from ingestd.core.errors import NotFoundError, PermanentError
+from ingestd.core.errors import ForbiddenError, NotFoundError, PermanentError
 from ingestd.core.jobs import Job
 from ingestd.core.names import wistia_name
 from ingestd.folder.sidecars import (
     CAPTIONS_STEP,
     CUSTOMIZATIONS_STEP,
     METADATA_STEP,
+    TAGS_STEP,
     Sidecars,
     digest,
     metadata_digest,
@@ -75,8 +82,13 @@ class SidecarSteps:
                 Step(
                     CUSTOMIZATIONS_STEP,
                     digest(customizations),
-                    lambda: self.client.set_customizations(hashed_id, customizations),
+                    lambda: self.client.merge_customizations(hashed_id, customizations),
                 )
+            )
+        if metadata.tags:
+            tags = list(metadata.tags)
+            wanted.append(
+                Step(TAGS_STEP, digest(tags), lambda: self.client.set_tags(hashed_id, tags))
             )
         for caption in sidecars.captions:
             wanted.append(
@@ -86,15 +98,27 @@ class SidecarSteps:
                     lambda c=caption: self._send_captions(hashed_id, c.language, c.text),
                 )
             )
-        return [step for step in wanted if sent.get(step.name) != step.digest]
+        refused = ledger.steps.refused(job.id)
+        return [
+            step
+            for step in wanted
+            if sent.get(step.name) != step.digest
+            and (step.name not in refused or refused[step.name].digest != step.digest)
+        ]
 
     def send(
         self, ledger: Ledger, job: Job, sidecars: Sidecars, *, resync: bool = False
     ) -> list[str]:
-        """Send every pending step, each recorded once Wistia accepted it; the names sent."""
+        """Send every pending step, each recorded once Wistia accepted it (or refused it:
+        403); the names of the steps sent."""
         names = []
         for step in self.pending(ledger, job, sidecars, resync=resync):
-            step.send()
+            try:
+                step.send()
+            except ForbiddenError as refused:
+                ledger.steps.record_refused(job, step.name, step.digest, refused.reason)
+                log.warning("Wistia refused a sidecar step", step=step.name, reason=refused.reason)
+                continue
             ledger.steps.record_sent(job.id, step.name, step.digest)
             log.info("applied sidecar", step=step.name)
             names.append(step.name)

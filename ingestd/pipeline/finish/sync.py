@@ -1,17 +1,22 @@
 """Everything a media is sent of its sidecars: the steps (steps.py), then the thumbnail
-(thumbnail.py). Finishing sends it all once; re-sync sends what changed after done."""
+(thumbnail.py). Finishing sends it all once; re-sync sends what changed after done.
+
+A step Wistia refuses with a 403 is skipped until its sidecar changes (ledger.steps.refused);
+`refusals` words them for the job's reason."""
 
 from __future__ import annotations
 
+from ingestd import logs
 from ingestd.core.clock import Clock
+from ingestd.core.errors import ForbiddenError
 from ingestd.core.jobs import Job
 from ingestd.folder.sidecars import Sidecars
 from ingestd.ledger import Ledger
 from ingestd.pipeline.finish.steps import SidecarSteps
-from ingestd.pipeline.finish.thumbnail import Thumbnails
+from ingestd.pipeline.finish.thumbnail import THUMBNAIL_STEP, Thumbnails
 from ingestd.wistia.client import WistiaClient
 
-THUMBNAIL_STEP = "thumbnail"  # how a thumbnail made the still is named among the steps sent
+log = logs.get("ingestd.finish")
 
 
 class SidecarSync:
@@ -27,11 +32,14 @@ class SidecarSync:
         recorded: the next look goes on from there)."""
         sent = self.steps.send(ledger, job, sidecars, resync=resync)
         thumbnail = sidecars.thumbnail
-        if thumbnail is not None:
-            already = self.thumbnails.is_the_still(ledger, job, thumbnail)
-            if not self.thumbnails.apply(ledger, job, thumbnail):
-                return None
-            if not already:
+        if thumbnail is not None and not self.thumbnails.settled(ledger, job, thumbnail):
+            try:
+                if not self.thumbnails.apply(ledger, job, thumbnail):
+                    return None
+            except ForbiddenError as refused:
+                ledger.steps.record_refused(job, THUMBNAIL_STEP, thumbnail.digest, refused.reason)
+                log.warning("Wistia refused the thumbnail", reason=refused.reason)
+            else:
                 sent.append(THUMBNAIL_STEP)
         return sent
 
@@ -40,4 +48,14 @@ class SidecarSync:
         digests recorded per step are the judge, not file times."""
         if self.steps.pending(ledger, job, sidecars):
             return True
-        return not self.thumbnails.is_the_still(ledger, job, sidecars.thumbnail)
+        thumbnail = sidecars.thumbnail
+        return thumbnail is not None and not self.thumbnails.settled(ledger, job, thumbnail)
+
+
+def refusals(ledger: Ledger, job: Job) -> str | None:
+    """What Wistia refused of this job's sidecars, as the done job's reason (None: nothing)."""
+    refused = ledger.steps.refused(job.id)
+    if not refused:
+        return None
+    said = "; ".join(f"{step}: {refusal.reason}" for step, refusal in refused.items())
+    return f"Wistia refused {', '.join(refused)} (skipped until the sidecar changes): {said}"

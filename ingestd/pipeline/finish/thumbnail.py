@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ingestd import logs
 from ingestd.core.clock import Clock
-from ingestd.core.errors import JobInputError, NotFoundError, PermanentError
+from ingestd.core.errors import JobInputError, NotFoundError, PermanentError, VideoLimitError
 from ingestd.core.jobs import Job
 from ingestd.core.names import display, wistia_name
 from ingestd.folder.sidecars import Thumbnail as ThumbnailFile
@@ -20,6 +20,8 @@ from ingestd.ledger import Image, Ledger
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
 
 log = logs.get("ingestd.finish")
+
+THUMBNAIL_STEP = "thumbnail"  # how a thumbnail made the still is named among the steps
 
 
 class Thumbnails:
@@ -64,12 +66,21 @@ class Thumbnails:
         log.info("the thumbnail is the still", image=uploaded.hashed_id)
         return True
 
-    def is_the_still(self, ledger: Ledger, job: Job, thumbnail: ThumbnailFile | None) -> bool:
+    def settled(self, ledger: Ledger, job: Job, thumbnail: ThumbnailFile) -> bool:
+        """Nothing more to do for this image: it is the still, or Wistia refused it (403)."""
         still = ledger.steps.thumbnail(job.id).still
-        return thumbnail is None or (still is not None and still.digest == thumbnail.digest)
+        if still is not None and still.digest == thumbnail.digest:
+            return True
+        refused = ledger.steps.refused(job.id).get(THUMBNAIL_STEP)
+        return refused is not None and refused.digest == thumbnail.digest
 
     def _upload(self, ledger: Ledger, job: Job, thumbnail: ThumbnailFile) -> str:
         assert job.hashed_id is not None
+        hold = ledger.hold.current()
+        if hold is not None and hold.kind == "video_limit":
+            # The image is a media too: under the hold it waits with the uploads (no upload
+            # while the account is full), and goes on when the hold lifts.
+            raise VideoLimitError(hold.reason)
         project = job.project_id or self.client.media(job.hashed_id).project_hashed_id
         name = wistia_name(thumbnail.path.name)
         fields = {"name": name, **({"project_id": project} if project else {})}

@@ -104,11 +104,33 @@ def test_nearest_defaults_win_and_own_sidecar_overrides(tmp_path: Path) -> None:
         ('{"customizations": {"a": 1e999}}', "a number too large to send"),
         ('{"description": "\\ud800"}', "not valid Unicode"),
         ('{"customizations": {"\\udfff": 1}}', "not valid Unicode"),
+        ('{"tags": "launch"}', '"tags" must be a list of strings'),
+        ('{"tags": ["ok", 5]}', '"tags" must be a list of strings'),
+        ('{"tags": ["ok", " "]}', '"tags" holds an empty tag'),
+        ('{"tags": ["' + "t" * 256 + '"]}', "a tag is longer than 255"),
     ],
 )
 def test_bad_metadata_names_file_and_problem(tmp_path: Path, text: str, message: str) -> None:
     write(tmp_path / "clip.json", text)
     with pytest.raises(SidecarError, match=message):
+        read_metadata(tmp_path / "clip.mp4", tmp_path)
+
+
+def test_tags_add_up_down_the_folders_in_order_each_once(tmp_path: Path) -> None:
+    write(tmp_path / "_defaults.json", json.dumps({"tags": ["brand", "2026"]}))
+    write(tmp_path / "x" / "_defaults.json", json.dumps({"name": "n", "tags": ["x", "brand"]}))
+    write(tmp_path / "x" / "y" / "clip.json", json.dumps({"tags": [" own ", "x", "own"]}))
+    metadata = read_metadata(tmp_path / "x" / "y" / "clip.mp4", tmp_path)
+    assert metadata.tags == ("brand", "2026", "x", "own")
+    assert read_metadata(tmp_path / "other.mp4", tmp_path).tags == ("brand", "2026")
+    write(tmp_path / "_defaults.json", "{}")
+    assert read_metadata(tmp_path / "other.mp4", tmp_path).tags is None  # none named
+
+
+def test_too_many_tags_altogether_hold_the_job(tmp_path: Path) -> None:
+    write(tmp_path / "_defaults.json", json.dumps({"tags": [f"a{n}" for n in range(150)]}))
+    write(tmp_path / "clip.json", json.dumps({"tags": [f"b{n}" for n in range(60)]}))
+    with pytest.raises(SidecarError, match="210 tags; at most 200"):
         read_metadata(tmp_path / "clip.mp4", tmp_path)
 
 

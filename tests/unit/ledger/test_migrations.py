@@ -67,6 +67,8 @@ def test_the_migrated_ledger_works(old: Ledger) -> None:
     assert waiting["waiting"] > 0  # the notifications it held still wait
     (due, *_) = old.outbox.due(now=2e9)
     assert due.queued_at == due.at  # their age counted from when they were queued
+    assert old.uploads.claim(now=2e9) is None  # its video-limit hold holds
+    assert old.hold.clear("video_limit")
     queued = old.uploads.claim(now=2e9)
     assert queued is not None and queued.path == f"{WATCH}/later.mp4" and queued.attempts == 2
     processing = old.move(queued, JobState.PROCESSING, "uploaded", hashed_id="newmedia01")

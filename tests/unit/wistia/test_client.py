@@ -13,10 +13,12 @@ import pytest
 from ingestd.config.settings import Settings, WistiaSettings
 from ingestd.core.errors import (
     AuthError,
+    ForbiddenError,
     NotFoundError,
     PermanentError,
     TransientError,
     VideoLimitError,
+    WistiaError,
 )
 from ingestd.wistia.classify import classify, parse_retry_after
 from ingestd.wistia.client import WistiaClient
@@ -37,20 +39,64 @@ def response(status: int, body: object = None, headers: dict[str, str] | None = 
     return httpx.Response(status, json=body, headers=headers)
 
 
+LIMIT_TEXT = "This account has exceeded its video limit. Please upgrade to upload more videos."
+
+
 @pytest.mark.parametrize(
     ("status", "body", "kind", "text"),
     [
         (500, {"error": "boom"}, TransientError, "HTTP 500"),
         (502, b"<html>bad gateway</html>", TransientError, "HTTP 502"),
+        (429, b"Rate limit exceeded", TransientError, "Rate limit exceeded"),
+        (429, {"error": "Rate limit exceeded"}, TransientError, "Rate limit exceeded"),
+        # The Upload API's 401 is an HTML page; the Data API's is JSON with a code.
         (401, b"<html>no</html>", AuthError, "HTTP 401"),
-        (403, {"error": "forbidden"}, AuthError, "HTTP 403"),
+        (
+            401,
+            {"code": "unauthorized_credentials", "error": "Invalid credentials"},
+            AuthError,
+            "Invalid credentials",
+        ),
+        # A token without the scope, and a plan without the feature: that request only.
+        (
+            401,
+            {"code": "unauthorized_scope", "error": "The token lacks the scope"},
+            ForbiddenError,
+            "unauthorized_scope",
+        ),
+        (
+            403,
+            {"error": "Captions are not available on your current plan"},
+            ForbiddenError,
+            "Captions are not available",
+        ),
+        (403, {"code": "forbidden", "detail": "No swap here"}, ForbiddenError, "No swap here"),
+        (403, b"", ForbiddenError, "HTTP 403"),
+        # Out of room, in each shape and wording Wistia uses.
+        (400, {"error": LIMIT_TEXT}, VideoLimitError, "exceeded its video limit"),
+        (400, {"code": "upload_failed", "detail": LIMIT_TEXT}, VideoLimitError, "video limit"),
         (
             400,
-            {"error": "This account has exceeded its video limit. Please upgrade."},
+            {"error": {"code": "upload_failed", "detail": LIMIT_TEXT}},
             VideoLimitError,
-            "exceeded its video limit",
+            "video limit",
         ),
-        (400, {"error": "Project not found"}, PermanentError, "Project not found"),
+        (400, {"errors": ["Media limit reached"]}, VideoLimitError, "Media limit reached"),
+        (
+            400,
+            {"error": "This account has exceeded its storage limit."},
+            VideoLimitError,
+            "storage limit",
+        ),
+        (400, {"code": "storage_limit_reached"}, VideoLimitError, "storage_limit_reached"),
+        # Anything else is that request's refusal, with Wistia's words.
+        (
+            400,
+            {"error": "The project_id given is not valid for this account."},
+            PermanentError,
+            "project_id given is not valid",
+        ),
+        (400, {"code": "bad_request", "detail": "name is too long"}, PermanentError, "too long"),
         (422, {"errors": ["name is too long"]}, PermanentError, "name is too long"),
         (404, b"", NotFoundError, "HTTP 404"),
     ],
@@ -59,6 +105,30 @@ def test_classification(status, body, kind, text) -> None:
     error = classify(response(status, body))
     assert type(error) is kind
     assert text in error.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (401, {"code": "unauthorized_credentials", "error": "Invalid credentials"}, AuthError),
+        (401, {"code": "unauthorized_scope", "error": "no scope"}, ForbiddenError),
+        (403, {"error": "Customizations are not available on your current plan"}, ForbiddenError),
+        (400, {"code": "upload_failed", "detail": LIMIT_TEXT}, VideoLimitError),
+        (429, b"Rate limit exceeded", TransientError),
+    ],
+)
+def test_the_client_raises_what_each_answer_means(status, body, kind) -> None:
+    """Through the real client and httpx: one try, the class the answer means."""
+    answer = httpx.MockTransport(lambda request: response(status, body))
+    client = WistiaClient(
+        WistiaSettings(), "t", RateLimiter(600), threading.Event(), transport=answer
+    )
+    try:
+        with pytest.raises(WistiaError) as raised:
+            client.account(tries=1)
+    finally:
+        client.close()
+    assert type(raised.value) is kind
 
 
 def test_success_is_not_an_error() -> None:
@@ -166,3 +236,32 @@ def test_polls_take_at_most_their_share_of_the_budget() -> None:
     )  # fmt: skip
     assert client.poll_budget.per_minute == 600 * POLL_SHARE == 150
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "limit", "room"),
+    [
+        ({"mediaCount": 50, "videoLimit": 50}, 50, "none"),
+        ({"mediaCount": 51, "videoLimit": 50}, 50, "none"),
+        ({"mediaCount": 49, "videoLimit": 50}, 50, "room"),
+        ({"mediaCount": 49, "videoLimit": None}, None, "unknown"),  # no limit on the plan
+        ({"mediaCount": 49, "videoLimit": 0}, None, "unknown"),
+        ({"mediaCount": 49}, None, "unknown"),
+        ({"mediaCount": "49", "videoLimit": "50"}, 50, "room"),
+        ({"mediaCount": True, "videoLimit": 50}, 50, "unknown"),
+    ],
+)
+def test_the_account_says_whether_there_is_room(answer: dict, limit, room: str) -> None:
+    from ingestd.wistia.models import Account
+
+    account = Account.model_validate({"name": "A", **answer})
+    assert account.limit == limit and account.room == room
+
+
+@pytest.mark.parametrize("key", ["hashedId", "hashed_id"])
+def test_a_projects_id_is_read_under_either_key(key: str) -> None:
+    from ingestd.wistia.models import Media, Project
+
+    assert Project.model_validate({"id": 1, "name": "P", key: "abc"}).hashed_id == "abc"
+    media = Media.model_validate({"id": 2, "hashed_id": "m", "project": {key: "abc"}})
+    assert media.project_hashed_id == "abc"
