@@ -6,11 +6,13 @@
 
 Starts the built-in sandbox on loopback with server errors, dropped connections, latency and
 slow upload answers switched on; writes N files into a fresh watch folder while the daemon
-runs (some before it starts, the rest as it works); kills the daemon with SIGKILL at random
-moments M times, restarting it each time; then lets it finish and checks that
+runs (some before it starts, the rest as it works), and rewrites some of those already done
+with new bytes (a re-exported edit: it replaces its media in place, by Swap); kills the daemon
+with SIGKILL at random moments M times, restarting it each time; then lets it finish and
+checks that
 
-- every file is `done` in the ledger, none `failed`;
-- Wistia (the sandbox) holds exactly one media per file, with the file's exact bytes;
+- every file's last version is `done` in the ledger, none `failed`;
+- Wistia (the sandbox) holds exactly one media per file, with the file's exact last bytes;
 - the ledger passes SQLite's integrity check and every job's last event is its state.
 
 Prints what it did and exits 0 when every check holds, 1 otherwise. Everything stays on
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 from ingestd.sandbox import Faults, Sandbox
@@ -41,6 +44,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--kills", type=int, default=40)
+    parser.add_argument(
+        "--rewrites",
+        type=int,
+        default=None,
+        help="done files rewritten in place with new bytes while it runs (default: files / 10)",
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--max-kb", type=int, default=2000, help="largest file, in KB")
     parser.add_argument(
@@ -63,6 +72,7 @@ ledger = {json.dumps(str(path.parent / "state" / "ledger.db"))}
 api_token = {json.dumps(sandbox.token)}
 upload_url = {json.dumps(sandbox.upload_url)}
 api_url = {json.dumps(sandbox.api_url)}
+swap_url = {json.dumps(sandbox.modern_url)}
 timeout_seconds = 5.0
 upload_timeout_seconds = 5.0
 
@@ -137,6 +147,17 @@ def ledger_rows(path: Path) -> tuple[list[sqlite3.Row], dict[int, str], str]:
     return jobs, last_events, integrity
 
 
+def latest_versions(path: Path) -> dict[str, tuple[str, str | None]]:
+    """path -> (state, sha256) of its latest version, read-only."""
+    if not path.exists():
+        return {}
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)) as connection:
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
+            return {}
+        rows = connection.execute("SELECT path, state, sha256 FROM jobs ORDER BY id").fetchall()
+    return {path: (state, digest) for path, state, digest in rows}
+
+
 def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     chance = random.Random(seed)
@@ -155,14 +176,29 @@ def run(args: argparse.Namespace) -> int:
     expected: dict[str, str] = {}
 
     def drop_file(n: int) -> None:
+        write(watch / f"batch{n % 5}" / f"clip-{n:04d}.mp4")
+
+    def write(path: Path) -> None:
         size = chance.randint(1, args.max_kb) * 1024
         data = chance.randbytes(size)
-        path = watch / f"batch{n % 5}" / f"clip-{n:04d}.mp4"
         path.parent.mkdir(exist_ok=True)
         temp = path.with_name(f".{path.name}.tmp")
         temp.write_bytes(data)
         temp.rename(path)  # as rsync does
         expected[str(path)] = hashlib.sha256(data).hexdigest()
+
+    ledger = folder / "state" / "ledger.db"
+    rewrites = args.rewrites if args.rewrites is not None else args.files // 10
+    rewritten: list[str] = []
+
+    def rewrite_a_done_file() -> None:
+        """A new version of a file whose latest version is done: it replaces its media."""
+        done = [p for p, (state, _) in latest_versions(ledger).items() if state == "done"]
+        done = [p for p in done if p in expected and p not in rewritten]
+        if done:
+            path = chance.choice(sorted(done))
+            write(Path(path))
+            rewritten.append(path)
 
     print(f"chaos: seed {seed}, {args.files} files, {args.kills} kills, in {folder}")
     first_batch = args.files // 3
@@ -170,28 +206,42 @@ def run(args: argparse.Namespace) -> int:
         drop_file(n)
     pending = list(range(first_batch, args.files))
     daemon.start()
-    for kill in range(args.kills):
+
+    def kill_and_restart(kill: int, rewrite: bool) -> None:
         deadline = time.monotonic() + chance.uniform(0.3, 2.0)
         while time.monotonic() < deadline:  # files keep arriving while it runs
             if pending and chance.random() < 0.5:
                 drop_file(pending.pop(0))
+            if rewrite and len(rewritten) < rewrites and chance.random() < 0.2:
+                rewrite_a_done_file()
             time.sleep(0.05)
         daemon.kill()
         print(f"  kill {kill + 1}/{args.kills} at {time.monotonic() - started:.1f} s")
         daemon.start()
+
+    # First half of the kills while files arrive; then, once files are done, some are
+    # rewritten in place and the second half of the kills falls among their swaps.
+    half = args.kills // 2
+    for kill in range(half):
+        kill_and_restart(kill, rewrite=False)
     for n in pending:
         drop_file(n)
+    pending.clear()
+    wait_until = time.monotonic() + 60
+    while len(rewritten) < rewrites and time.monotonic() < wait_until:
+        rewrite_a_done_file()
+        time.sleep(0.2)
+    for kill in range(half, args.kills):
+        kill_and_restart(kill, rewrite=True)
 
-    ledger = folder / "state" / "ledger.db"
     outcome = "timed out"
     while time.monotonic() - started < args.deadline:
         time.sleep(1.0)
-        jobs, _, _ = ledger_rows(ledger)
-        done = {row["path"] for row in jobs if row["state"] == "done"}
-        if set(expected) <= done:
+        latest = latest_versions(ledger)
+        if all(latest.get(p) == ("done", digest) for p, digest in expected.items()):
             outcome = "all done"
             break
-        if any(row["state"] == "failed" for row in jobs):
+        if any(state == "failed" for state, _ in latest.values()):
             outcome = "a job failed"
             break
     exit_code = daemon.stop()
@@ -204,13 +254,13 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"ledger integrity: {integrity}")
     if exit_code != 0:
         problems.append(f"daemon exited {exit_code} on SIGTERM")
-    by_path = {row["path"]: row for row in jobs if row["state"] == "done"}
+    by_path = {row["path"]: row for row in sorted(jobs, key=lambda row: row["id"])}
     medias = list(sandbox.store.medias.values())
     per_hash = Counter(m.sha256 for m in medias)
     for path, digest in expected.items():
         row = by_path.get(path)
-        if row is None:
-            problems.append(f"{path}: not done")
+        if row is None or row["state"] != "done" or row["sha256"] != digest:
+            problems.append(f"{path}: its last version is not done")
             continue
         media = sandbox.store.medias.get(row["hashed_id"])
         if media is None or media.sha256 != digest:
@@ -230,9 +280,11 @@ def run(args: argparse.Namespace) -> int:
         if r.dropped or (r.status or 0) >= 500
     )
     attempts = Counter(row["attempts"] for row in jobs)
+    swaps = Counter(job.outcome for job in sandbox.store.jobs.values())
     print(
-        f"chaos: {outcome} in {time.monotonic() - started:.1f} s; {len(expected)} files, "
-        f"{len(medias)} medias, {len(sandbox.records)} requests"
+        f"chaos: {outcome} in {time.monotonic() - started:.1f} s; {len(expected)} files "
+        f"({len(rewritten)} rewritten in place), {len(medias)} medias, "
+        f"{len(sandbox.records)} requests, swaps: {dict(swaps)}"
     )
     print(
         f"  faults answered: {dict(faults_hit)}; attempts per job: {dict(sorted(attempts.items()))}"
@@ -244,7 +296,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  - {problem}")
         print(f"  (daemon log and ledger kept in {folder})")
         return 1
-    print("chaos: every file done, exactly one media each with its exact bytes; ledger intact")
+    print(
+        "chaos: every file done, exactly one media each with its exact (last) bytes; ledger intact"
+    )
     if not args.keep:
         import shutil
 

@@ -43,6 +43,7 @@ class Daemon:
                 "api_token": TOKEN,
                 "upload_url": sandbox.upload_url,
                 "api_url": sandbox.api_url,
+                "swap_url": sandbox.modern_url,
             },
             "log": {"level": "info", "format": "json"},
         }

@@ -102,6 +102,7 @@ class DaemonProcess:
                 "api_token": TOKEN,
                 "upload_url": sandbox.upload_url,
                 "api_url": sandbox.api_url,
+                "swap_url": sandbox.modern_url,
                 "requests_per_minute": 600,
                 "timeout_seconds": 5.0,
                 "upload_timeout_seconds": 10.0,

@@ -73,6 +73,7 @@ def _with_sandbox(args: argparse.Namespace) -> int:
     sandbox = Sandbox(processing_seconds=args.processing_seconds).start()
     settings.wistia.upload_url = sandbox.upload_url
     settings.wistia.api_url = sandbox.api_url
+    settings.wistia.swap_url = sandbox.modern_url
     settings.wistia.project_id = ""
     # Polling a sandbox on this machine costs nothing: show results sooner.
     settings.ingest.poll_min_seconds = min(settings.ingest.poll_min_seconds, 1.0)

@@ -230,7 +230,7 @@ def run_sandbox(args: argparse.Namespace) -> int:
     )
     print(f"ingestd sandbox listening on {sandbox.url}", flush=True)
     print(f'  upload_url = "{sandbox.upload_url}"\n  api_url = "{sandbox.api_url}"', flush=True)
-    print(f'  swap (the newer API) at "{sandbox.modern_url}"', flush=True)
+    print(f'  swap_url = "{sandbox.modern_url}"', flush=True)
     if args.token is None:
         print("  token: any Bearer token is accepted (--token T to require one)", flush=True)
     else:

@@ -64,13 +64,25 @@ class WistiaSettings(_Section):
     timeout_seconds: float = Field(30.0, gt=0)
     # How long to wait for Wistia's answer once an upload's last byte is sent.
     upload_timeout_seconds: float = Field(600.0, gt=0)
+    # Where Wistia serves Swap (its newer API), and the release pinned with
+    # X-Wistia-API-Version there (current-api-facts.md).
+    swap_url: str = "https://api.wistia.com/modern/"
+    api_version: str = "2026-03"
 
     @field_validator("api_token_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("upload_url", "api_url")
+    @field_validator("api_version")
+    @classmethod
+    def _release(cls, value: str) -> str:
+        value = value.strip()
+        if not value or not all(c.isalnum() or c in "-._" for c in value) or len(value) > 40:
+            raise ValueError('must be a release name such as "2026-03"')
+        return value
+
+    @field_validator("upload_url", "api_url", "swap_url")
     @classmethod
     def _https_unless_loopback(cls, url: str) -> str:
         parts = urlsplit(url.strip())
@@ -132,8 +144,12 @@ class IngestSettings(_Section):
     batch_polling: bool = True
     # A file failing the container check (a cut MP4 or MKV) this long is failed.
     incomplete_after_seconds: float = Field(3600.0, gt=0)
-    # Delete a done media whose bytes a later version at the same path proves partial.
+    # Delete a done media whose bytes a later version at the same path proves partial
+    # (swapped into it where new_version is "replace").
     replace_partial: bool = True
+    # A new version of a done file: swapped into its media in place ("replace"), or a second
+    # media beside it ("add").
+    new_version: Literal["replace", "add"] = "replace"
     # <watch_dir>/<Name>/... goes to the Wistia project named <Name> (found or made).
     project_from_folder: bool = False
     # Sidecars created or changed after a media is done are applied to it (after_upload keep).

@@ -6,7 +6,8 @@ one place that says so.
               patterns, timings, bandwidth and upload hours, the policies); [captions];
               [notify] (receivers, events, secret, timeouts, urls, digest_seconds,
               heartbeat_url, heartbeat_seconds: a new heartbeat URL is pinged at once)
-    restart   watch_dir and ledger; [wistia] upload_url and api_url; [metrics]; [web]; [log]
+    restart   watch_dir and ledger; [wistia] upload_url, api_url, swap_url, api_version;
+              [metrics]; [web]; [log]
 
 A config that does not load (or names an Apprise URL Apprise cannot send to) is rejected with
 a log line and the running one is kept. One that loads becomes the running config with its
@@ -28,6 +29,8 @@ RESTART_ONLY = (
     "ledger",
     "wistia.upload_url",
     "wistia.api_url",
+    "wistia.swap_url",
+    "wistia.api_version",
     "metrics",
     "web",
     "log",

@@ -3,7 +3,7 @@
 For a media `clip.mp4`:
 
     clip.json         metadata: name, description, project_id, contact_id, customizations,
-                      tags
+                      tags, replaces (the hashed id of a media this file replaces in place)
     clip.srt          captions in `captions.default_language`
     clip.<lang>.srt   captions in <lang> (ISO 639-1 or 639-2, B or T), sent as ISO 639-2/T
     _defaults.json    in any folder from the watch folder down: the same keys as clip.json
@@ -41,6 +41,9 @@ DEFAULTS_NAME = "_defaults.json"
 # even where its name would fit one (the clip.json of a media named `clip.mp4.wistia.mov`).
 RECEIPT_SUFFIX = ".wistia.json"
 KNOWN_KEYS = ("name", "description", "project_id", "contact_id", "customizations", "tags")
+# Only the media's own clip.json may name the media it replaces (never a folder's defaults).
+REPLACES = "replaces"
+_HASHED_ID = re.compile(r"[A-Za-z0-9]{1,64}")  # with fullmatch
 # Tags: at most this many on a media, each at most this many characters.
 MAX_TAGS = 200
 MAX_TAG_LENGTH = 255
@@ -136,6 +139,7 @@ class Metadata:
     contact_id: str | None = None
     customizations: dict[str, Any] | None = None
     tags: tuple[str, ...] | None = None  # None: no sidecar names any
+    replaces: str | None = None  # the hashed id clip.json says this file replaces in place
     # Where each value came from, and what was not understood, for the job's history.
     sources: tuple[str, ...] = ()
     unknown: tuple[str, ...] = ()
@@ -263,6 +267,15 @@ def _tags(name: str, tags: Any) -> tuple[str, ...]:
     return cleaned
 
 
+def _replaces(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _HASHED_ID.fullmatch(value.strip()):
+        raise SidecarError(
+            f'{name}: "replaces" must be the hashed id of a media in Wistia (letters and '
+            f'digits, like "abc123de45"), not {json.dumps(value)[:40]}'
+        )
+    return value.strip()
+
+
 def add_tags(base: tuple[str, ...] | None, more: tuple[str, ...]) -> tuple[str, ...]:
     """Tags down the folders: every level's added after the ones above, each once."""
     merged = list(base or ())
@@ -317,8 +330,15 @@ def read_metadata(media: Path, root: Path) -> Metadata:
         loaded = _load_json_object(path, root)
         if loaded is None:
             continue
-        unknown += [f"{display(path.name)}: {key}" for key in loaded if key not in KNOWN_KEYS]
+        is_own = path == own
+        unknown += [
+            f"{display(path.name)}: {key}"
+            for key in loaded
+            if key not in KNOWN_KEYS and not (is_own and key == REPLACES)
+        ]
         checked = _checked(path, loaded)
+        if is_own and loaded.get(REPLACES) is not None:
+            checked[REPLACES] = _replaces(display(path.name), loaded[REPLACES])
         if "tags" in checked:
             checked["tags"] = add_tags(values.get("tags"), checked["tags"])
         values = merge(values, checked)

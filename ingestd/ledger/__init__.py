@@ -50,7 +50,7 @@ from ingestd.ledger.projects import Projects
 from ingestd.ledger.resync import ResyncMarks
 from ingestd.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from ingestd.ledger.settling import SettledFile, Settling
-from ingestd.ledger.steps import Fate, Image, Refusal, Steps, Thumbnail
+from ingestd.ledger.steps import Fate, Image, Refusal, Steps, Swap, Thumbnail
 from ingestd.ledger.uploads import Uploads
 from ingestd.ledger.wakeups import Wakeups
 
@@ -71,6 +71,7 @@ __all__ = [
     "Refusal",
     "SettledFile",
     "StaleTransition",
+    "Swap",
     "Thumbnail",
     "Wakeups",
     "check_ledger_file",

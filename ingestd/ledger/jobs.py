@@ -138,6 +138,17 @@ class Jobs:
         )
         return to_job(row) if row else None
 
+    def earlier_version(self, job: Job) -> Job | None:
+        """The latest earlier version of the job's path that has a media: done, or on its
+        way (processing, finishing); the media a new version replaces in place."""
+        row = self.db.row(
+            f"""SELECT {JOB_COLUMNS} FROM jobs WHERE path = ? AND path_bytes IS ? AND id < ?
+               AND hashed_id IS NOT NULL AND state IN ('processing', 'finishing', 'done')
+               ORDER BY id DESC LIMIT 1""",
+            (*path_columns(job.path), job.id),
+        )
+        return to_job(row) if row else None
+
     def entered_at(self, job_id: int, state: JobState) -> float | None:
         """When the job last entered `state` (wall time, from its history): a job retried
         after an upload Wistia failed entered `processing` twice, and the later one stuck."""

@@ -19,6 +19,8 @@ Tables, as they are now:
     notifications   the outbox: one row per notification and receiver, until delivered
                     (a receiver is `webhook`, `command` or a label such as `slack#1`)
     facts           what the daemon learned once (the account's url)
+    refused         per job, the finishing steps Wistia refused (403), by digest
+    swaps           per job, the media a new version replaces in place, and each step
 """
 
 from __future__ import annotations
@@ -324,6 +326,30 @@ def _migration_13(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_14(db: sqlite3.Connection) -> None:
+    # A new version replacing a media in place (Swap): the media it replaces and how it was
+    # chosen, then each step as it is made (asked, Wistia's background job, its end, the
+    # leftover replacement deleted), so that a crash between any two neither swaps twice nor
+    # leaves the job without its media. `unknown`: a clip.json `replaces` naming no media.
+    _script(
+        db,
+        """CREATE TABLE swaps (
+               job_id INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+               original TEXT NOT NULL,
+               how TEXT NOT NULL CHECK (how IN ('path', 'replaces', 'partial')),
+               project TEXT,
+               stage TEXT NOT NULL CHECK (stage IN ('unknown', 'chosen', 'requesting',
+                   'requested', 'finished', 'refused', 'cleaned')),
+               replacement TEXT,
+               background_job TEXT,
+               api TEXT,
+               requested_at REAL,
+               reason TEXT,
+               at REAL NOT NULL
+           )""",
+    )
+
+
 # Migration 11: the thumbnail's records as schema 8 named them -> their stage.
 THUMBNAIL_RECORDS = {
     "thumbnail-sending": "sending",
@@ -364,6 +390,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_11,
     _migration_12,
     _migration_13,
+    _migration_14,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -11,6 +11,10 @@ written before or right after its side effect, so that a crash neither loses nor
                    name and time after a crash), `uploaded` (an image media), `failed` (Wistia
                    could not process it), `still` (it is the video's still)
     replacements   the partial media this version replaced (deleted or kept), done once
+    swaps          the media this version replaces in place (Swap) and each step of it:
+                   chosen (before the upload), requesting (before the swap is asked),
+                   requested (with Wistia's background job), finished or refused, cleaned
+                   (the leftover replacement deleted); `unknown`: a `replaces` naming no media
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from ingestd.core.jobs import Job
 from ingestd.ledger.db import Db, prose, retried_write
 
 ThumbnailStage = Literal["sending", "uploaded", "failed", "still"]
+SwapStage = Literal[
+    "unknown", "chosen", "requesting", "requested", "finished", "refused", "cleaned"
+]
+SwapHow = Literal["path", "replaces", "partial"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,21 @@ class Refusal:
 
     digest: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Swap:
+    """A new version replacing `original` in place, as far as it got."""
+
+    original: str  # the hashed id kept (embeds, links and stats stay with it)
+    how: SwapHow  # the path's earlier version, a clip.json `replaces`, or a partial copy
+    stage: SwapStage
+    project: str | None = None  # the original's project: the replacement goes there
+    replacement: str | None = None  # the new version's own media, swapped in
+    background_job: str | None = None  # Wistia's job doing the swap
+    api: str | None = None  # which API took the swap: "modern" or "v1"
+    requested_at: float | None = None  # wall time the swap was asked (Wistia's clock)
+    reason: str | None = None  # why Wistia refused it
 
 
 @dataclass(frozen=True)
@@ -157,6 +180,110 @@ class Steps:
             "SELECT 1 FROM thumbnails WHERE image_hashed_id = ? LIMIT 1", (hashed_id,)
         )
         return row is not None
+
+    # --- replacing a media in place (Swap) -----------------------------------------------------
+
+    def swap(self, job_id: int) -> Swap | None:
+        row = self.db.one(
+            """SELECT original, how, stage, project, replacement, background_job, api,
+                      requested_at, reason FROM swaps WHERE job_id = ?""",
+            (job_id,),
+        )
+        return Swap(**row) if row else None
+
+    @retried_write
+    def choose_swap(self, job: Job, original: str, how: SwapHow, project: str | None) -> None:
+        """Before the upload: this version will replace `original`. Chosen again on a later
+        attempt while nothing was asked of Wistia yet."""
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT INTO swaps (job_id, original, how, project, stage, at)
+                   VALUES (?, ?, ?, ?, 'chosen', ?)
+                   ON CONFLICT (job_id) DO UPDATE SET original = excluded.original,
+                       how = excluded.how, project = excluded.project, stage = 'chosen',
+                       reason = NULL, at = excluded.at
+                   WHERE swaps.stage IN ('unknown', 'chosen')""",
+                (job.id, original, how, project, self.db.clock.wall()),
+            )
+
+    @retried_write
+    def forget_swap(self, job: Job) -> None:
+        """Nothing to replace after all (the choice was made for an earlier attempt)."""
+        with self.db.write():
+            self.db.conn.execute(
+                "DELETE FROM swaps WHERE job_id = ? AND stage IN ('unknown', 'chosen')", (job.id,)
+            )
+
+    @retried_write
+    def record_unknown_original(self, job: Job, original: str) -> None:
+        """A clip.json `replaces` names no media Wistia has: remembered, so that the held
+        job's recheck asks Wistia again only once the sidecar names another."""
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR REPLACE INTO swaps (job_id, original, how, stage, at)
+                   VALUES (?, ?, 'replaces', 'unknown', ?)""",
+                (job.id, original, self.db.clock.wall()),
+            )
+
+    @retried_write
+    def record_swap(
+        self, job: Job, stage: SwapStage, note: str | None = None, **fields: object
+    ) -> Swap:
+        """A step of the swap, written as it happens (with a note in the job's history)."""
+        columns = ", ".join(f"{name} = :{name}" for name in fields)
+        with self.db.write():
+            self.db.conn.execute(
+                f"""UPDATE swaps SET stage = :stage, at = :at{", " + columns if columns else ""}
+                    WHERE job_id = :job_id""",
+                {
+                    "stage": stage,
+                    "at": self.db.clock.wall(),
+                    "job_id": job.id,
+                    **{k: prose(v) if k == "reason" else v for k, v in fields.items()},
+                },
+            )
+            if note is not None:
+                self.db.event(job.id, job.state.value, job.state.value, note)
+        swap = self.swap(job.id)
+        assert swap is not None
+        return swap
+
+    def swap_pending_before(self, job: Job, original: str) -> int | None:
+        """An older version on its way to swap into `original` too (processing, or finishing
+        before its swap ended): the newer one waits for it, so the newest bytes end up there."""
+        row = self.db.row(
+            """SELECT swaps.job_id FROM swaps JOIN jobs ON jobs.id = swaps.job_id
+               WHERE swaps.original = ? AND swaps.job_id < ?
+                 AND swaps.stage IN ('chosen', 'requesting', 'requested')
+                 AND jobs.state IN ('processing', 'finishing')
+               ORDER BY swaps.job_id LIMIT 1""",
+            (original, job.id),
+        )
+        return None if row is None else int(row[0])
+
+    def swapped_after(self, job: Job, original: str) -> int | None:
+        """A newer version that swapped into `original` already (or is swapping): an older
+        version must not put its bytes back behind it."""
+        row = self.db.row(
+            """SELECT job_id FROM swaps WHERE original = ? AND job_id > ?
+                 AND stage IN ('requesting', 'requested', 'finished', 'cleaned')
+               ORDER BY job_id DESC LIMIT 1""",
+            (original, job.id),
+        )
+        return None if row is None else int(row[0])
+
+    @retried_write
+    def inherit_thumbnail(self, earlier: int, job: Job) -> None:
+        """The earlier version's still becomes this one's to replace: its media now plays
+        this version, and a new thumbnail then replaces (and deletes) that image."""
+        with self.db.write():
+            self.db.conn.execute(
+                """INSERT OR IGNORE INTO thumbnails (job_id, stage, image_digest,
+                                                     image_hashed_id, began_at, at)
+                   SELECT ?, stage, image_digest, image_hashed_id, began_at, at
+                   FROM thumbnails WHERE job_id = ? AND stage = 'still'""",
+                (job.id, earlier),
+            )
 
     # --- a partial version replaced -----------------------------------------------------------
 

@@ -2,9 +2,11 @@
 
     watch/    detect and settle: a new version of a file becomes `settling`, then `queued`
     upload    claim, reconcile after a crash, send: `queued` -> `uploading` -> `processing`
+    probe     the account-wide hold's probes: a look at the account, then one small upload
+    versions  what a new version replaces in place, chosen before its upload
     projects  a folder's Wistia project, found or made once (project_from_folder)
     poll      ask Wistia until the media is ready: `processing` -> `finishing`
-    finish/   sidecars, the partial version, the file's fate, the receipt: -> `done`
+    finish/   the swap, sidecars, the partial version, the file's fate, the receipt: -> `done`
     held      a job waiting on its own problem, rechecked until fixed: `held` -> where it was
     resync    sidecars changed after done reach the done media (the job stays `done`)
     loop      what every stage shares: the guard around each job's step, the one stage loop

@@ -46,9 +46,16 @@ from ingestd.core.jobs import Job, JobKind, JobState, version_of
 from ingestd.core.names import display, media_name, wistia_name
 from ingestd.core.outcomes import Stage
 from ingestd.folder.files import open_regular
-from ingestd.folder.sidecars import KNOWN_KEYS, METADATA_STEP, metadata_digest, read_metadata
+from ingestd.folder.sidecars import (
+    KNOWN_KEYS,
+    METADATA_STEP,
+    Metadata,
+    metadata_digest,
+    read_metadata,
+)
 from ingestd.folder.urlimport import media_name_of, read_url_file
 from ingestd.ledger import Hold, Ledger, Ledgers
+from ingestd.pipeline import versions
 from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, PipelineStage, run_stage
 from ingestd.pipeline.probe import HoldProbes
 from ingestd.pipeline.projects import FolderProjects, folder_of
@@ -65,6 +72,7 @@ class Upload:
     """What one upload sends: the form fields and either a URL or an open file."""
 
     fields: dict[str, str]
+    metadata: Metadata  # what the sidecars say (the media it replaces, say)
     url: str | None = None  # a .url job: Wistia imports this
     file: int | None = None  # a file job: the descriptor the bytes are read from
     filename: str = ""  # the file's own name, as the multipart part names it
@@ -200,11 +208,11 @@ class Uploader(PipelineStage):
         read or is not a regular file, a file that is not the version hashed (FileChanged).
         """
         path = Path(job.path)
+        metadata = read_metadata(path, self.settings.watch_dir)
         if job.kind == JobKind.URL:
             url = read_url_file(path, self.settings.watch_dir)
-            return Upload(self.upload_fields(job, media_name_of(url)), url=url)
-        own_name = media_name(path)
-        fields = self.upload_fields(job, own_name)
+            return Upload(self.upload_fields(job, media_name_of(url), metadata), metadata, url=url)
+        fields = self.upload_fields(job, media_name(path), metadata)
         try:
             fd = open_regular(path, self.settings.watch_dir)
         except FileNotFoundError:
@@ -213,7 +221,7 @@ class Uploader(PipelineStage):
                 "put the file back (it is then found again) or ignore this job",
                 fatal=True,
             ) from None
-        upload = Upload(fields, file=fd, filename=wistia_name(path.name))
+        upload = Upload(fields, metadata, file=fd, filename=wistia_name(path.name))
         opened = os.fstat(fd)
         if not job.is_file_hashed(opened):  # the bytes hashed are the bytes uploaded
             upload.close()
@@ -221,8 +229,10 @@ class Uploader(PipelineStage):
         return upload
 
     def preflight(self, ledger: Ledger, job: Job) -> None:
-        """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go."""
-        self.prepare(job).close()
+        """What stops a job before it is sent (the held jobs' recheck): `prepare`, let go,
+        and a `replaces` still naming the media Wistia said it does not have."""
+        with self.prepare(job) as upload:
+            versions.check_replaces(ledger, job, upload.metadata)
 
     def _folder(self, job: Job) -> str | None:
         """The folder whose project the job's media goes to (`ingest.project_from_folder`)."""
@@ -232,6 +242,10 @@ class Uploader(PipelineStage):
 
     def _send(self, ledger: Ledger, job: Job, probe: bool) -> tuple[Job, Media]:
         with self.prepare(job) as upload:
+            swap = versions.choose(ledger, self.settings, self.client, job, upload.metadata)
+            if swap is not None and swap.project:
+                # The replacement goes to the project of the media it replaces.
+                upload.fields["project_id"] = swap.project
             folder = self._folder(job) if "project_id" not in upload.fields else None
             if folder is not None:
                 upload.fields["project_id"] = self.projects.hashed_id_for(ledger, folder)
@@ -321,12 +335,11 @@ class Uploader(PipelineStage):
             stale = None
         raise FileChanged(changed, _left_behind(stale))
 
-    def upload_fields(self, job: Job, default_name: str) -> dict[str, str]:
+    def upload_fields(self, job: Job, default_name: str, metadata: Metadata) -> dict[str, str]:
         """Form fields: from clip.json and _defaults.json, else the config and the file name.
 
         `name` is always sent, so that an interrupted upload can be found again by name.
         """
-        metadata = read_metadata(Path(job.path), self.settings.watch_dir)
         for problem in metadata.unknown:
             log.warning("unknown key in a sidecar, ignored", key=problem, known=KNOWN_KEYS)
         fields = {"name": metadata.name or default_name}

@@ -34,7 +34,7 @@ from ingestd.core.errors import Cancelled, NotFoundError, TransientError
 from ingestd.wistia.classify import classify
 from ingestd.wistia.limiter import STALL_MARGIN_SECONDS, RateLimiter, Throttle, poll_share
 from ingestd.wistia.meters import Meters
-from ingestd.wistia.models import PER_PAGE, Account, Media, Project
+from ingestd.wistia.models import PER_PAGE, Account, BackgroundJob, Media, Project
 from ingestd.wistia.multipart import MultipartUpload
 
 # When a 429/503 carries no Retry-After, the whole account still pauses this long.
@@ -88,6 +88,7 @@ class WistiaClient:
         self.meters = meters if meters is not None else Meters()
         self.upload_url = settings.upload_url
         self.api_url = settings.api_url
+        self.swap_url = settings.swap_url
         self._limiter = limiter
         self._stop = stop
         self._api_retries = api_retries
@@ -106,7 +107,8 @@ class WistiaClient:
         )
 
     def _auth(self, token: str) -> BearerAuth:
-        return BearerAuth(token, {_origin(self.upload_url), _origin(self.api_url)})
+        origins = {_origin(self.upload_url), _origin(self.api_url), _origin(self.swap_url)}
+        return BearerAuth(token, origins)
 
     def set_token(self, token: str) -> None:
         """A new token applies to the next request."""
@@ -295,6 +297,49 @@ class WistiaClient:
         """The media's tags become `tags` (`tags[]` replaces them: current-api-facts.md)."""
         self._api("PUT", f"medias/{hashed_id}.json", data={"tags[]": tags})
 
+    # --- Swap (Wistia's newer API) ---------------------------------------------------------
+
+    def swap(self, original: str, replacement: str) -> tuple[BackgroundJob, str]:
+        """Ask Wistia to put `replacement`'s file behind `original` (which keeps its hashed
+        id, URLs and stats): `PUT medias/<original>/swap`. One try: the caller records what
+        it asked before and after. Returns the background job, and the API that took the
+        request ("modern" or "v1"), which is where the job is followed.
+
+        Unsure whether v1 serves Swap or only the newer API (current-api-facts.md): swap_url
+        first; where it answers 404 while the original is there, api_url."""
+        body = {"replacement_media_id": replacement}
+        path = f"medias/{quote(original, safe='')}/swap"
+        try:
+            answer = self._swap_api("PUT", path, json=body)
+            api = "modern"
+        except NotFoundError:
+            self.media(original)  # raises NotFoundError itself when the original is gone
+            answer = self._api("PUT", path + ".json", json=body, tries=1)  # v1's spelling
+            api = "v1"
+        return self._background_job(answer), api
+
+    def background_job(self, job_id: str, api: str) -> BackgroundJob:
+        """Where a Swap's background job is: `GET background_job_status/<id>`."""
+        path = f"background_job_status/{quote(job_id, safe='')}"
+        if api == "v1":
+            return self._background_job(self._api("GET", path + ".json"))
+        return self._background_job(self._swap_api("GET", path))
+
+    def _swap_api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the newer API, its release pinned (X-Wistia-API-Version). A swap itself
+        is tried once (the caller records around it); a status is retried as any read."""
+        headers = {"X-Wistia-API-Version": self.settings.api_version}
+        if self.swap_url == self.api_url:
+            path += ".json"
+        tries = 1 if method == "PUT" else None
+        return self._api(method, path, base=self.swap_url, headers=headers, tries=tries, **kwargs)
+
+    def _background_job(self, response: httpx.Response) -> BackgroundJob:
+        try:
+            return BackgroundJob.from_answer(self._json(response))
+        except ValidationError:
+            raise TransientError("Wistia's answer named no background job") from None
+
     # --- plumbing --------------------------------------------------------------------------
 
     def _api(
@@ -304,10 +349,11 @@ class WistiaClient:
         *,
         tries: int | None = None,
         budget: RateLimiter | None = None,
+        base: str | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """A Data API call, retried in-process on transient errors (each try rate-limited,
-        and also by `budget` when it is a poll)."""
+        """A Data API call (or one to `base`), retried in-process on transient errors (each
+        try rate-limited, and also by `budget` when it is a poll)."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientError),
             wait=API_RETRY_WAIT,
@@ -316,7 +362,8 @@ class WistiaClient:
             sleep=self._sleep,
             reraise=True,
         )
-        return retrying(self._send, method, self.api_url + path, budget=budget, **kwargs)
+        url = (base or self.api_url) + path
+        return retrying(self._send, method, url, budget=budget, **kwargs)
 
     def _sleep(self, seconds: float) -> None:
         """tenacity's pause between tries: announced to the stage's heartbeat, cut by a stop."""

@@ -119,6 +119,28 @@ class Account(BaseModel):
         return "none" if self.media_count >= self.limit else "room"
 
 
+class BackgroundJob(BaseModel):
+    """A Swap's background job (`background_job_status`): `queued`, `started`, `finished` or
+    `failed`. Its id is kept as text, whatever JSON type Wistia gives it."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    id: str
+    status: str = "queued"
+
+    @classmethod
+    def from_answer(cls, payload: Any) -> BackgroundJob:
+        """From a swap's answer (`{"message", "media", "background_job_status": {...}}`) or a
+        status answer, wrapped (`{"background_job_status": {...}}`) or not."""
+        if isinstance(payload, dict) and isinstance(payload.get("background_job_status"), dict):
+            payload = payload["background_job_status"]
+        return cls.model_validate(payload)
+
+    @property
+    def state(self) -> str:
+        return self.status.lower()
+
+
 def _epoch(text: str | None) -> float | None:
     if not text:
         return None

@@ -1,4 +1,6 @@
-"""The chaos script in its CI form: faults on, 30 files, 10 SIGKILLs, nothing lost or doubled."""
+"""The chaos script in its CI form: faults on, 30 files (some rewritten in place once done, so
+their new versions are swapped in), 10 SIGKILLs: nothing lost or doubled, one media per file
+holding its last bytes."""
 
 from __future__ import annotations
 
@@ -32,4 +34,5 @@ def test_chaos_30_files_10_kills() -> None:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "every file done, exactly one media each" in result.stdout
+    assert "rewritten in place" in result.stdout and "(0 rewritten" not in result.stdout
     assert "kill 10/10" in result.stdout

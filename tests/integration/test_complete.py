@@ -246,12 +246,32 @@ def _next_version_done(daemon: DaemonProcess, clip: Path, earlier: Job) -> Job:
     )
 
 
-def test_a_partial_upload_is_replaced_and_its_media_deleted_once_the_whole_is_done(
-    daemon: DaemonProcess,
-) -> None:
+def test_a_partial_upload_is_replaced_in_place_by_the_whole(daemon: DaemonProcess) -> None:
     # A remote copy stalled past the settle time with no local writer: half an .mpg (no
     # container to check) went up. The rest arrives: the new version begins with exactly the
-    # uploaded bytes, so the half media goes once the whole one is done.
+    # uploaded bytes, so once the whole one is processed it is swapped into the half media,
+    # whose hashed id (and embeds) now play the whole file.
+    clip = daemon.watch / "remote.mpg"
+    data = random.Random(9).randbytes(500_000)
+    clip.write_bytes(data[:200_000])
+    half = daemon.wait_state(clip, JobState.DONE)
+    with open(clip, "ab") as rest:
+        rest.write(data[200_000:])
+    whole = _next_version_done(daemon, clip, half)
+    assert whole.replaces == half.id and whole.hashed_id == half.hashed_id
+    (left,) = daemon.sandbox.store.medias.values()
+    assert left.hashed_id == half.hashed_id and left.sha256 == sha256(data)
+    (swap,) = daemon.sandbox.store.jobs.values()
+    assert swap.original == half.hashed_id and swap.outcome == "finished"
+    assert [m.hashed_id for m in daemon.sandbox.store.deleted] == [swap.replacement]
+    assert "partial copy" in _history(daemon, half)
+    assert "swapped into it: its embeds now play the whole file" in _history(daemon, whole)
+
+
+def test_a_partial_upload_is_deleted_once_the_whole_is_done_when_new_versions_add(
+    daemon_factory,
+) -> None:
+    daemon = daemon_factory(ingest={"new_version": "add"}).start()
     clip = daemon.watch / "remote.mpg"
     data = random.Random(9).randbytes(500_000)
     clip.write_bytes(data[:200_000])
@@ -272,9 +292,11 @@ def test_a_partial_upload_is_replaced_and_its_media_deleted_once_the_whole_is_do
     )
     assert f"job {half.id}'s" in _history(daemon, whole)
     assert "deleted it from Wistia" in _history(daemon, whole)
+    assert daemon.sandbox.store.jobs == {}  # no swap
 
 
-def test_a_different_file_at_the_same_path_deletes_nothing(daemon: DaemonProcess) -> None:
+def test_a_different_file_at_the_same_path_deletes_nothing(daemon_factory) -> None:
+    daemon = daemon_factory(ingest={"new_version": "add"}).start()
     clip = daemon.watch / "other.mpg"
     first = random.Random(10).randbytes(200_000)
     clip.write_bytes(first)
@@ -306,7 +328,7 @@ def test_a_kill_after_the_partial_media_is_deleted_does_not_go_wrong(daemon_fact
     """kill -9 after Wistia deleted the partial media and before its answer arrived: after
     the restart the delete is asked again, found done (404), and recorded; the whole media
     is untouched."""
-    daemon = daemon_factory().start()
+    daemon = daemon_factory(ingest={"new_version": "add"}).start()
     clip = daemon.watch / "crash.mpg"
     data = random.Random(13).randbytes(300_000)
     clip.write_bytes(data[:120_000])

@@ -159,6 +159,7 @@ def _for_sandbox(config: str, port: int, instance: str = "") -> str:
     values = {
         "upload_url": f'"http://127.0.0.1:{port}/"',
         "api_url": f'"http://127.0.0.1:{port}/v1/"',
+        "swap_url": f'"http://127.0.0.1:{port}/modern/"',
         "settle_seconds": "0.5",
         "poll_min_seconds": "0.5",
         "poll_max_seconds": "1.0",

@@ -1,8 +1,10 @@
 """A partial version replaced: a version whose first bytes are exactly an earlier done one's
 proved that upload partial (a stalled copy that slipped through). Once this whole version is
-in Wistia, the partial media goes (`ingest.replace_partial`), one of the few cases in which
-ingestd deletes a media. Done once: recorded (ledger.steps.record_replaced), with both
-jobs' histories saying how.
+in Wistia, it takes the partial media's place (`ingest.replace_partial`): swapped into it
+(`new_version = "replace"`: swap.py), so the partial's embeds now play the whole file; or,
+with `new_version = "add"` or where Wistia refused the swap, the partial media is deleted,
+one of the few cases in which ingestd deletes a media. Done once: recorded
+(ledger.steps.record_replaced), with both jobs' histories saying how.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ def replace_partial(ledger: Ledger, settings: Settings, client: WistiaClient, jo
     if job.replaces is None or ledger.steps.replaced(job.id):
         return
     partial = ledger.get(job.replaces)
+    swap = ledger.steps.swap(job.id)
+    if partial is not None and swap is not None and swap.stage in ("finished", "cleaned"):
+        how = (
+            f"media {swap.original} (job {partial.id}) held a partial copy of this file; job "
+            f"{job.id}'s whole version was swapped into it: its embeds now play the whole file"
+        )
+        ledger.steps.record_replaced(partial, job, deleted=False, how=how)
+        log.info(how)
+        return
     if (
         partial is None
         or partial.hashed_id is None

@@ -3,12 +3,15 @@
 One job's finish, in order, each step recorded so a crash neither loses nor repeats one:
 
 1. its sidecars read (when the job gets here, so a caption dropped after its video still
-   applies) and sent: steps, then the thumbnail (sync.py); a step Wistia refuses (403) is
-   skipped and named in the done job's reason;
-2. sent again if a sidecar changed while it was being sent (the digests judge);
-3. the partial media this version replaces, if any (partial.py);
-4. the file's fate: keep, move or delete (fate.py), chosen and recorded before anything moves;
-5. the receipt (receipt.py), then `done`.
+   applies);
+2. a new version swapped into the media it replaces, Wistia's background job followed, the
+   leftover deleted (swap.py): from then on the job carries the kept hashed id;
+3. the sidecars sent to that media: steps, then the thumbnail (sync.py); a step Wistia
+   refuses (403) is skipped and named in the done job's reason; sent again if a sidecar
+   changed while it was being sent (the digests judge);
+4. the partial media this version proves partial, if it was not swapped into (partial.py);
+5. the file's fate: keep, move or delete (fate.py), chosen and recorded before anything moves;
+6. the receipt (receipt.py), then `done`.
 
 Whatever goes wrong (a bad sidecar, Wistia's answer, a move that fails) ends in the job's
 state through the guard and the outcome policy; `preflight` is also what the held jobs'
@@ -28,6 +31,7 @@ from ingestd.folder.sidecars import Sidecars, changed_within, read_sidecars
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.finish import fate, receipt
 from ingestd.pipeline.finish.partial import replace_partial
+from ingestd.pipeline.finish.swap import Swaps, swap_reason
 from ingestd.pipeline.finish.sync import SidecarSync, refusals
 from ingestd.pipeline.finish.thumbnail import waiting_for
 from ingestd.pipeline.loop import PipelineStage
@@ -49,6 +53,7 @@ class Finisher(PipelineStage):
         super().__init__(settings, ledgers, stop)
         self.client = client
         self.sync = SidecarSync(client, self.clock)
+        self.swaps = Swaps(client, self.clock)
 
     def run(self) -> None:
         self.run_through_due(
@@ -72,6 +77,10 @@ class Finisher(PipelineStage):
                 reason = "waiting for its sidecar files to stop changing"
                 ledger.update(job, next_attempt_at=now + settle, reason=reason)
                 return
+            swapped = self.swaps.carry_out(ledger, self.settings, job)
+            if swapped is None:
+                return  # Wistia is swapping it in: looked at again (reason and time set)
+            job = swapped
             if self.sync.apply(ledger, job, sidecars) is None:
                 assert sidecars.thumbnail is not None
                 wait = now + self.settings.ingest.poll_min_seconds
@@ -86,10 +95,13 @@ class Finisher(PipelineStage):
         note = fate.carry_out(ledger, self.settings, job)
         receipt.write_for(ledger, self.settings, self.client, job, done_at=self.clock.wall())
         # What Wistia refused of the sidecars (a 403) stays said on the done job.
+        # What could not be done stays said on the done job: the earlier media not replaced,
+        # what Wistia refused of the sidecars (a 403).
+        said = [why for why in (swap_reason(ledger, job), refusals(ledger, job)) if why]
         changes: dict[str, object] = {
             "error": None,
             "next_attempt_at": None,
-            "reason": refusals(ledger, job),
+            "reason": "; ".join(said) or None,
         }
         if read_at is not None:
             changes["sidecars_read_at"] = read_at

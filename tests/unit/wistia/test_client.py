@@ -265,3 +265,39 @@ def test_a_projects_id_is_read_under_either_key(key: str) -> None:
     assert Project.model_validate({"id": 1, "name": "P", key: "abc"}).hashed_id == "abc"
     media = Media.model_validate({"id": 2, "hashed_id": "m", "project": {key: "abc"}})
     assert media.project_hashed_id == "abc"
+
+
+def test_swap_goes_to_the_newer_api_pinned_or_falls_back_to_v1() -> None:
+    """Unsure whether v1 serves Swap (current-api-facts.md): swap_url first, with the
+    release pinned; where it answers 404 while the original is there, api_url."""
+    seen: list[httpx.Request] = []
+    modern_serves = True
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        path = request.url.path
+        job = {"background_job_status": {"id": 7, "status": "queued"}}
+        if path == "/modern/medias/K/swap":
+            return httpx.Response(200, json=job) if modern_serves else httpx.Response(404)
+        if path == "/v1/medias/K.json":
+            return httpx.Response(200, json={"id": 9, "hashed_id": "K"})
+        if path in ("/v1/medias/K/swap.json", "/v1/background_job_status/7.json"):
+            return httpx.Response(200, json=job)
+        return httpx.Response(404)
+
+    settings = WistiaSettings(api_version="2026-03")
+    client = WistiaClient(
+        settings, "t", RateLimiter(600), threading.Event(), transport=httpx.MockTransport(answer)
+    )
+    try:
+        background, api = client.swap("K", "R")
+        assert (background.id, api) == ("7", "modern")
+        assert seen[-1].headers["X-Wistia-API-Version"] == "2026-03"
+        assert seen[-1].headers["Authorization"] == "Bearer t"
+        modern_serves = False
+        background, api = client.swap("K", "R")
+        assert (background.id, api) == ("7", "v1")
+        assert client.background_job("7", "v1").state == "queued"
+        assert seen[-1].url.path == "/v1/background_job_status/7.json"
+    finally:
+        client.close()
