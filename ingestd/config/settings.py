@@ -150,6 +150,9 @@ class IngestSettings(_Section):
     # A new version of a done file: swapped into its media in place ("replace"), or a second
     # media beside it ("add").
     new_version: Literal["replace", "add"] = "replace"
+    # A file older than the ledger, at a path with no done version, is looked for in Wistia
+    # before it is uploaded (a first start on a library, a lost ledger): found, it is adopted.
+    adopt: bool = True
     # <watch_dir>/<Name>/... goes to the Wistia project named <Name> (found or made).
     project_from_folder: bool = False
     # Sidecars created or changed after a media is done are applied to it (after_upload keep).

@@ -9,6 +9,8 @@ only code that changes a job's state, and it refuses any move not listed in TRAN
         |                                                          or settling if never read whole)
         +----------+----------+--------------------------+--> held (its own problem; resumes)
 
+    queued -> processing: a file older than the ledger, found already in Wistia (adopted)
+
 `held` is a job waiting on its own problem (a malformed sidecar, an unreadable file). Where it
 resumes is derived from how far it got (see `resume_state`), so no extra column can disagree.
 An account-wide stop (video limit, auth) is the ledger's `hold`, not a job state.
@@ -17,6 +19,7 @@ Who moves a job out of each state (only its owner does):
 
     settling -> watcher       queued, uploading -> uploader    processing -> poller
     finishing -> finisher     held -> held.py (rechecks)       failed -> `ingestd retry`
+    queued, while it waits for its look in Wistia (a file older than the ledger) -> adopt.py
 
 What happens to a job after anything goes wrong is decided once, by outcomes.decide, as a
 `Move`; Ledger.apply makes it.
@@ -46,8 +49,9 @@ TERMINAL = frozenset({JobState.DONE, JobState.FAILED})
 S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SETTLING: frozenset({S.QUEUED, S.FAILED, S.HELD}),
-    # Only a claim takes a job out of the queue; the uploader checks the file after it.
-    S.QUEUED: frozenset({S.UPLOADING}),
+    # Only a claim takes a job out of the queue (the uploader checks the file after it), or
+    # its look in Wistia before the upload: found there (processing), or found twice (failed).
+    S.QUEUED: frozenset({S.UPLOADING, S.PROCESSING, S.FAILED}),
     # uploading -> settling: the file changed before or while it was being sent.
     S.UPLOADING: frozenset({S.PROCESSING, S.QUEUED, S.FAILED, S.HELD, S.SETTLING}),
     S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),

@@ -37,6 +37,7 @@ from ingestd.daemon import reload
 from ingestd.daemon.supervisor import WORKER_PREFIX, SupervisedStage, Supervisor
 from ingestd.daemon.systemd import notify, watchdog_interval
 from ingestd.ledger import LedgerLock, Ledgers, check_ledger_file
+from ingestd.pipeline.adopt import Adopter
 from ingestd.pipeline.finish import Finisher
 from ingestd.pipeline.held import HeldJobs
 from ingestd.pipeline.poll import Poller
@@ -89,6 +90,10 @@ class Daemon:
         )
         self.client.throttle.set_rate(settings.ingest.bandwidth)
         self.uploader = Uploader(settings, self.ledgers, self.client, self.stop)
+        # Shares the uploader's folder projects: a folder's project is found once for both.
+        self.adopter = Adopter(
+            settings, self.ledgers, self.client, self.stop, self.uploader.projects
+        )
         self.poller = Poller(settings, self.ledgers, self.client, self.stop)
         self.finisher = Finisher(settings, self.ledgers, self.client, self.stop)
         self.watcher = Watcher(settings, self.ledgers, self.stop)
@@ -115,6 +120,7 @@ class Daemon:
         # What a reload hands the new config to (reload.py); the client takes the token too.
         self.reloadable: list[reload.Reloadable] = [
             self.uploader,
+            self.adopter,
             self.poller,
             self.finisher,
             self.watcher,
@@ -132,6 +138,7 @@ class Daemon:
                     self._upload_worker(f"{WORKER_PREFIX}{n + 1}")
                     for n in range(settings.ingest.workers)
                 ],
+                SupervisedStage("adopt", self.adopter.run),
                 SupervisedStage("poller", self.poller.run),
                 SupervisedStage("finisher", self.finisher.run),
                 SupervisedStage("held", self.held.run),

@@ -314,6 +314,39 @@ def is_receipt(name: str) -> bool:
     return "." in media.lstrip(".") and not media.endswith(".")
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What a receipt beside a file says it was (for adopting what Wistia already has)."""
+
+    sha256: str
+    hashed_id: str
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def read_receipt(media: Path, root: Path) -> Receipt | None:
+    """The receipt beside `media` (`<file name>.wistia.json`), if there is one that names a
+    sha256 and a hashed id; None when absent, unreadable or not a receipt (a receipt is only
+    ever a hint: a bad one is not the job's trouble). Read like a sidecar: no link followed,
+    bounded."""
+    where = sibling(media, media.name + RECEIPT_SUFFIX)
+    if where is None:
+        return None
+    try:
+        content = _load_json_object(where, root)
+    except (JobInputError, OSError):
+        return None
+    if content is None:
+        return None
+    sha256, hashed_id = content.get("sha256"), content.get("hashed_id")
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        return None
+    if not isinstance(hashed_id, str) or not _HASHED_ID.fullmatch(hashed_id):
+        return None
+    return Receipt(sha256, hashed_id)
+
+
 def own_metadata_file(media: Path) -> Path | None:
     if is_receipt(media.stem + ".json"):
         return None

@@ -12,6 +12,7 @@ it), with its parts, each read by one stage or command:
     ledger.move / update / apply / get / note    every stage: a job's moves and columns
     ledger.jobs        queries by state, find, history, counts (status)   jobs.py
     ledger.settling    new versions, settled and hashed (watcher)         settling.py
+    ledger.adoption    files older than the ledger, looked for in Wistia  adoption.py
     ledger.uploads     claim, requeue, progress (uploader)                uploads.py
     ledger.hold        the account-wide stop and its probes               hold.py
     ledger.steps       what finishing did: sent, fate, thumbnail, ...     steps.py
@@ -39,6 +40,7 @@ from typing import Any
 
 from ingestd.core.clock import Clock
 from ingestd.core.jobs import InvalidTransition, Job, JobState, Move, StaleTransition
+from ingestd.ledger.adoption import Adopted, Adoption, Progress
 from ingestd.ledger.db import BUSY_TIMEOUT_SECONDS, Db
 from ingestd.ledger.dues import Dues
 from ingestd.ledger.facts import AccountMedia, Facts
@@ -58,6 +60,8 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "AccountMedia",
+    "Adopted",
+    "Adoption",
     "Event",
     "Fate",
     "Hold",
@@ -68,6 +72,7 @@ __all__ = [
     "Ledgers",
     "Notification",
     "Outbox",
+    "Progress",
     "Refusal",
     "SettledFile",
     "StaleTransition",
@@ -128,7 +133,8 @@ class Ledger:
         self.clock = self.db.clock
         self.outbox = OutboxPart(self.db, outbox if outbox is not None else Outbox())
         self.jobs = Jobs(self.db, self.outbox)
-        self.settling = Settling(self.db, self.jobs)
+        self.adoption = Adoption(self.db, self.jobs)
+        self.settling = Settling(self.db, self.jobs, self.adoption)
         self.uploads = Uploads(self.db)
         self.hold = HoldPart(self.db)
         self.steps = Steps(self.db)

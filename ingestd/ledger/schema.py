@@ -18,15 +18,17 @@ Tables, as they are now:
     projects        a folder's name -> the Wistia project its media go to
     notifications   the outbox: one row per notification and receiver, until delivered
                     (a receiver is `webhook`, `command` or a label such as `slack#1`)
-    facts           what the daemon learned once (the account's url)
+    facts           what the daemon learned once (the account's url, when the ledger was made)
     refused         per job, the finishing steps Wistia refused (403), by digest
     swaps           per job, the media a new version replaces in place, and each step
+    adoption        files older than the ledger, looked for in Wistia before their upload
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 
 from ingestd.core.jobs import JobState
@@ -350,6 +352,28 @@ def _migration_14(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_15(db: sqlite3.Connection) -> None:
+    # Adopting what Wistia already has: when the ledger was made (a fact that a restart does
+    # not move: a new ledger now; an older one, its first job), and the files looked for in
+    # Wistia before their upload, each until it is checked (found, several, none). The rows of
+    # a round of looking stay until its last file is checked, for `status`'s count.
+    _script(
+        db,
+        """CREATE TABLE adoption (
+               job_id INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+               checked INTEGER NOT NULL DEFAULT 0,
+               at REAL NOT NULL
+           );
+           CREATE INDEX adoption_waiting ON adoption (checked, job_id)""",
+    )
+    first = db.execute("SELECT min(created_at) FROM jobs").fetchone()[0]
+    created = first if first is not None else time.time()
+    db.execute(
+        "INSERT OR IGNORE INTO facts (name, value) VALUES ('ledger_created_at', ?)",
+        (repr(float(created)),),
+    )
+
+
 # Migration 11: the thumbnail's records as schema 8 named them -> their stage.
 THUMBNAIL_RECORDS = {
     "thumbnail-sending": "sending",
@@ -391,6 +415,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_12,
     _migration_13,
     _migration_14,
+    _migration_15,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -12,6 +12,7 @@ from contextlib import suppress
 from typing import NamedTuple
 
 from ingestd.core.jobs import Job, JobState, StaleTransition
+from ingestd.ledger.adoption import WAITING_REASON, Adoption
 from ingestd.ledger.db import JOB_COLUMNS, Db, path_columns, path_of, retried_write, to_job
 from ingestd.ledger.jobs import Jobs
 
@@ -27,9 +28,10 @@ class SettledFile(NamedTuple):
 
 
 class Settling:
-    def __init__(self, db: Db, jobs: Jobs) -> None:
+    def __init__(self, db: Db, jobs: Jobs, adoption: Adoption) -> None:
         self.db = db
         self.jobs = jobs
+        self.adoption = adoption
 
     def add(self, path: str, kind: str, size: int, mtime_ns: int, now: float | None = None) -> Job:
         """A new candidate version of a file: it settles before it becomes a job to upload."""
@@ -67,6 +69,8 @@ class Settling:
         sha256: str,
         failure: str | None = None,
         file: tuple[int, int, int] | None = None,
+        *,
+        adopt: bool = False,
     ) -> Job | None:
         """The settling file is complete and hashed: queue it, unless its content is known.
 
@@ -75,25 +79,28 @@ class Settling:
         the queued (or, given a `failure`, failed) job, or None when the content was known.
         `file` is the (device, inode, ctime) hashed: the upload checks it reads that file.
         """
-        (settled,) = self.settle_many([SettledFile(job, sha256, file, failure)])
+        (settled,) = self.settle_many([SettledFile(job, sha256, file, failure)], adopt=adopt)
         if isinstance(settled, StaleTransition):
             raise settled
         return settled
 
     @retried_write
-    def settle_many(self, hashed: list[SettledFile]) -> list[Job | StaleTransition | None]:
+    def settle_many(
+        self, hashed: list[SettledFile], *, adopt: bool = False
+    ) -> list[Job | StaleTransition | None]:
         """`settle` for many files in one transaction. A job moved meanwhile is left alone
-        (its StaleTransition in the list) and the others go on."""
+        (its StaleTransition in the list) and the others go on. `adopt` (`ingest.adopt`): a
+        file older than the ledger waits for a look in Wistia (adoption.py) before its upload."""
         settled: list[Job | StaleTransition | None] = []
         with self.db.write():
             for one in hashed:
                 try:
-                    settled.append(self._settle_in_transaction(one))
+                    settled.append(self._settle_in_transaction(one, adopt))
                 except StaleTransition as stale:
                     settled.append(stale)
         return settled
 
-    def _settle_in_transaction(self, settled: SettledFile) -> Job | None:
+    def _settle_in_transaction(self, settled: SettledFile, adopt: bool) -> Job | None:
         job, sha256, file, failure, partial = settled
         dev, ino, ctime_ns = file if file is not None else (None, None, None)
         identity = {"dev": dev, "ino": ino, "ctime_ns": ctime_ns}
@@ -130,6 +137,8 @@ class Settling:
         queued = self.jobs.move_in_transaction(
             job.id, JobState.SETTLING, JobState.QUEUED, note, changes
         )
+        if adopt and partial is None and self.adoption.wait_in_transaction(queued):
+            self.db.event(queued.id, JobState.QUEUED.value, JobState.QUEUED.value, WAITING_REASON)
         if partial is not None:
             self.db.event(
                 partial.id,

@@ -18,8 +18,9 @@ class Uploads:
 
     @retried_write
     def claim(self, now: float | None = None, *, probe: bool = False) -> Job | None:
-        """Atomically take the oldest queued job that is due: queued -> uploading; never
-        while the account is on hold (checked in the same statement: a hold that began since
+        """Atomically take the oldest queued job that is due: queued -> uploading; never one
+        waiting to be looked for in Wistia first (adoption.py), never while the account is on
+        hold (checked in the same statement: a hold that began since
         the caller looked stops the claim too).
 
         `probe`: the hold's probe, which may claim under it, and takes the smallest file (the
@@ -34,6 +35,7 @@ class Uploads:
                    WHERE id = (SELECT id FROM jobs
                                WHERE state = 'queued'
                                  AND (next_attempt_at IS NULL OR next_attempt_at <= :now)
+                                 AND id NOT IN (SELECT job_id FROM adoption WHERE checked = 0)
                                ORDER BY {order} LIMIT 1)
                      {unless_held}
                    RETURNING {JOB_COLUMNS}""",

@@ -1,6 +1,8 @@
 """The pipeline: the stages a file's job goes through, each owning one state.
 
     watch/    detect and settle: a new version of a file becomes `settling`, then `queued`
+    adopt     a file older than the ledger, found in Wistia already, is not uploaded again:
+              `queued` -> `processing` (-> `finishing`), or `failed` when several could be it
     upload    claim, reconcile after a crash, send: `queued` -> `uploading` -> `processing`
     probe     the account-wide hold's probes: a look at the account, then one small upload
     versions  what a new version replaces in place, chosen before its upload

@@ -48,25 +48,33 @@ class FolderProjects:
     def hashed_id_for(self, ledger: Ledger, name: str) -> str:
         """The project for folder `name`: remembered, else found by name, else made."""
         with self._lock_for(name):
-            known = ledger.projects.named(name)
+            known = self._known_or_found(ledger, name)
             if known is not None:
                 return known
-            project = self._find(name)
-            if project is None:
-                project = self.client.create_project(name)
-                log.info(
-                    "created a project for a folder",
-                    folder=display(name),
-                    project=project.hashed_id,
-                )
-            else:
-                log.info(
-                    "found the project for a folder",
-                    folder=display(name),
-                    project=project.hashed_id,
-                )
+            project = self.client.create_project(name)
+            log.info(
+                "created a project for a folder", folder=display(name), project=project.hashed_id
+            )
             ledger.projects.remember(name, project.hashed_id)
             return project.hashed_id
+
+    def existing(self, ledger: Ledger, name: str) -> str | None:
+        """The project for folder `name` if Wistia has one: remembered, else found by name
+        (and remembered); never made (a look, not an upload)."""
+        with self._lock_for(name):
+            return self._known_or_found(ledger, name)
+
+    def _known_or_found(self, ledger: Ledger, name: str) -> str | None:
+        """Remembered, else found by name in Wistia (and remembered); None: not there."""
+        known = ledger.projects.named(name)
+        if known is not None:
+            return known
+        project = self._find(name)
+        if project is None:
+            return None
+        log.info("found the project for a folder", folder=display(name), project=project.hashed_id)
+        ledger.projects.remember(name, project.hashed_id)
+        return project.hashed_id
 
     def forget(self, ledger: Ledger, name: str, hashed_id: str) -> None:
         with self._lock_for(name):

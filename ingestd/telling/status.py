@@ -56,6 +56,7 @@ def empty_snapshot(ledger_path: Path) -> dict[str, Any]:
         "counts": {state.value: 0 for state in JobState},
         "hold": None,
         "account": None,
+        "adoption": None,
         "daemon": {"running": False, "pid": None, "since": None},
         "ledger": str(ledger_path),
         "notifications": {"waiting": 0, "last_error": None, "receivers": {}},
@@ -83,6 +84,7 @@ def summary(ledger: Ledger) -> dict[str, Any]:
             "room": hold.room,
         },
         "account": account_view(ledger),
+        "adoption": adoption_view(ledger),
         "daemon": daemon_view(ledger),
         "ledger": str(ledger.path),
         "notifications": ledger.outbox.waiting(),
@@ -110,6 +112,19 @@ def account_view(ledger: Ledger) -> dict[str, Any] | None:
         "video_limit": media.limit,
         "checked_at": iso(media.at),
         "shown": media.shown(),
+    }
+
+
+def adoption_view(ledger: Ledger) -> dict[str, Any] | None:
+    """The files older than the ledger being looked for in Wistia before their upload."""
+    progress = ledger.adoption.progress()
+    if progress is None:
+        return None
+    return {
+        "files": progress.files,
+        "checked": progress.checked,
+        "shown": f"looking for {progress.files:,} files in Wistia before uploading them: "
+        f"{progress.checked:,} checked",
     }
 
 
@@ -182,6 +197,9 @@ def render(view: dict[str, Any], *, alerts: bool = True) -> str:
     account = view.get("account")
     if account and account.get("shown"):
         lines.append(f"wistia: {account['shown']} (as of {_clock(account['checked_at'])})")
+    adoption = view.get("adoption")
+    if adoption:
+        lines.append(f"wistia: {adoption['shown']}")
     waiting = view["notifications"]
     if alerts and waiting["waiting"]:
         lines.append(f"notify: {_shown(waiting_words(waiting))}")

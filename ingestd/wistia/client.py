@@ -185,6 +185,19 @@ class WistiaClient:
         params = {"name": name, "sort_by": "created", "sort_direction": "0", "per_page": "100"}
         return self._medias(params)[0]
 
+    def medias_listed(
+        self, page: int, project: str | None = None, name: str | None = None
+    ) -> tuple[list[Media], int]:
+        """A page of PER_PAGE medias, oldest first (a page stays put while medias are added),
+        of one project or of the whole account, and of one name if given; and how many items
+        the page held (for adopting what Wistia already has)."""
+        params = {"sort_by": "created", "sort_direction": "1", "per_page": str(PER_PAGE)}
+        if project is not None:
+            params["project_id"] = project
+        if name is not None:
+            params["name"] = name
+        return self._medias({**params, "page": str(page)})
+
     def _medias(
         self, params: dict[str, str], budget: RateLimiter | None = None
     ) -> tuple[list[Media], int]:

@@ -195,7 +195,7 @@ class Settler:
                 ready.append(SettledFile(job, outcome.sha256, outcome.file, failure, proven))
         for start in range(0, len(ready), SETTLED_PER_TRANSACTION):
             chunk = ready[start : start + SETTLED_PER_TRANSACTION]
-            settled = self.ledger.settling.settle_many(chunk)
+            settled = self.ledger.settling.settle_many(chunk, adopt=self.settings.ingest.adopt)
             for one, result in zip(chunk, settled, strict=True):
                 with logs.job_context(one.job):
                     self._log_settled(one, result)

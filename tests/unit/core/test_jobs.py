@@ -37,7 +37,9 @@ def test_terminal_states_have_no_way_out_but_retry() -> None:
         (S.SETTLING, S.QUEUED, True),
         (S.SETTLING, S.UPLOADING, False),
         (S.QUEUED, S.UPLOADING, True),
-        (S.QUEUED, S.PROCESSING, False),
+        (S.QUEUED, S.PROCESSING, True),  # a file older than the ledger, found in Wistia
+        (S.QUEUED, S.FINISHING, False),
+        (S.QUEUED, S.HELD, False),
         (S.UPLOADING, S.PROCESSING, True),
         (S.UPLOADING, S.QUEUED, True),
         (S.UPLOADING, S.DONE, False),

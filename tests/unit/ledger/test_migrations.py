@@ -35,6 +35,9 @@ def test_the_schema_8_ledger_is_carried_forward_whole(old: Ledger) -> None:
     tables = {row[0] for row in old.db.conn.execute("SELECT name FROM sqlite_master")}
     assert "sidecars" not in tables  # its rows moved to typed tables
     assert "notifications_by_receiver" in tables  # a digest reads one receiver's waiting
+    # The ledger was made when its first job was (adoption looks only at older files).
+    first = old.db.conn.execute("SELECT min(created_at) FROM jobs").fetchone()[0]
+    assert old.adoption.created_at() == first
 
 
 def test_what_finishing_recorded_becomes_typed_records(old: Ledger) -> None:

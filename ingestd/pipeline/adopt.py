@@ -1,0 +1,403 @@
+"""Adopt: a file older than the ledger is looked for in Wistia before it is uploaded.
+
+SPEC, "Adopting what Wistia already has". The ledger is not the only memory: a first start on
+a library uploaded by hand, a ledger lost with its disk or a move to a new server finds files
+that Wistia already holds. The watcher queues such a file (last modified before the ledger was
+created, at a path with no done version) with a look to wait for (ledger/adoption.py); the
+uploader claims none of them. This stage looks, for many files at once:
+
+- a receipt beside the file (`<file name>.wistia.json`) whose sha256 is the file's names its
+  media for certain;
+- else a media in the file's target project (the project it would be uploaded to; with none,
+  the whole account) with the name ingestd would send and an `OriginalFile` asset of exactly
+  the file's size (a media Wistia failed to process is no candidate).
+
+One candidate: the job goes on with that media, as if it had just been uploaded (to
+`finishing` when Wistia says it is ready, else to `processing`), and finishing applies its
+sidecars. Several: the job fails, naming them (`ingestd retry` uploads it anyway). None: the
+job is uploaded as usual.
+
+What it costs: the medias of a target are listed once (pages of 100, oldest first) and that
+listing answers for every file of the target for LISTING_FRESH_SECONDS; a target with only a
+few files waiting (at most NAME_LOOKS_PER_LISTING between listings) is asked by name instead,
+one request each, which is cheaper than listing a large project. So a first start on 1,000
+files already in Wistia costs (medias listed / 100) plus a few requests, and no upload. Every
+request goes through the client's rate limiter with the rest of the work.
+
+A look that cannot be made now (Wistia unreachable, 5xx, 429) waits and is tried again, the
+files still waiting: uploading them instead could make duplicates. A look Wistia refuses (a
+4xx other than 401) is that look's trouble: those files are uploaded as usual, with a note.
+A file whose sidecars cannot be read is not looked for: the upload says what is wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingestd import logs
+from ingestd.config.settings import Settings
+from ingestd.core import liveness
+from ingestd.core.errors import (
+    AuthError,
+    Cancelled,
+    HoldError,
+    JobInputError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from ingestd.core.jobs import HoldRequest, Job, JobState
+from ingestd.core.names import display, media_name
+from ingestd.core.outcomes import Stage
+from ingestd.folder.sidecars import metadata_digest, read_metadata, read_receipt
+from ingestd.ledger import Adopted, Ledger, Ledgers
+from ingestd.pipeline.loop import PipelineStage, policy_for, run_stage
+from ingestd.pipeline.projects import FolderProjects, folder_of
+from ingestd.wistia.client import WistiaClient
+from ingestd.wistia.models import PER_PAGE, Media
+
+log = logs.get("ingestd.adopt")
+
+# Jobs looked for in one pass.
+LOOK_AT_ONCE = 1000
+# A target's listing answers for its files this long (steady seconds).
+LISTING_FRESH_SECONDS = 600.0
+# Files of a target asked for by name between two listings of it; more cost its listing.
+NAME_LOOKS_PER_LISTING = 5
+# A listing longer than this many pages (a million medias) is not read to its end.
+MAX_PAGES = 10_000
+# Candidates a failed job's reason names; the rest are counted.
+NAMED_AT_MOST = 5
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A file to look for: what ingestd would send, and where."""
+
+    job: Job
+    name: str  # the name ingestd would send (clip.json's, else the file name)
+    size: int
+    project: str | None  # the project it would go to; None: anywhere in the account
+    receipt: str | None  # the hashed id a receipt with the file's sha256 names
+    named: bool  # the name comes from a sidecar (else it is the file name)
+    description: str | None  # what the sidecars say, to be applied by finishing
+
+
+@dataclass(frozen=True)
+class Found:
+    media: Media
+    how: str  # how it was found, for the history
+
+
+@dataclass(frozen=True)
+class Several:
+    medias: list[Media]
+
+
+def verdict(wanted: Wanted, medias: list[Media], taken: set[str]) -> Found | Several | None:
+    """What `medias` say about `wanted`: the one media it is, several it could be, or none.
+    `taken`: hashed ids other jobs already have (never adopted twice)."""
+    alive = [m for m in medias if m.state != "failed" and m.hashed_id not in taken]
+    if wanted.receipt is not None:
+        for media in alive:
+            if media.hashed_id == wanted.receipt:
+                return Found(media, "its receipt's sha256 is the file's")
+    same = [m for m in alive if m.name == wanted.name and m.original_size == wanted.size]
+    if len(same) == 1:
+        return Found(same[0], "same name and size")
+    if len(same) > 1:
+        return Several(sorted(same, key=lambda m: m.id))
+    return None
+
+
+class Index:
+    """A listing by name and by hashed id: a thousand files cost a look-up each, not a scan."""
+
+    def __init__(self, medias: list[Media]) -> None:
+        self._by_name: dict[str, list[Media]] = defaultdict(list)
+        self._by_hashed_id: dict[str, Media] = {}
+        for media in medias:
+            self._by_name[media.name].append(media)
+            self._by_hashed_id[media.hashed_id] = media
+
+    def named(self, name: str) -> list[Media]:
+        return self._by_name.get(name, [])
+
+    def with_hashed_id(self, hashed_id: str) -> Media | None:
+        return self._by_hashed_id.get(hashed_id)
+
+
+class Listings:
+    """Each target's medias as Wistia last listed them, and the name looks made since."""
+
+    def __init__(self, client: WistiaClient) -> None:
+        self.client = client
+        self._listed: dict[str | None, tuple[float, list[Media]]] = {}
+        self._named: dict[str | None, int] = defaultdict(int)
+
+    def fresh(self, target: str | None, now: float) -> list[Media] | None:
+        listed = self._listed.get(target)
+        if listed is None or now - listed[0] > LISTING_FRESH_SECONDS:
+            return None
+        return listed[1]
+
+    def may_ask_by_name(self, target: str | None, files: int) -> bool:
+        return self._named[target] + files <= NAME_LOOKS_PER_LISTING
+
+    def by_name(self, target: str | None, name: str) -> list[Media]:
+        """The target's medias of that name (one request, or one a page)."""
+        self._named[target] += 1
+        return self._pages(target, name)
+
+    def listing(self, target: str | None, now: float) -> list[Media]:
+        """Every media of the target, listed now."""
+        medias = self._pages(target, None)
+        self._listed[target] = (now, medias)
+        self._named[target] = 0
+        return medias
+
+    def forget(self) -> None:
+        self._listed.clear()
+        self._named.clear()
+
+    def _pages(self, target: str | None, name: str | None) -> list[Media]:
+        medias: list[Media] = []
+        for page in range(1, MAX_PAGES + 1):
+            liveness.beat()
+            found, held = self.client.medias_listed(page, target, name)
+            medias += found
+            if held < PER_PAGE:
+                break
+        return medias
+
+
+class Adopter(PipelineStage):
+    """The stage: looks for the queued jobs waiting for it, many at once. (A queued job's
+    outcomes are the upload stage's; this stage leaves every trouble but its own looks to
+    the upload, as the module says.)"""
+
+    kind = Stage.UPLOAD
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledgers: Ledgers,
+        client: WistiaClient,
+        stop: threading.Event,
+        projects: FolderProjects,
+    ) -> None:
+        super().__init__(settings, ledgers, stop)
+        self.client = client
+        self.projects = projects
+        self.listings = Listings(client)
+        self._failures = 0  # looks in a row that could not be made
+        self._rest_until = 0.0
+
+    def reload(self, fresh: Settings) -> None:
+        super().reload(fresh)
+        self.listings.forget()  # the projects may differ now
+
+    def run(self) -> None:
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(JobState.QUEUED) as wake,
+        ):
+            run_stage(self.stop, wake, self.clock, lambda now: self._pass(ledger, now))
+
+    def _pass(self, ledger: Ledger, now: float) -> float | None:
+        if not self.settings.ingest.adopt:
+            stopped = ledger.adoption.stop_looking(
+                "ingest.adopt is off: uploaded without looking in Wistia first"
+            )
+            if stopped:
+                log.info("adoption is off: files waiting for a look are uploaded", files=stopped)
+            return None
+        if now < self._rest_until:
+            return self._rest_until
+        hold = ledger.hold.current()
+        if hold is not None and hold.kind == "auth":
+            return None  # the token first; a look under a video-limit hold costs no upload
+        waiting = ledger.adoption.waiting(LOOK_AT_ONCE)
+        if not waiting:
+            return None
+        try:
+            self.look_for(ledger, waiting, now)
+        except Cancelled:
+            return None  # the daemon stops
+        except AuthError as exc:
+            ledger.hold.start(HoldRequest("auth", str(exc), self.settings.ingest.probe_min_seconds))
+            log.error("Wistia refused the token while looking for files", error=exc.reason)
+            return None
+        except (TransientError, HoldError) as exc:
+            self._failures += 1
+            retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+            wait = policy_for(self.settings.ingest).retry.seconds(self._failures, retry_after)
+            log.warning(
+                "cannot look in Wistia now; the files wait and it is tried again",
+                error=exc.reason,
+                files=len(waiting),
+                retry_in_seconds=round(wait, 1),
+            )
+            self._rest_until = now + wait
+            return self._rest_until
+        self._failures = 0
+        return now
+
+    # --- a pass's files -------------------------------------------------------------------
+
+    def look_for(self, ledger: Ledger, jobs: list[Job], now: float) -> None:
+        """Look for `jobs` in Wistia, target by target, and move each on."""
+        log.info("looking for files in Wistia before uploading them", files=len(jobs))
+        by_target: dict[str | None, list[Wanted]] = defaultdict(list)
+        for job in jobs:
+            wanted = self._wanted(ledger, job)
+            if isinstance(wanted, str):
+                ledger.adoption.none(job, wanted)
+            else:
+                by_target[wanted.project].append(wanted)
+        for target, files in by_target.items():
+            if self.stop.is_set():
+                return
+            try:
+                self._look_in(ledger, target, files, now)
+            except PermanentError as exc:
+                where = "the account" if target is None else f"the project {target}"
+                for wanted in files:
+                    ledger.adoption.none(
+                        wanted.job,
+                        f"could not look in {where} (Wistia said: {exc}); uploaded as usual",
+                    )
+
+    def _wanted(self, ledger: Ledger, job: Job) -> Wanted | str:
+        """What to look for, or why the file is not looked for."""
+        path = Path(job.path)
+        watch_dir = self.settings.watch_dir
+        try:
+            metadata = read_metadata(path, watch_dir)
+        except JobInputError as exc:
+            return f"not looked for in Wistia ({exc.reason}); the upload says what is wrong"
+        project = metadata.project_id
+        folder = folder_of(path, watch_dir) if self.settings.ingest.project_from_folder else None
+        if not project and folder is not None:
+            project = self.projects.existing(ledger, folder)
+            if project is None:
+                return (
+                    f"not in Wistia yet (no project named {display(folder)} there); "
+                    "uploaded as usual"
+                )
+        if not project and folder is None:
+            project = self.settings.wistia.project_id or None
+        receipt = read_receipt(path, watch_dir)
+        return Wanted(
+            job=job,
+            name=metadata.name or media_name(path),
+            size=job.size or 0,
+            project=project or None,
+            receipt=receipt.hashed_id if receipt and receipt.sha256 == job.sha256 else None,
+            named=metadata.name is not None,
+            description=metadata.description,
+        )
+
+    def _look_in(self, ledger: Ledger, target: str | None, files: list[Wanted], now: float) -> None:
+        """The files of one target: its listing, or a look by name each when they are few."""
+        listing = self.listings.fresh(target, now)
+        if listing is None and not self.listings.may_ask_by_name(target, len(files)):
+            listing = self.listings.listing(target, now)
+        index = Index(listing) if listing is not None else None
+        taken: set[str] = set()
+        for wanted in files:
+            if self.stop.is_set():
+                return
+            liveness.beat()
+            if index is not None:
+                medias = index.named(wanted.name)
+            else:
+                medias = self.listings.by_name(target, wanted.name)
+            medias = self._with_receipts_media(wanted, medias, index)
+            found = verdict(wanted, medias, taken | self._taken(ledger, wanted, medias))
+            self._decide(ledger, wanted, found, target)
+            if isinstance(found, Found):
+                taken.add(found.media.hashed_id)
+
+    def _with_receipts_media(
+        self, wanted: Wanted, medias: list[Media], index: Index | None
+    ) -> list[Media]:
+        """With the media a receipt names: from the listing, else asked about on its own (it
+        may have been renamed, or moved to another project)."""
+        receipt = wanted.receipt
+        if receipt is None or any(m.hashed_id == receipt for m in medias):
+            return medias
+        listed = index.with_hashed_id(receipt) if index is not None else None
+        if listed is not None:
+            return [*medias, listed]
+        try:
+            return [*medias, self.client.media(receipt)]
+        except NotFoundError:
+            return medias  # deleted in Wistia: the receipt says nothing more
+
+    def _taken(self, ledger: Ledger, wanted: Wanted, medias: list[Media]) -> set[str]:
+        """The candidates' hashed ids another job of the ledger already has."""
+        candidates = {
+            m.hashed_id
+            for m in medias
+            if m.hashed_id == wanted.receipt
+            or (m.name == wanted.name and m.original_size == wanted.size)
+        }
+        return {h for h in candidates if ledger.jobs.hashed_id_taken(h, except_job=wanted.job.id)}
+
+    def _decide(
+        self, ledger: Ledger, wanted: Wanted, found: Found | Several | None, target: str | None
+    ) -> None:
+        job = wanted.job
+        where = "the account" if target is None else f"the project {target}"
+        with logs.job_context(job):
+            if isinstance(found, Found):
+                media = found.media
+                logs.bind_hashed_id(media.hashed_id)
+                ledger.adoption.found(job, self._adopted(wanted, found, target))
+                log.info(
+                    "already in Wistia; not uploaded again",
+                    hashed_id=media.hashed_id,
+                    how=found.how,
+                )
+            elif isinstance(found, Several):
+                ids = [m.hashed_id for m in found.medias]
+                named = ", ".join(ids[:NAMED_AT_MOST])
+                more = len(ids) - NAMED_AT_MOST
+                named += f" and {more} more" if more > 0 else ""
+                error = (
+                    f"already in Wistia {len(ids)} times: {named} in {where} have its name and "
+                    f"size, and ingestd cannot tell which is this file (`ingestd retry "
+                    f"{job.id}` uploads it anyway; or delete the extra medias in Wistia, "
+                    "then retry)"
+                )
+                ledger.adoption.several(job, error)
+                log.warning("more than one media in Wistia could be this file", medias=ids)
+            else:
+                ledger.adoption.none(
+                    job,
+                    f"not in Wistia yet (no media of its name and size in {where}); "
+                    "uploaded as usual",
+                )
+                log.info("not in Wistia yet: uploading it")
+
+    @staticmethod
+    def _adopted(wanted: Wanted, found: Found, target: str | None) -> Adopted:
+        media = found.media
+        # The finisher sends name and description like after an upload; what the media has
+        # already need not be sent (the name it was found by; or, with no name in the
+        # sidecars, the name it has, which someone may have changed in Wistia on purpose).
+        name = wanted.name if wanted.named else media.name
+        unchanged = wanted.description is None and (not wanted.named or media.name == name)
+        return Adopted(
+            hashed_id=media.hashed_id,
+            media_id=media.id,
+            name=media.name,
+            project_id=media.project_hashed_id or target,
+            ready=media.state == "ready",
+            note=f"already in Wistia as {media.hashed_id} ({found.how}); not uploaded again",
+            metadata_digest=metadata_digest({"name": name}) if unchanged else None,
+        )
