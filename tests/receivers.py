@@ -1,31 +1,51 @@
-"""Real receivers on loopback for messages and heartbeats: an HTTP server that takes Apprise's
-json:// posts and heartbeat GETs, and an SMTP server (aiosmtpd) with a login, as a mail
-provider would have. Nothing of Apprise is mocked: the tests hear what a service would."""
+"""Real receivers on loopback for messages, webhooks and heartbeats: an HTTP server that takes
+Apprise's json:// posts, webhook posts and heartbeat GETs (on IPv4 or IPv6 loopback, plain or
+TLS), an SMTP server (aiosmtpd) with a login, as a mail provider would have, and the hostile
+ends a deadline must survive: a listener that never accepts, a server that drips its answer
+or its TLS handshake. Nothing of ours or Apprise's is mocked: the tests hear what a service
+would."""
 
 from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
 class HttpReceiver:
     """Records each POST (a json:// message: `messages`) and each GET (a heartbeat: `pings`,
-    with when it came and its headers); answers `status`."""
+    with when it came and its headers), and every request's line and headers (`requests`);
+    answers `status`, with `answer` as its body. On `host` (IPv6 loopback too) and `port`
+    (0: any free one), over TLS with `tls` (a server context)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.messages: list[dict[str, Any]] = []  # the messages it took (2xx)
         self.refused: list[dict[str, Any]] = []  # the ones it answered otherwise
         self.pings: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
         self.status = 200
+        self.answer = b""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()
+                if parsed:
+                    receiver.requests.append(
+                        {"line": self.requestline, "headers": dict(self.headers)}
+                    )
+                return parsed
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 taken = 200 <= receiver.status < 300
@@ -40,23 +60,32 @@ class HttpReceiver:
 
             def _answer(self) -> None:
                 self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
+                self.wfile.write(receiver.answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            daemon_threads = True
+
+        self.server = Server((host, port), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_port
+        self.host = f"[{host}]" if ":" in host else host
+        self.scheme = "https" if tls is not None else "http"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def json_url(self, path: str = "/hook") -> str:
         """The Apprise URL that posts messages here."""
-        return f"json://127.0.0.1:{self.port}{path}"
+        return f"json://{self.host}:{self.port}{path}"
 
-    def http_url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def http_url(self, path: str, userinfo: str = "") -> str:
+        """This receiver's URL (https:// over TLS), with `user:password@` when given."""
+        return f"{self.scheme}://{userinfo}{self.host}:{self.port}{path}"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -110,3 +139,122 @@ class SmtpReceiver:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+class StuckListener:
+    """A TCP listener whose accept queue is full and never drained: a connect to it waits
+    (its SYNs are dropped) as one to a host that never answers would."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(0)
+        self.port = self.server.getsockname()[1]
+        self._fillers: list[socket.socket] = []
+        for _ in range(16):
+            filler = socket.socket()
+            filler.settimeout(0.3)
+            try:
+                filler.connect(("127.0.0.1", self.port))
+            except OSError:  # the queue is full: this one waited in vain
+                filler.close()
+                return
+            self._fillers.append(filler)
+        raise RuntimeError("the listener's accept queue never filled")
+
+    def close(self) -> None:
+        for filler in self._fillers:
+            filler.close()
+        self.server.close()
+
+
+class DrippingServer:
+    """Takes what a client says first, then answers a byte every 0.1 s for as long as the
+    client stays (at most a minute): with `tls`, a TLS record header and its body, so the
+    handshake never ends; otherwise an HTTP status line and a header that never ends. Each
+    read the client makes is quick: only a deadline ends it. Records when each connection
+    came and when the client left."""
+
+    def __init__(self, tls: bool = False) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.answer = b"\x16\x03\x03\x40\x00" if tls else b"HTTP/1.1 200 OK\r\nX-Drip: "
+        self.connections: list[dict[str, float | None]] = []
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            record: dict[str, float | None] = {"came": time.monotonic(), "left": None}
+            self.connections.append(record)
+            threading.Thread(target=self._drip, args=(conn, record), daemon=True).start()
+
+    def _drip(self, conn: socket.socket, record: dict[str, float | None]) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                for n in range(600):
+                    if self.closed.wait(0.1):
+                        break
+                    conn.sendall(self.answer[n : n + 1] or b"a")
+            except OSError:  # the client left
+                pass
+            record["left"] = time.monotonic()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.server.close()
+
+
+def tls_for_loopback(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate authority of the test's own (made with the openssl command) and a
+    server certificate it signed for 127.0.0.1, ::1 and localhost: the server's TLS context,
+    and the authority's file for clients to trust (SSL_CERT_FILE)."""
+    ca_key, ca, key, request, cert = (
+        folder / n for n in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem")
+    )
+    names = folder / "names.cnf"
+    names.write_text("subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for command in (
+        [
+            "req",
+            "-x509",
+            *ec,
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ingestd test authority",
+        ],
+        ["req", *ec, "-keyout", key, "-out", request, "-subj", "/CN=localhost"],
+        [
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-extfile",
+            names,
+        ],
+    ):
+        subprocess.run(["openssl", *map(str, command)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, ca

@@ -11,7 +11,7 @@ once it is well again the next ping goes out at once, then every `heartbeat_seco
 The ping carries nothing: no body, no token, no job. Its URL may hold a key (a healthchecks.io
 ping URL is its own secret): the URL is never logged, and `secrets` lists its pieces for the
 daemon to register with logs.add_secret. Each ping ends within `notify.timeout_seconds`
-(webhook.request_within). It is a stage of its own, never the main loop's work: a GET can hang.
+(within.request_within). It is a stage of its own, never the main loop's work: a GET can hang.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ingestd.config.settings import Settings
 from ingestd.core import liveness
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify.webhook import request_within
+from ingestd.telling.notify.within import request_within
 
 log = logs.get("ingestd.heartbeat")
 
