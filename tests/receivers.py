@@ -7,6 +7,7 @@ would."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import ssl
@@ -23,8 +24,8 @@ from typing import Any
 class HttpReceiver:
     """Records each POST (a json:// message: `messages`) and each GET (a heartbeat: `pings`,
     with when it came and its headers), and every request's line and headers (`requests`);
-    answers `status`, with `answer` as its body. On `host` (IPv6 loopback too) and `port`
-    (0: any free one), over TLS with `tls` (a server context)."""
+    answers `status`, with `answer` as its body (or the credentials it got). On `host` (IPv6
+    loopback too) and `port` (0: any free one), over TLS with `tls` (a server context)."""
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
@@ -35,6 +36,7 @@ class HttpReceiver:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
         self.answer = b""
+        self.quote_credentials = False  # answer with the Basic credentials it was sent
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,10 +61,15 @@ class HttpReceiver:
                 self._answer()
 
             def _answer(self) -> None:
+                answer = receiver.answer
+                if receiver.quote_credentials:  # as a careless service's error page might
+                    sent = self.headers.get("Authorization", "")
+                    decoded = base64.b64decode(sent.removeprefix("Basic ")).decode()
+                    answer = f"who is {sent} ({decoded})?".encode()
                 self.send_response(receiver.status)
-                self.send_header("Content-Length", str(len(receiver.answer)))
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(receiver.answer)
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass

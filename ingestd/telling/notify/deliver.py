@@ -43,7 +43,7 @@ from ingestd.core.errors import ConfigError, LedgerError, WistiaError
 from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, Ledgers, Notification, Outbox
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify import command, heartbeat, messages, people, webhook, words
+from ingestd.telling.notify import command, heartbeat, messages, people, webhook, within, words
 from ingestd.telling.views import job_view_text
 from ingestd.wistia.client import WistiaClient
 
@@ -92,9 +92,10 @@ def outbox_for(notify: NotifySettings) -> Outbox:
 
 
 def secrets(notify: NotifySettings) -> list[str]:
-    """What no output may show of `[notify]`: the webhook's secret, the secrets in each URL
-    of `notify.urls`, and the heartbeat URL's key."""
-    found = []
+    """What no output may show of `[notify]`: the webhook's secret and the password in its
+    URL (with the credentials sent from it), the secrets in each URL of `notify.urls`, and the
+    heartbeat URL's key and password."""
+    found = within.secrets(notify.webhook_url)
     secret = notify.webhook_secret.get_secret_value()
     if len(secret) >= SHORTEST_WEBHOOK_SECRET:
         found.append(secret)

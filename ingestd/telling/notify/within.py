@@ -13,10 +13,14 @@ bounded by what is left of one deadline:
   (wrapping it in TLS moves the original's away): at the deadline it shuts the socket down,
   which ends whatever connect, TLS handshake, write or read is under way;
 - http.client speaks HTTP/1.1 on that socket. No redirect is followed.
+
+User info in the URL (`https://user:password@host/hook`) is sent as Basic credentials, as
+httpx did; `secrets` lists what of it no output may show.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import socket
@@ -24,9 +28,9 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ingestd.telling.notify.text import MAX_ANSWER_CHARACTERS, printable
 
@@ -100,6 +104,7 @@ class Target:
     host: str
     port: int
     path: str  # with its query
+    authorization: str | None = field(default=None, repr=False)  # from the URL's user info
 
     @property
     def authority(self) -> str:
@@ -110,6 +115,9 @@ class Target:
 
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# A password shorter than this is not registered as a secret: it would blank common words
+# out of every log line (user info is removed from every URL shown anyway).
+SHORTEST_SECRET = 6
 
 
 def target(url: str) -> Target:
@@ -117,7 +125,29 @@ def target(url: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Target(scheme, parts.hostname or "", parts.port or DEFAULT_PORTS[scheme], path)
+    port = parts.port or DEFAULT_PORTS[scheme]
+    return Target(scheme, parts.hostname or "", port, path, basic_credentials(url))
+
+
+def basic_credentials(url: str) -> str | None:
+    """`Basic <base64 of user:password>` from the URL's user info (percent-decoded, UTF-8),
+    or None when it has none."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return None
+    pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+def secrets(url: str) -> list[str]:
+    """What of `url`'s user info no output may show: the password and the credentials sent
+    (their base64 reveals the password to anyone who decodes it)."""
+    parts = urlsplit(url)
+    credentials = basic_credentials(url)
+    if credentials is None or not parts.password:
+        return []
+    found = [unquote(parts.password), credentials.removeprefix("Basic ")]
+    return [secret for secret in found if len(secret) >= SHORTEST_SECRET]
 
 
 def _ascii(host: str) -> str:
@@ -230,7 +260,10 @@ def _exchange(
     connection = http.client.HTTPConnection(to.host, to.port)
     connection.sock = sock  # ours: http.client never connects by itself here
     try:
-        connection.request(method, to.path, body=content, headers={"Host": to.authority, **headers})
+        sent = {"Host": to.authority, **headers}
+        if to.authorization is not None:
+            sent["Authorization"] = to.authorization
+        connection.request(method, to.path, body=content, headers=sent)
         response = connection.getresponse()
         accepted = 200 <= response.status < 300
         answer = "" if accepted else printable(response.read(MAX_ANSWER_CHARACTERS))

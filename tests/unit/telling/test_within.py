@@ -6,6 +6,7 @@ function: a slow DNS server cannot be set up on loopback without changing the ma
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestd.telling.notify.within import Address, Target, request_within, target
+from ingestd.telling.notify.within import Address, Target, request_within, secrets, target
 from tests.conftest import wait_until
 from tests.receivers import DrippingServer, HttpReceiver, StuckListener, tls_for_loopback
 
@@ -172,3 +173,20 @@ def test_an_ipv6_literal_without_a_port_goes_to_port_80() -> None:
         assert request["headers"]["Host"] == "[::1]"
     finally:
         receiver.close()
+
+
+def test_a_urls_user_info_is_sent_as_basic_credentials_and_is_a_secret() -> None:
+    receiver = HttpReceiver()
+    try:
+        with_user = receiver.http_url("/hook", userinfo="hook-user:p%40ss%20w0rd@")
+        assert request_within("POST", with_user, b"{}", {}, 5.0) is None
+        assert request_within("POST", receiver.http_url("/hook"), b"{}", {}, 5.0) is None
+        sent, plain = (request["headers"] for request in receiver.requests)
+        credentials = base64.b64encode(b"hook-user:p@ss w0rd").decode()
+        assert sent["Authorization"] == f"Basic {credentials}"
+        assert "Authorization" not in plain
+    finally:
+        receiver.close()
+    assert secrets(with_user) == ["p@ss w0rd", credentials]
+    assert secrets(receiver.http_url("/hook")) == []
+    assert secrets(receiver.http_url("/hook", userinfo="user-only@")) == []
