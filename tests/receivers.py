@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class HttpReceiver:
@@ -265,3 +266,66 @@ def tls_for_loopback(folder: Path) -> tuple[ssl.SSLContext, Path]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context, ca
+
+
+class ForwardProxy:
+    """An http:// proxy on loopback, as a server's outbound proxy: a CONNECT opens a tunnel to
+    the host and port asked for; any other request (in absolute form) is passed on as it came
+    to the host its URL names. Records each request's line and headers (`asked`); answers
+    `status` itself instead when it is not 200 (407: credentials wanted)."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.asked: list[dict[str, Any]] = []
+        self.status = 200
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, userinfo: str = "") -> str:
+        return f"http://{userinfo}127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                more = client.recv(65536)
+                if not more:
+                    return
+                head += more
+            line, *fields = head.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+            headers = dict(field.split(": ", 1) for field in fields)
+            self.asked.append({"line": line, "headers": headers})
+            if self.status != 200:
+                client.sendall(f"HTTP/1.1 {self.status} No\r\nContent-Length: 0\r\n\r\n".encode())
+                return
+            method, where, _ = line.split(" ")
+            if method == "CONNECT":
+                host, _, port = where.rpartition(":")
+                upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            else:
+                parts = urlsplit(where)
+                upstream = socket.create_connection((parts.hostname, parts.port), timeout=10)
+                upstream.sendall(head)
+            with upstream:
+                threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
+                _pipe(client, upstream)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Bytes from `source` to `sink` until either end goes."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass

@@ -16,6 +16,13 @@ bounded by what is left of one deadline:
 
 User info in the URL (`https://user:password@host/hook`) is sent as Basic credentials, as
 httpx did; `secrets` lists what of it no output may show.
+
+Proxies: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either case) are honoured as httpx
+honours them for the Wistia client and requests for Apprise: a server that reaches the world
+through a proxy reaches the webhook the same way. An http:// URL is asked of the proxy in
+absolute form; an https:// one goes through a CONNECT tunnel, TLS end to end. Only http://
+proxies are spoken to (with their own user info as Proxy-Authorization); another kind is a
+refusal that says so. The deadline covers the proxy too: its lookup, connect and answer.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,6 +162,37 @@ def _ascii(host: str) -> str:
     return host if host.isascii() else host.encode("idna").decode("ascii")
 
 
+class ProxyError(OSError):
+    """The proxy cannot be used, or refused the tunnel."""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An http:// proxy: where it is, and the credentials its URL holds."""
+
+    host: str
+    port: int
+    authorization: str | None = field(default=None, repr=False)
+
+
+def proxy_for(to: Target) -> Proxy | None:
+    """The proxy the environment names for `to` (HTTPS_PROXY for https, HTTP_PROXY for http,
+    ALL_PROXY for both, lower case too), or None: none named, or NO_PROXY exempts its host."""
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(to.scheme) or proxies.get("all")
+    if not url or urllib.request.proxy_bypass_environment(to.host, proxies):
+        return None
+    if "://" not in url:  # host:port, as curl and httpx take it
+        url = f"http://{url}"
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise ProxyError(
+            f"the {to.scheme} proxy the environment names ({parts.scheme}://...) is not an "
+            "http:// proxy, the only kind spoken to"
+        )
+    return Proxy(parts.hostname, parts.port or 80, basic_credentials(url))
+
+
 def request_within(
     method: str,
     url: str,
@@ -170,10 +209,15 @@ def request_within(
     cutoff = Cutoff(seconds)
     sock: socket.socket | None = None
     try:
-        sock = _connected(to.host, to.port, cutoff, resolver)
+        proxy = proxy_for(to)
+        via = (proxy.host, proxy.port) if proxy is not None else (to.host, to.port)
+        sock = _connected(*via, cutoff, resolver)
+        if proxy is not None and to.scheme == "https":
+            _tunnel(sock, to, proxy, cutoff)
         if to.scheme == "https":
             sock = _tls(sock, to.host, cutoff)
-        status, answer = _exchange(sock, method, to, content, headers, cutoff)
+            proxy = None  # the tunnel is the way: the request goes as to the receiver itself
+        status, answer = _exchange(sock, method, to, content, headers, cutoff, proxy)
         if cutoff.expired:  # cut off mid-answer (http.client takes the cut for the end)
             raise TimeoutError
     except (OSError, http.client.HTTPException) as exc:
@@ -241,9 +285,32 @@ def _tls(sock: socket.socket, host: str, cutoff: Cutoff) -> ssl.SSLSocket:
     others."""
     context = ssl.create_default_context()
     wrapped = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-    wrapped.settimeout(cutoff.left())
-    wrapped.do_handshake()
+    try:
+        wrapped.settimeout(cutoff.left())
+        wrapped.do_handshake()
+    except BaseException:
+        wrapped.close()  # `sock` gave its descriptor to it
+        raise
     return wrapped
+
+
+def _tunnel(sock: socket.socket, to: Target, proxy: Proxy, cutoff: Cutoff) -> None:
+    """Ask the proxy on `sock` for a tunnel to `to` (CONNECT), within the time left."""
+    host = f"[{to.host}]" if ":" in to.host else _ascii(to.host)
+    lines = [f"CONNECT {host}:{to.port} HTTP/1.1", f"Host: {host}:{to.port}"]
+    if proxy.authorization is not None:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.settimeout(cutoff.left())
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii"))
+    # The proxy says nothing more until TLS begins: reading its answer takes nothing of the
+    # tunnel's bytes.
+    response = http.client.HTTPResponse(sock, method="CONNECT")
+    try:
+        response.begin()
+    finally:
+        response.close()  # its reader, not the socket
+    if response.status != 200:
+        raise ProxyError(f"the proxy answered HTTP {response.status} to CONNECT")
 
 
 def _exchange(
@@ -253,9 +320,10 @@ def _exchange(
     content: bytes | None,
     headers: dict[str, str],
     cutoff: Cutoff,
+    proxy: Proxy | None,
 ) -> tuple[int, str]:
-    """The request on `sock`, and the answer's status with (when it is not a 2xx) the start
-    of its body, printable."""
+    """The request on `sock` (to `proxy` in absolute form, when one is given), and the
+    answer's status with (when it is not a 2xx) the start of its body, printable."""
     sock.settimeout(cutoff.left())
     connection = http.client.HTTPConnection(to.host, to.port)
     connection.sock = sock  # ours: http.client never connects by itself here
@@ -263,7 +331,12 @@ def _exchange(
         sent = {"Host": to.authority, **headers}
         if to.authorization is not None:
             sent["Authorization"] = to.authorization
-        connection.request(method, to.path, body=content, headers=sent)
+        asked = to.path
+        if proxy is not None:
+            asked = f"{to.scheme}://{to.authority}{to.path}"
+            if proxy.authorization is not None:
+                sent["Proxy-Authorization"] = proxy.authorization
+        connection.request(method, asked, body=content, headers=sent)
         response = connection.getresponse()
         accepted = 200 <= response.status < 300
         answer = "" if accepted else printable(response.read(MAX_ANSWER_CHARACTERS))

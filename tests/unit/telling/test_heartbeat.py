@@ -17,7 +17,7 @@ from ingestd.core.jobs import HoldRequest
 from ingestd.daemon.supervisor import SupervisedStage, Supervisor
 from ingestd.redact import redact
 from ingestd.telling.notify.heartbeat import Pinger, secrets
-from tests.receivers import HttpReceiver, StuckListener
+from tests.receivers import ForwardProxy, HttpReceiver, StuckListener
 from tests.unit.conftest import World
 
 KEY = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
@@ -168,6 +168,24 @@ def test_a_ping_to_a_listener_that_never_accepts_ends_within_the_timeout(
     finally:
         stuck.close()
     assert "heartbeat did not answer within 1 s" in capsys.readouterr().out
+
+
+def test_a_ping_goes_through_the_proxy_the_environment_names(
+    world: World, receiver: HttpReceiver, looks: Looks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = ForwardProxy()
+    try:
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        pinger = _pinger(world, receiver, looks)
+        looks.look()
+        pinger.beat(world.ledger, world.clock.now())
+    finally:
+        proxy.server.close()
+    assert len(receiver.pings) == 1
+    (asked,) = proxy.asked
+    assert asked["line"] == f"GET http://127.0.0.1:{receiver.port}/ping/{KEY} HTTP/1.1"
 
 
 def test_the_key_in_a_heartbeat_url_is_a_secret() -> None:

@@ -18,10 +18,24 @@ import pytest
 
 from ingestd.telling.notify.within import Address, Target, request_within, secrets, target
 from tests.conftest import wait_until
-from tests.receivers import DrippingServer, HttpReceiver, StuckListener, tls_for_loopback
+from tests.receivers import (
+    DrippingServer,
+    ForwardProxy,
+    HttpReceiver,
+    StuckListener,
+    tls_for_loopback,
+)
 
 DEADLINE = 1.0
 MARGIN = 0.5  # a loaded machine's timers; the defects overran by seconds
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_of_the_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the proxies a test names: loopback is never sent to the machine's own."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        for spelled in (name, name.lower()):
+            monkeypatch.delenv(spelled, raising=False)
 
 
 @pytest.fixture
@@ -190,3 +204,80 @@ def test_a_urls_user_info_is_sent_as_basic_credentials_and_is_a_secret() -> None
     assert secrets(with_user) == ["p@ss w0rd", credentials]
     assert secrets(receiver.http_url("/hook")) == []
     assert secrets(receiver.http_url("/hook", userinfo="user-only@")) == []
+
+
+# --- through the proxy the environment names, as httpx and requests go ------------------------
+
+
+@pytest.fixture
+def proxy() -> Iterator[ForwardProxy]:
+    made = ForwardProxy()
+    yield made
+    made.server.close()
+
+
+def test_an_http_webhook_goes_through_http_proxy_with_its_credentials(
+    proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url("squid:Pr0xyPassw0rd@"))
+    receiver = HttpReceiver()
+    try:
+        assert request_within("POST", receiver.http_url("/hook"), b"{}", {}, 5.0) is None
+        assert len(receiver.messages) == 1
+    finally:
+        receiver.close()
+    (asked,) = proxy.asked
+    assert asked["line"] == f"POST http://127.0.0.1:{receiver.port}/hook HTTP/1.1"
+    credentials = base64.b64encode(b"squid:Pr0xyPassw0rd").decode()
+    assert asked["headers"]["Proxy-Authorization"] == f"Basic {credentials}"
+
+
+def test_an_https_webhook_goes_through_a_connect_tunnel_tls_end_to_end(
+    proxy: ForwardProxy,
+    monkeypatch: pytest.MonkeyPatch,
+    loopback_tls: tuple[ssl.SSLContext, Path],
+) -> None:
+    context, authority = loopback_tls
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority))
+    monkeypatch.setenv("https_proxy", proxy.url())
+    receiver = HttpReceiver(tls=context)
+    try:
+        assert request_within("POST", receiver.http_url("/hook"), b"{}", {}, 5.0) is None
+        assert len(receiver.messages) == 1
+    finally:
+        receiver.close()
+    (asked,) = proxy.asked
+    assert asked["line"] == f"CONNECT 127.0.0.1:{receiver.port} HTTP/1.1"
+
+
+def test_no_proxy_exempts_a_host_and_a_refused_tunnel_says_so(
+    proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALL_PROXY", proxy.url())
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    receiver = HttpReceiver()
+    try:
+        assert request_within("POST", receiver.http_url("/hook"), b"{}", {}, 5.0) is None
+    finally:
+        receiver.close()
+    assert proxy.asked == [] and len(receiver.messages) == 1
+    monkeypatch.delenv("NO_PROXY")
+    proxy.status = 407
+    refused = request_within("POST", "https://hooks.example.test/hook", b"{}", {}, 5.0)
+    assert refused == "webhook: ProxyError: the proxy answered HTTP 407 to CONNECT"
+    monkeypatch.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    refused = request_within("POST", "https://hooks.example.test/hook", b"{}", {}, 5.0)
+    assert refused is not None and "(socks5://...) is not an http:// proxy" in refused
+
+
+def test_a_proxy_that_drips_its_answer_to_connect_is_cut_at_the_deadline(
+    proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drip = DrippingServer()
+    monkeypatch.setenv("HTTPS_PROXY", f"127.0.0.1:{drip.port}")
+    try:
+        refused, took = _timed("https://hooks.example.test/hook")
+        assert refused == "webhook did not answer within 1 s"
+        assert took < DEADLINE + MARGIN, f"took {took:.2f} s"
+    finally:
+        drip.close()
