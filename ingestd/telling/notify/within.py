@@ -205,7 +205,10 @@ def request_within(
 ) -> str | None:
     """Send `method` with `content` to `url`, all of it within `seconds`: None when a 2xx
     answered it, else why not (in words that begin with `who` and never hold the URL)."""
-    to = target(url)
+    try:
+        to = target(url)
+    except ValueError as exc:  # a port that is not one (the settings check scheme and host)
+        return f"{who}: the URL cannot be used: {exc}"
     cutoff = Cutoff(seconds)
     sock: socket.socket | None = None
     try:
@@ -220,7 +223,8 @@ def request_within(
         status, answer = _exchange(sock, method, to, content, headers, cutoff, proxy)
         if cutoff.expired:  # cut off mid-answer (http.client takes the cut for the end)
             raise TimeoutError
-    except (OSError, http.client.HTTPException) as exc:
+    # ValueError: a path http.client cannot send (not ASCII), or a read the cut-off closed.
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         if cutoff.expired:
             return f"{who} did not answer within {seconds:g} s"
         return f"{who}: {type(exc).__name__}: {exc}"

@@ -146,6 +146,19 @@ def test_an_https_receiver_is_verified_against_the_authority_ssl_cert_file_names
         receiver.close()
 
 
+def test_a_url_that_cannot_be_sent_is_a_refusal_not_an_error() -> None:
+    """Settings check a webhook's scheme and host only: the rest is said as a reason (the
+    heartbeat's stage would otherwise end, and a notification count as a bug)."""
+    refused = request_within("GET", "http://127.0.0.1:99999/ping", None, {}, 1.0)
+    assert refused is not None and refused.startswith("webhook: the URL cannot be used: Port")
+    receiver = HttpReceiver()
+    try:
+        refused = request_within("GET", receiver.http_url("/pïng"), None, {}, 1.0, who="heartbeat")
+    finally:
+        receiver.close()
+    assert refused is not None and refused.startswith("heartbeat: UnicodeEncodeError")
+
+
 def test_where_a_url_sends_its_request() -> None:
     assert target("http://[::1]/hook") == Target("http", "::1", 80, "/hook")
     assert target("https://[::1]/hook?a=1") == Target("https", "::1", 443, "/hook?a=1")
