@@ -6,6 +6,7 @@ and stops while a hold has lasted over an hour; no secret of a URL reaches any o
 
 from __future__ import annotations
 
+import base64
 import itertools
 import signal
 import sqlite3
@@ -188,7 +189,8 @@ def test_no_url_secret_or_token_in_any_log_reason_or_status(
 ) -> None:
     """Receivers that refuse, each URL with its secrets: a password and a header key in a
     json:// URL, a mail server that refuses the password (and takes longer than an attempt
-    may), a heartbeat key: none of them, nor the token, in the logs, the ledger's reasons and
+    may), a heartbeat key, a webhook and a heartbeat behind Basic auth that quote the
+    credentials they got: none of them, nor the token, in the logs, the ledger's reasons and
     receivers, `status`, `status --json` or `check`."""
     receiver.status = 500
     mail = SmtpReceiver("ingest", "the-right-password")
@@ -197,16 +199,23 @@ def test_no_url_secret_or_token_in_any_log_reason_or_status(
         f"json://ops:{json_password}@127.0.0.1:{receiver.port}/hook?-X-Api-Key={header_key}",
         mail.url("ingest", mail_password, to="team@example.com", sender="ingestd@example.com"),
     ]
-    ping = HttpReceiver()
-    ping.status = 503
+    ping, hook = HttpReceiver(), HttpReceiver()
+    ping.status, hook.status = 503, 401
+    ping.quote_credentials = hook.quote_credentials = True
+    ping_password, hook_password = "PingPassw0rd9", "HookPassw0rd4"
+    basic = [
+        base64.b64encode(pair.encode()).decode()
+        for pair in (f"pinger:{ping_password}", f"hooker:{hook_password}")
+    ]
     try:
         daemon = _told(
             daemon_factory,
             *urls,
             digest_seconds=0,
             timeout_seconds=2,
-            heartbeat_url=ping.http_url(f"/ping/{PING_KEY}"),
+            heartbeat_url=ping.http_url(f"/ping/{PING_KEY}", f"pinger:{ping_password}@"),
             heartbeat_seconds=1,
+            webhook_url=hook.http_url("/hook", f"hooker:{hook_password}@"),
         )
         write_media(daemon.watch / "secret-test.mp4", seed=5)
         daemon.wait_state(daemon.watch / "secret-test.mp4", JobState.DONE, timeout=30)
@@ -214,10 +223,14 @@ def test_no_url_secret_or_token_in_any_log_reason_or_status(
         wait_until(lambda: "E-Mail did not answer within 2 s" in logs(), timeout=20, what="mail")
         wait_until(lambda: "JSON: Failed to send" in logs(), timeout=10, what="json refused")
         wait_until(lambda: "heartbeat answered HTTP 503" in logs(), timeout=10, what="ping")
+        wait_until(lambda: "webhook answered HTTP 401" in logs(), timeout=10, what="webhook")
         daemon.stop()
         with sqlite3.connect(daemon.ledger_path) as db:
             stored = db.execute("SELECT receiver, last_error FROM notifications").fetchall()
-        assert {row[0] for row in stored} == {"json#1", "mailto#1"}
+        assert {row[0] for row in stored} == {"json#1", "mailto#1", "webhook"}
+        assert [r["headers"]["Authorization"] for r in (ping.requests[0], hook.requests[0])] == [
+            f"Basic {credentials}" for credentials in basic
+        ]
         outputs = {
             "logs": logs(),
             "ledger": repr(stored),
@@ -229,9 +242,12 @@ def test_no_url_secret_or_token_in_any_log_reason_or_status(
         for what, text in outputs.items():
             for secret in (json_password, header_key, mail_password, PING_KEY, TOKEN):
                 assert secret not in text, f"{secret} in {what}"
+            for secret in (ping_password, hook_password, *basic):
+                assert secret not in text, f"{secret} in {what}"
     finally:
         mail.close()
         ping.close()
+        hook.close()
 
 
 def test_a_url_apprise_cannot_read_stops_the_daemon_and_is_refused_on_reload(

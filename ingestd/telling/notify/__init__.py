@@ -2,7 +2,8 @@
 
 What it owns: the stage that delivers the outbox, each receiver in a lane of its own
 (deliver.py), what a notification says to programs (messages.py) and to people (words.py),
-the webhook with its signature and deadline (webhook.py), the command without a shell
+the webhook with its signature (webhook.py), one HTTP request within its deadline for the
+webhook and the heartbeat (within.py), the command without a shell
 (command.py), messages for people through Apprise, one URL per receiver, and the secrets in
 those URLs (people.py), the heartbeat's stage (heartbeat.py), and how a receiver's words are
 quoted (text.py).

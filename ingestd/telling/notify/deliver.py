@@ -21,6 +21,12 @@ delivered, retried together when refused; without, each goes as a message of its
 A refused attempt is retried with backoff (5 s, doubling, at most 10 minutes) until a 2xx
 answer, exit status 0 or the service's yes, for `notify.max_age_hours` (measured on the steady
 clock); then the notification is dropped with a log line.
+
+A lane that ends in an error of its own (the ledger cannot be opened or written, a bug) rests
+its receiver on the same backoff (`Rests`): the stage opens no lane for it before then, and
+the error is logged once per rest. Without that the stage would open a new lane at once,
+again and again: a notification the webhook took whose `forget` failed would be posted in a
+tight loop.
 """
 
 from __future__ import annotations
@@ -33,11 +39,11 @@ from collections.abc import Sequence
 from ingestd import logs
 from ingestd.config.settings import NotifySettings, Settings
 from ingestd.core.backoff import Backoff
-from ingestd.core.errors import ConfigError, WistiaError
+from ingestd.core.errors import ConfigError, LedgerError, WistiaError
 from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, Ledgers, Notification, Outbox
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify import command, heartbeat, messages, people, webhook, words
+from ingestd.telling.notify import command, heartbeat, messages, people, webhook, within, words
 from ingestd.telling.views import job_view_text
 from ingestd.wistia.client import WistiaClient
 
@@ -86,15 +92,48 @@ def outbox_for(notify: NotifySettings) -> Outbox:
 
 
 def secrets(notify: NotifySettings) -> list[str]:
-    """What no output may show of `[notify]`: the webhook's secret, the secrets in each URL
-    of `notify.urls`, and the heartbeat URL's key."""
-    found = []
+    """What no output may show of `[notify]`: the webhook's secret and the password in its
+    URL (with the credentials sent from it), the secrets in each URL of `notify.urls`, and the
+    heartbeat URL's key and password."""
+    found = within.secrets(notify.webhook_url)
     secret = notify.webhook_secret.get_secret_value()
     if len(secret) >= SHORTEST_WEBHOOK_SECRET:
         found.append(secret)
     for url in notify.urls:
         found += people.secrets(url.get_secret_value())
     return found + heartbeat.secrets(notify.heartbeat_url.get_secret_value())
+
+
+class Rests:
+    """Receivers whose last lane ended in an error of its own, each resting until a time on
+    the steady clock: the n-th such error in a row rests it `law.seconds(n)`, a lane that
+    ends well clears it. Lanes write it, the stage reads it."""
+
+    def __init__(self, law: Backoff) -> None:
+        self.law = law
+        self._lock = threading.Lock()
+        self._errors: dict[str, int] = {}  # receiver -> its lanes' errors in a row
+        self._until: dict[str, float] = {}  # receiver -> no lane before this
+
+    def failed(self, receiver: str, now: float) -> float:
+        """A lane of `receiver` ended in an error: how long it rests."""
+        with self._lock:
+            errors = self._errors.get(receiver, 0) + 1
+            self._errors[receiver] = errors
+            wait = self.law.seconds(errors)
+            self._until[receiver] = now + wait
+            return wait
+
+    def ended(self, receiver: str) -> None:
+        """A lane of `receiver` ended well."""
+        with self._lock:
+            self._errors.pop(receiver, None)
+            self._until.pop(receiver, None)
+
+    def resting(self, now: float) -> dict[str, float]:
+        """The receivers resting at `now`, each with when its rest ends."""
+        with self._lock:
+            return {r: until for r, until in self._until.items() if until > now}
 
 
 class Notifier:
@@ -111,6 +150,7 @@ class Notifier:
         self.stop = stop
         self.clock = ledgers.clock
         self._lanes: dict[str, threading.Thread] = {}  # receiver -> the lane delivering now
+        self.rests = Rests(RETRY)
         self.messenger = people.Messenger()
         self._configure(settings)
 
@@ -131,13 +171,16 @@ class Notifier:
             run_stage(self.stop, wake, self.clock, lambda now: self._pass(ledger, now, wake))
 
     def _pass(self, ledger: Ledger, now: float, wake: threading.Event) -> float | None:
-        """A lane for each receiver with notifications due and none delivering; the stage
-        looks again when a lane ends (it wakes it) or the next notification is due."""
+        """A lane for each receiver with notifications due, none delivering and no rest
+        after an error; the stage looks again when a lane ends (it wakes it), the next
+        notification is due or a rest ends."""
+        resting = self.rests.resting(now)
         for receiver in ledger.outbox.receivers_due(now):
-            if receiver not in self._busy():
+            if receiver not in self._busy() and receiver not in resting:
                 self._open_lane(receiver, wake)
-        soonest = ledger.outbox.soonest(frozenset(self._busy()))
-        return None if soonest is None else max(soonest, now + 0.001)
+        soonest = ledger.outbox.soonest(frozenset(self._busy()) | resting.keys())
+        looks = [t for t in (soonest, *resting.values()) if t is not None]
+        return max(min(looks), now + 0.001) if looks else None
 
     def _busy(self) -> set[str]:
         """The receivers whose lane is delivering now."""
@@ -151,17 +194,11 @@ class Notifier:
 
         def deliver_due() -> None:
             try:
-                with self.ledgers.opened() as ledger:
-                    person = self.people.get(receiver)
-                    if person is not None:
-                        self._tell(ledger, person)
-                        return
-                    due = ledger.outbox.due(self.clock.now(), BATCH, receiver)
-                    for notification in due:
-                        if self.stop.is_set() or not self._contained(ledger, notification):
-                            break
-            except sqlite3.Error as exc:  # the ledger's trouble: the next pass tries again
-                log.warning("notifications: cannot use the ledger", error=str(exc))
+                self._deliver_due(receiver)
+            except Exception as exc:  # the lane's own: its receiver rests, the stage goes on
+                self._rest(receiver, exc)
+            else:
+                self.rests.ended(receiver)
             finally:
                 wake.set()
 
@@ -169,6 +206,29 @@ class Notifier:
         lane = threading.Thread(target=deliver_due, name=f"notify-{receiver}", daemon=True)
         self._lanes[receiver] = lane
         lane.start()
+
+    def _deliver_due(self, receiver: str) -> None:
+        with self.ledgers.opened() as ledger:
+            person = self.people.get(receiver)
+            if person is not None:
+                self._tell(ledger, person)
+                return
+            due = ledger.outbox.due(self.clock.now(), BATCH, receiver)
+            for notification in due:
+                if self.stop.is_set() or not self._contained(ledger, notification):
+                    break
+
+    def _rest(self, receiver: str, error: Exception) -> None:
+        """A lane ended in `error`: its receiver rests on the backoff, said once per rest
+        (a traceback only for what is not the ledger's trouble: a bug)."""
+        wait = self.rests.failed(receiver, self.clock.now())
+        said = log.bind(receiver=receiver, error=str(error), retry_in_seconds=round(wait, 1))
+        if isinstance(error, sqlite3.Error | LedgerError):
+            said.warning("notifications: cannot use the ledger; this receiver waits")
+        else:
+            said.error(
+                "notifications: a lane ended in an error; this receiver waits", exc_info=error
+            )
 
     # --- one notification -----------------------------------------------------------------
 
@@ -178,8 +238,8 @@ class Notifier:
         delivered."""
         try:
             return self.deliver(ledger, notification)
-        except sqlite3.Error:
-            raise  # the ledger's trouble
+        except (sqlite3.Error, LedgerError):
+            raise  # the ledger's trouble: the lane's (Rests), not this notification's
         except Exception as exc:
             log.exception("notification could not be sent", notification=notification.uid)
             wait = RETRY.seconds(notification.attempts + 1)
@@ -282,8 +342,8 @@ class Notifier:
         """`tell`, with a surprise kept to this message: retried later, like a refusal."""
         try:
             return self.tell(ledger, person, told)
-        except sqlite3.Error:
-            raise  # the ledger's trouble
+        except (sqlite3.Error, LedgerError):
+            raise  # the ledger's trouble: the lane's (Rests), not this notification's
         except Exception as exc:
             log.exception("message could not be sent", receiver=person.label)
             wait = RETRY.seconds(max(n.attempts for n in told) + 1)

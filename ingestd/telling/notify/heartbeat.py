@@ -11,7 +11,7 @@ once it is well again the next ping goes out at once, then every `heartbeat_seco
 The ping carries nothing: no body, no token, no job. Its URL may hold a key (a healthchecks.io
 ping URL is its own secret): the URL is never logged, and `secrets` lists its pieces for the
 daemon to register with logs.add_secret. Each ping ends within `notify.timeout_seconds`
-(webhook.request_within). It is a stage of its own, never the main loop's work: a GET can hang.
+(within.request_within). It is a stage of its own, never the main loop's work: a GET can hang.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ingestd.config.settings import Settings
 from ingestd.core import liveness
 from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.loop import run_stage
-from ingestd.telling.notify.webhook import request_within
+from ingestd.telling.notify import within
 
 log = logs.get("ingestd.heartbeat")
 
@@ -40,8 +40,8 @@ SHORTEST_SECRET = 6
 
 
 def secrets(url: str) -> list[str]:
-    """The pieces of a heartbeat URL no output may show: its password, its query values, and
-    the pieces of its path long enough to be keys."""
+    """The pieces of a heartbeat URL no output may show: its password and the credentials
+    sent from it, its query values, and the pieces of its path long enough to be keys."""
     if not url:
         return []
     parts = urlsplit(url)
@@ -54,6 +54,7 @@ def secrets(url: str) -> list[str]:
     shorter = [unquote(password)] if password else []
     shorter += [value for _, value in parse_qsl(parts.query)]
     found.update(piece for piece in shorter if len(piece) >= SHORTEST_SECRET)
+    found.update(within.secrets(url))
     return sorted(found)
 
 
@@ -126,7 +127,7 @@ class Pinger:
     def _ping(self, url: str, seconds: float) -> None:
         liveness.beat(allow=seconds + 30)  # a GET that may take its whole deadline
         headers = {"User-Agent": f"ingestd/{__version__}"}
-        refused = request_within("GET", url, None, headers, seconds, who="heartbeat")
+        refused = within.request_within("GET", url, None, headers, seconds, who="heartbeat")
         self._pinged = True
         if refused is not None:
             log.warning("heartbeat not taken; the next one goes out as usual", error=refused)

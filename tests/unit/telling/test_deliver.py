@@ -12,8 +12,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from ingestd.core.backoff import Backoff
 from ingestd.core.jobs import JobState
-from ingestd.telling.notify.deliver import Notifier, outbox_for
+from ingestd.telling.notify.deliver import RETRY, Notifier, Rests, outbox_for
 from tests.receivers import HttpReceiver
 from tests.unit.conftest import World, processing_job, queued_job
 
@@ -131,3 +132,94 @@ def test_without_digests_each_event_is_a_message_of_its_own(
         "a.mp4 is ready in Wistia: https://acme.wistia.com/medias/ha",
         "b.mp4 is ready in Wistia: https://acme.wistia.com/medias/hb",
     ]
+
+
+# --- a lane that ends in an error of its own: its receiver waits, the stage never spins ------
+
+
+@pytest.fixture
+def hook() -> Iterator[HttpReceiver]:
+    made = HttpReceiver()
+    yield made
+    made.close()
+
+
+def _passes(world: World, notifier: Notifier, count: int = 5) -> float | None:
+    """The stage's passes one after another, as fast as lanes ending wake it (each lane run
+    to its end); when the last one says to look again."""
+    for _ in range(count):
+        again = _run_lanes(world, notifier)
+    return again
+
+
+def _failed_job_told_to(world: World, hook: HttpReceiver) -> Notifier:
+    """A failed job whose notification waits for the webhook `hook`, and the stage."""
+    settings = world.settings
+    settings.notify.webhook_url = hook.http_url("/hook")
+    settings.notify.events = ["failed"]
+    world.ledgers.outbox = outbox_for(settings.notify)
+    queued_job(world.ledger, world.watch / "clip.mp4")
+    world.ledger.move(world.ledger.uploads.claim(world.clock.now()), S.FAILED, error="bad")
+    return world.notifier(settings)
+
+
+def test_a_notification_posted_but_not_forgotten_is_not_posted_again_before_a_backoff(
+    world: World, hook: HttpReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ledger refuses to forget what the webhook took (a read-only ledger, say): the
+    next passes open no lane for the webhook until its backoff, and say so once."""
+    notifier = _failed_job_told_to(world, hook)
+    world.ledger.db.conn.execute(
+        """CREATE TRIGGER refuse_forgetting BEFORE DELETE ON notifications
+           BEGIN SELECT RAISE(ABORT, 'attempt to write a readonly database'); END"""
+    )
+    started = world.clock.now()
+    again = _passes(world, notifier)
+    assert len(hook.messages) == 1, "posted again while its lane's error was fresh"
+    assert again is not None and again >= started + RETRY.first  # the stage sleeps till then
+    said = capsys.readouterr().out
+    assert said.count("readonly database") == 1, said
+    world.clock.t = again  # the backoff's first step is over: tried again, the next wait longer
+    later = _passes(world, notifier)
+    assert len(hook.messages) == 2
+    assert later is not None and later >= again + 2 * RETRY.first
+    world.ledger.db.conn.execute("DROP TRIGGER refuse_forgetting")
+    world.clock.t = later
+    _run_lanes(world, notifier)
+    assert world.ledger.outbox.waiting()["waiting"] == 0
+    assert hook.messages[0] == hook.messages[2]  # the very same body, its id for dropping repeats
+
+
+def test_a_lane_that_cannot_open_the_ledger_rests_its_receiver_instead_of_spinning(
+    world: World, hook: HttpReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stage's own connection works, a lane's new one cannot be made (the ledger's file
+    moved away, a directory in its place: "unable to open database file", a LedgerError):
+    one lane, one log line, then the receiver waits; delivered once the ledger is back."""
+    notifier = _failed_job_told_to(world, hook)
+    path = world.ledger.path
+    moved = path.with_name("moved.db")
+    path.rename(moved)
+    path.mkdir()
+    started = world.clock.now()
+    again = _passes(world, notifier)
+    assert again is not None and again >= started + RETRY.first
+    said = capsys.readouterr().out
+    assert said.count("unable to open database file") == 1, said
+    assert hook.messages == []
+    path.rmdir()
+    moved.rename(path)
+    world.clock.t = again
+    _run_lanes(world, notifier)
+    assert len(hook.messages) == 1
+    assert world.ledger.outbox.waiting()["waiting"] == 0
+
+
+def test_rests_grow_with_each_error_in_a_row_and_end_with_a_lane_that_ends_well() -> None:
+    rests = Rests(Backoff(first=5.0, cap=600.0))
+    assert rests.failed("webhook", 100.0) == 5.0
+    assert rests.failed("webhook", 105.0) == 10.0
+    assert rests.resting(110.0) == {"webhook": 115.0}
+    assert rests.resting(115.0) == {}  # over: a lane may open
+    rests.ended("webhook")
+    assert rests.failed("webhook", 200.0) == 5.0  # a new run of errors starts again

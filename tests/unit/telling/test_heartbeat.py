@@ -5,6 +5,7 @@ carries nothing, and the URL's key is a secret."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from ingestd.core.jobs import HoldRequest
 from ingestd.daemon.supervisor import SupervisedStage, Supervisor
 from ingestd.redact import redact
 from ingestd.telling.notify.heartbeat import Pinger, secrets
-from tests.receivers import HttpReceiver
+from tests.receivers import ForwardProxy, HttpReceiver, StuckListener
 from tests.unit.conftest import World
 
 KEY = "5bf66975-d4c7-4bf5-bcc8-b8d8a82ea278"
@@ -135,6 +136,56 @@ def test_a_refused_ping_is_logged_without_its_url(
     said = capsys.readouterr().out
     assert "heartbeat not taken" in said and "heartbeat answered HTTP 503" in said
     assert KEY not in said and "127.0.0.1" not in said
+
+
+def test_a_heartbeat_urls_user_info_is_sent_as_basic_credentials_and_kept_secret(
+    world: World, receiver: HttpReceiver, looks: Looks
+) -> None:
+    """A push monitor behind Basic auth (`https://user:password@host/push`)."""
+    pinger = _pinger(world, receiver, looks)
+    url = receiver.http_url(f"/ping/{KEY}", userinfo="monitor:PushPassw0rd@")
+    world.settings.notify.heartbeat_url = SecretStr(url)
+    looks.look()
+    pinger.beat(world.ledger, world.clock.now())
+    (ping,) = receiver.pings
+    credentials = base64.b64encode(b"monitor:PushPassw0rd").decode()
+    assert ping["headers"]["Authorization"] == f"Basic {credentials}"
+    assert {"PushPassw0rd", credentials} <= set(secrets(url))
+
+
+def test_a_ping_to_a_listener_that_never_accepts_ends_within_the_timeout(
+    world: World, receiver: HttpReceiver, looks: Looks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stuck = StuckListener()
+    try:
+        pinger = _pinger(world, receiver, looks)
+        world.settings.notify.heartbeat_url = SecretStr(f"http://127.0.0.1:{stuck.port}/ping")
+        world.settings.notify.timeout_seconds = 1.0
+        looks.look()
+        started = time.monotonic()
+        pinger.beat(world.ledger, world.clock.now())
+        assert time.monotonic() - started < 1.5
+    finally:
+        stuck.close()
+    assert "heartbeat did not answer within 1 s" in capsys.readouterr().out
+
+
+def test_a_ping_goes_through_the_proxy_the_environment_names(
+    world: World, receiver: HttpReceiver, looks: Looks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = ForwardProxy()
+    try:
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url())
+        pinger = _pinger(world, receiver, looks)
+        looks.look()
+        pinger.beat(world.ledger, world.clock.now())
+    finally:
+        proxy.server.close()
+    assert len(receiver.pings) == 1
+    (asked,) = proxy.asked
+    assert asked["line"] == f"GET http://127.0.0.1:{receiver.port}/ping/{KEY} HTTP/1.1"
 
 
 def test_the_key_in_a_heartbeat_url_is_a_secret() -> None:

@@ -3,6 +3,7 @@ none without receivers."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -14,7 +15,7 @@ from ingestd.config.settings import load_settings
 from ingestd.core.errors import ConfigError
 from ingestd.core.jobs import JobState
 from ingestd.ledger import Ledger, Outbox
-from ingestd.telling.notify.deliver import receivers
+from ingestd.telling.notify.deliver import receivers, secrets
 from ingestd.telling.notify.webhook import signature
 from ingestd.telling.views import job_view_text
 from tests.conftest import write_config
@@ -84,6 +85,13 @@ def test_urls_are_kept_as_secrets_out_of_every_repr(tmp_path: Path) -> None:
 def test_a_plain_http_webhook_is_allowed_anywhere(tmp_path: Path) -> None:
     settings = _settings(tmp_path, notify={"webhook_url": "http://cms.example.com/hook"})
     assert receivers(settings.notify) == ["webhook"]
+
+
+def test_the_password_in_a_webhook_url_and_its_credentials_are_secrets(tmp_path: Path) -> None:
+    url = "https://ingest:Hunter2%2Fxyz@cms.example.com/hook"
+    settings = _settings(tmp_path, notify={"webhook_url": url})
+    credentials = base64.b64encode(b"ingest:Hunter2/xyz").decode()
+    assert {"Hunter2/xyz", credentials} <= set(secrets(settings.notify))
 
 
 def test_the_signature_is_the_hex_hmac_sha256_of_the_body() -> None:
