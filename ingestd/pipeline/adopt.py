@@ -36,6 +36,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ingestd import logs
 from ingestd.config.settings import Settings
@@ -86,18 +87,41 @@ class Wanted:
     description: str | None  # what the sidecars say, to be applied by finishing
 
 
+class Listed(NamedTuple):
+    """What a listing says of one media, and only that: a listing of a large account is
+    kept (for LISTING_FRESH_SECONDS) as these, not as whole answers."""
+
+    id: int
+    hashed_id: str
+    name: str
+    size: int | None  # its OriginalFile's size, where the answer gives one
+    state: str  # queued, processing, ready, failed
+    project: str | None  # the hashed id of its project, where the answer says
+
+
+def listed(media: Media) -> Listed:
+    return Listed(
+        media.id,
+        media.hashed_id,
+        media.name,
+        media.original_size,
+        media.state,
+        media.project_hashed_id,
+    )
+
+
 @dataclass(frozen=True)
 class Found:
-    media: Media
+    media: Listed
     how: str  # how it was found, for the history
 
 
 @dataclass(frozen=True)
 class Several:
-    medias: list[Media]
+    medias: list[Listed]
 
 
-def verdict(wanted: Wanted, medias: list[Media], taken: set[str]) -> Found | Several | None:
+def verdict(wanted: Wanted, medias: list[Listed], taken: set[str]) -> Found | Several | None:
     """What `medias` say about `wanted`: the one media it is, several it could be, or none.
     `taken`: hashed ids other jobs already have (never adopted twice)."""
     alive = [m for m in medias if m.state != "failed" and m.hashed_id not in taken]
@@ -105,7 +129,7 @@ def verdict(wanted: Wanted, medias: list[Media], taken: set[str]) -> Found | Sev
         for media in alive:
             if media.hashed_id == wanted.receipt:
                 return Found(media, "its receipt's sha256 is the file's")
-    same = [m for m in alive if m.name == wanted.name and m.original_size == wanted.size]
+    same = [m for m in alive if m.name == wanted.name and m.size == wanted.size]
     if len(same) == 1:
         return Found(same[0], "same name and size")
     if len(same) > 1:
@@ -116,17 +140,17 @@ def verdict(wanted: Wanted, medias: list[Media], taken: set[str]) -> Found | Sev
 class Index:
     """A listing by name and by hashed id: a thousand files cost a look-up each, not a scan."""
 
-    def __init__(self, medias: list[Media]) -> None:
-        self._by_name: dict[str, list[Media]] = defaultdict(list)
-        self._by_hashed_id: dict[str, Media] = {}
+    def __init__(self, medias: list[Listed]) -> None:
+        self._by_name: dict[str, list[Listed]] = defaultdict(list)
+        self._by_hashed_id: dict[str, Listed] = {}
         for media in medias:
             self._by_name[media.name].append(media)
             self._by_hashed_id[media.hashed_id] = media
 
-    def named(self, name: str) -> list[Media]:
+    def named(self, name: str) -> list[Listed]:
         return self._by_name.get(name, [])
 
-    def with_hashed_id(self, hashed_id: str) -> Media | None:
+    def with_hashed_id(self, hashed_id: str) -> Listed | None:
         return self._by_hashed_id.get(hashed_id)
 
 
@@ -135,10 +159,10 @@ class Listings:
 
     def __init__(self, client: WistiaClient) -> None:
         self.client = client
-        self._listed: dict[str | None, tuple[float, list[Media]]] = {}
+        self._listed: dict[str | None, tuple[float, list[Listed]]] = {}
         self._named: dict[str | None, int] = defaultdict(int)
 
-    def fresh(self, target: str | None, now: float) -> list[Media] | None:
+    def fresh(self, target: str | None, now: float) -> list[Listed] | None:
         listed = self._listed.get(target)
         if listed is None or now - listed[0] > LISTING_FRESH_SECONDS:
             return None
@@ -147,12 +171,12 @@ class Listings:
     def may_ask_by_name(self, target: str | None, files: int) -> bool:
         return self._named[target] + files <= NAME_LOOKS_PER_LISTING
 
-    def by_name(self, target: str | None, name: str) -> list[Media]:
+    def by_name(self, target: str | None, name: str) -> list[Listed]:
         """The target's medias of that name (one request, or one a page)."""
         self._named[target] += 1
         return self._pages(target, name)
 
-    def listing(self, target: str | None, now: float) -> list[Media]:
+    def listing(self, target: str | None, now: float) -> list[Listed]:
         """Every media of the target, listed now."""
         medias = self._pages(target, None)
         self._listed[target] = (now, medias)
@@ -163,12 +187,12 @@ class Listings:
         self._listed.clear()
         self._named.clear()
 
-    def _pages(self, target: str | None, name: str | None) -> list[Media]:
-        medias: list[Media] = []
+    def _pages(self, target: str | None, name: str | None) -> list[Listed]:
+        medias: list[Listed] = []
         for page in range(1, MAX_PAGES + 1):
             liveness.beat()
             found, held = self.client.medias_listed(page, target, name)
-            medias += found
+            medias += [listed(media) for media in found]
             if held < PER_PAGE:
                 break
         return medias
@@ -323,8 +347,8 @@ class Adopter(PipelineStage):
                 taken.add(found.media.hashed_id)
 
     def _with_receipts_media(
-        self, wanted: Wanted, medias: list[Media], index: Index | None
-    ) -> list[Media]:
+        self, wanted: Wanted, medias: list[Listed], index: Index | None
+    ) -> list[Listed]:
         """With the media a receipt names: from the listing, else asked about on its own (it
         may have been renamed, or moved to another project)."""
         receipt = wanted.receipt
@@ -334,17 +358,16 @@ class Adopter(PipelineStage):
         if listed is not None:
             return [*medias, listed]
         try:
-            return [*medias, self.client.media(receipt)]
+            return [*medias, listed(self.client.media(receipt))]
         except NotFoundError:
             return medias  # deleted in Wistia: the receipt says nothing more
 
-    def _taken(self, ledger: Ledger, wanted: Wanted, medias: list[Media]) -> set[str]:
+    def _taken(self, ledger: Ledger, wanted: Wanted, medias: list[Listed]) -> set[str]:
         """The candidates' hashed ids another job of the ledger already has."""
         candidates = {
             m.hashed_id
             for m in medias
-            if m.hashed_id == wanted.receipt
-            or (m.name == wanted.name and m.original_size == wanted.size)
+            if m.hashed_id == wanted.receipt or (m.name == wanted.name and m.size == wanted.size)
         }
         return {h for h in candidates if ledger.jobs.hashed_id_taken(h, except_job=wanted.job.id)}
 
@@ -396,7 +419,7 @@ class Adopter(PipelineStage):
             hashed_id=media.hashed_id,
             media_id=media.id,
             name=media.name,
-            project_id=media.project_hashed_id or target,
+            project_id=media.project or target,
             ready=media.state == "ready",
             note=f"already in Wistia as {media.hashed_id} ({found.how}); not uploaded again",
             metadata_digest=metadata_digest({"name": name}) if unchanged else None,

@@ -83,7 +83,9 @@ def test_refused_token_holds_everything_until_a_probe_succeeds(daemon_factory) -
     job = daemon.job_for(clip)
     assert job.state == JobState.QUEUED and job.attempts == 0
     uploads_while_held = [r for r in daemon.sandbox.records if r.is_upload]
-    assert len(uploads_while_held) == 1  # the one that found out; nothing since
+    # At most the one that found out (the file is older than the ledger, so the look for it
+    # in Wistia may find out first, and then no upload is sent at all); nothing since.
+    assert len(uploads_while_held) <= 1
 
     daemon.sandbox.faults.update(auth_fail=False)
     daemon.wait_state(clip, JobState.DONE)

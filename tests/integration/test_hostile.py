@@ -428,6 +428,8 @@ def test_a_file_truncated_mid_upload_settles_again_without_an_attempt(daemon_fac
     clip = daemon.watch / "cut.mp4"
     write_media(clip, 30_000_000, seed=4)
     daemon.wait_state(clip, S.UPLOADING)
+    # Cut once the bytes are on their way (a cut before the file is opened is another case).
+    wait_until(lambda: (daemon.job_for(clip).bytes_sent or 0) > 0, what="bytes on their way")
     os.truncate(clip, 1000)
     daemon.sandbox.faults.update(latency=0)
     job = daemon.wait_state(clip, S.DONE, timeout=40)

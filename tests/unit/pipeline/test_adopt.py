@@ -6,19 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from ingestd.core.jobs import Job, JobState
-from ingestd.pipeline.adopt import Found, Several, Wanted, verdict
+from ingestd.pipeline.adopt import Found, Listed, Several, Wanted, listed, verdict
 from ingestd.wistia.models import Media
 
 
-def media(hashed_id: str, name: str, size: int | None, status: str = "ready", **more: Any) -> Media:
+def media(
+    hashed_id: str, name: str, size: int | None, status: str = "ready", **more: Any
+) -> Listed:
+    """As a listing keeps it, from the media as Wistia's answer gives it."""
     assets = [] if size is None else [{"type": "OriginalFile", "fileSize": size}]
-    return Media(
-        id=hash(hashed_id) % 10_000,
-        hashed_id=hashed_id,
-        name=name,
-        status=status,
-        assets=assets,
-        **more,
+    return listed(
+        Media(
+            id=hash(hashed_id) % 10_000,
+            hashed_id=hashed_id,
+            name=name,
+            status=status,
+            assets=assets,
+            **more,
+        )
     )
 
 
