@@ -50,8 +50,9 @@ S = JobState
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.SETTLING: frozenset({S.QUEUED, S.FAILED, S.HELD}),
     # Only a claim takes a job out of the queue (the uploader checks the file after it), or
-    # its look in Wistia before the upload: found there (processing), or found twice (failed).
-    S.QUEUED: frozenset({S.UPLOADING, S.PROCESSING, S.FAILED}),
+    # its look in Wistia before the upload: found there (processing), found twice (failed),
+    # or its sidecars unreadable (held: looked for once they are fixed).
+    S.QUEUED: frozenset({S.UPLOADING, S.PROCESSING, S.FAILED, S.HELD}),
     # uploading -> settling: the file changed before or while it was being sent.
     S.UPLOADING: frozenset({S.PROCESSING, S.QUEUED, S.FAILED, S.HELD, S.SETTLING}),
     S.PROCESSING: frozenset({S.FINISHING, S.FAILED}),

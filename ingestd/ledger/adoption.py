@@ -9,6 +9,10 @@ and ends its wait, in the same transaction as what it found:
     found       queued -> processing (-> finishing, if Wistia says it is ready), with the media
     several     queued -> failed, naming them (`ingestd retry` uploads it anyway)
     none        a note; the job stays queued and is uploaded as usual
+    gave up     queued -> failed: Wistia could not answer, `max_attempts` looks in a row
+
+A job held meanwhile (a sidecar it cannot read) keeps its row: back in the queue once fixed,
+it is looked for then.
 
 The rows of a round stay until its last file is checked, so that `status` can say "looking for
 1,000 files in Wistia before uploading them: 400 checked"; then the round's rows go.
@@ -96,10 +100,13 @@ class Adoption:
 
     def progress(self) -> Progress | None:
         """The round of looking under way, if any (for `status`)."""
-        row = self.db.row("SELECT count(*), coalesce(sum(checked), 0) FROM adoption")
-        if row is None or row[0] == 0 or row[0] == row[1]:
-            return None
-        return Progress(int(row[0]), int(row[1]))
+        row = self.db.row(
+            """SELECT count(*), coalesce(sum(a.checked = 0 AND j.state = 'queued'), 0)
+               FROM adoption a JOIN jobs j ON j.id = a.job_id"""
+        )
+        if row is None or not row[1]:
+            return None  # nothing waits (a job held or failed meanwhile waits no more)
+        return Progress(int(row[0]), int(row[0]) - int(row[1]))
 
     @retried_write
     def found(self, job: Job, media: Adopted) -> Job:
@@ -162,6 +169,27 @@ class Adoption:
             self.db.entered.add(JobState.QUEUED)  # the uploader may take it now
 
     @retried_write
+    def gave_up(self, job: Job, error: str) -> Job:
+        """Wistia could not answer its look, try after try: it fails with the last error (a
+        retry uploads it without looking)."""
+        with self.db.write():
+            failed = self.jobs.move_in_transaction(
+                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error}
+            )
+            self._checked(job.id)
+        return failed
+
+    @retried_write
+    def still_waiting(self, jobs: list[Job], reason: str) -> None:
+        """Why these jobs still wait for their look, for `status` (no event: a look that
+        could not be made is tried again; the log says each time)."""
+        with self.db.write():
+            self.db.conn.executemany(
+                "UPDATE jobs SET reason = ? WHERE id = ? AND state = 'queued'",
+                [(reason, job.id) for job in jobs],
+            )
+
+    @retried_write
     def stop_looking(self, note: str) -> int:
         """Every waiting job is uploaded as usual (adoption turned off): how many there were."""
         jobs = self.waiting(limit=1_000_000)
@@ -176,8 +204,9 @@ class Adoption:
 
     def _clear_reason(self, job_id: int) -> None:
         self.db.conn.execute(
-            "UPDATE jobs SET reason = NULL WHERE id = ? AND state = 'queued' AND reason = ?",
-            (job_id, WAITING_REASON),
+            """UPDATE jobs SET reason = NULL WHERE id = ? AND state = 'queued'
+               AND substr(reason, 1, ?) = ?""",
+            (job_id, len(WAITING_REASON), WAITING_REASON),
         )
 
     def _checked(self, job_id: int) -> None:

@@ -20,23 +20,30 @@ job is uploaded as usual.
 What it costs: the medias of a target are listed once (pages of 100, oldest first) and that
 listing answers for every file of the target for LISTING_FRESH_SECONDS; a target with only a
 few files waiting (at most NAME_LOOKS_PER_LISTING between listings) is asked by name instead,
-one request each, which is cheaper than listing a large project. So a first start on 1,000
+one request each, which is cheaper than listing a large project; files bound for many
+projects at once are answered by one listing of the whole account. So a first start on 1,000
 files already in Wistia costs (medias listed / 100) plus a few requests, and no upload. Every
 request goes through the client's rate limiter with the rest of the work.
 
-A look that cannot be made now (Wistia unreachable, 5xx, 429) waits and is tried again, the
-files still waiting: uploading them instead could make duplicates. A look Wistia refuses (a
-4xx other than 401) is that look's trouble: those files are uploaded as usual, with a note.
-A file whose sidecars cannot be read is not looked for: the upload says what is wrong.
+One job's trouble is that job's (`_contained`): Wistia refusing a look at one file (a 4xx
+other than 401) uploads that file as usual, with a note; a sidecar it cannot read holds it
+(back in the queue once fixed, it is looked for then); a surprise fails it, by the outcome
+policy. A look Wistia cannot answer at all (unreachable, 5xx, 429) ends the pass: the files
+wait (uploading them instead could make duplicates) and it is tried again with the retries'
+backoff; after `max_attempts` such looks in a row they fail with the last error, and
+`ingestd retry` uploads them without looking. A 401 starts the auth hold.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from ingestd import logs
 from ingestd.config.settings import Settings
@@ -45,7 +52,6 @@ from ingestd.core.errors import (
     AuthError,
     Cancelled,
     HoldError,
-    JobInputError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -55,7 +61,8 @@ from ingestd.core.names import display, media_name
 from ingestd.core.outcomes import Stage
 from ingestd.folder.sidecars import metadata_digest, read_metadata, read_receipt
 from ingestd.ledger import Adopted, Ledger, Ledgers
-from ingestd.pipeline.loop import PipelineStage, policy_for, run_stage
+from ingestd.ledger.adoption import WAITING_REASON
+from ingestd.pipeline.loop import LONGEST_IDLE_SECONDS, PipelineStage, policy_for, run_stage
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
@@ -72,6 +79,11 @@ NAME_LOOKS_PER_LISTING = 5
 MAX_PAGES = 10_000
 # Candidates a failed job's reason names; the rest are counted.
 NAMED_AT_MOST = 5
+# Files bound for more projects than this in one pass: one listing of the whole account
+# answers for all of them, instead of a listing (or looks by name) per project.
+MANY_PROJECTS = 3
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -138,17 +150,27 @@ def verdict(wanted: Wanted, medias: list[Listed], taken: set[str]) -> Found | Se
 
 
 class Index:
-    """A listing by name and by hashed id: a thousand files cost a look-up each, not a scan."""
+    """A listing by name and by hashed id: a thousand files cost a look-up each, not a scan.
+    `whole_account`: the listing is the account's, and answers for one project's files by
+    the project each media is in."""
 
-    def __init__(self, medias: list[Listed]) -> None:
+    def __init__(self, medias: list[Listed], *, whole_account: bool = False) -> None:
+        self.whole_account = whole_account
         self._by_name: dict[str, list[Listed]] = defaultdict(list)
         self._by_hashed_id: dict[str, Listed] = {}
         for media in medias:
             self._by_name[media.name].append(media)
             self._by_hashed_id[media.hashed_id] = media
+        # Whether every media says its project (Wistia's list does): only then can the
+        # account's listing answer for one project.
+        self.knows_projects = all(media.project is not None for media in medias)
 
-    def named(self, name: str) -> list[Listed]:
-        return self._by_name.get(name, [])
+    def named(self, name: str, project: str | None = None) -> list[Listed]:
+        """The medias of that name; in `project`, when the listing is the whole account's."""
+        medias = self._by_name.get(name, [])
+        if not self.whole_account or project is None:
+            return medias
+        return [m for m in medias if m.project == project]
 
     def with_hashed_id(self, hashed_id: str) -> Listed | None:
         return self._by_hashed_id.get(hashed_id)
@@ -256,37 +278,83 @@ class Adopter(PipelineStage):
             log.error("Wistia refused the token while looking for files", error=exc.reason)
             return None
         except (TransientError, HoldError) as exc:
-            self._failures += 1
-            retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-            wait = policy_for(self.settings.ingest).retry.seconds(self._failures, retry_after)
-            log.warning(
-                "cannot look in Wistia now; the files wait and it is tried again",
-                error=exc.reason,
-                files=len(waiting),
-                retry_in_seconds=round(wait, 1),
-            )
-            self._rest_until = now + wait
-            return self._rest_until
+            return self._could_not_look(ledger, waiting, exc, now)
         self._failures = 0
+        left = {job.id for job in ledger.adoption.waiting(LOOK_AT_ONCE)}
+        if left and left <= {job.id for job in waiting}:
+            return now + LONGEST_IDLE_SECONDS  # nothing decided (a stop): never a busy loop
         return now
+
+    def _could_not_look(
+        self, ledger: Ledger, waiting: list[Job], error: TransientError | HoldError, now: float
+    ) -> float:
+        """Wistia could not answer the look: the files wait (uploading them instead could make
+        duplicates) and it is tried again with the retries' backoff; after `max_attempts`
+        looks in a row that failed, they fail with the last error (a retry uploads)."""
+        self._failures += 1
+        attempts = self.settings.ingest.max_attempts
+        if self._failures >= attempts:
+            self._failures = 0
+            for job in waiting:
+                ledger.adoption.gave_up(
+                    job,
+                    f"could not look for it in Wistia ({attempts} tries; the last: "
+                    f"{error.reason}); `ingestd retry {job.id}` uploads it without looking",
+                )
+            log.error(
+                "could not look in Wistia; the files waiting for it fail",
+                error=error.reason,
+                files=len(waiting),
+            )
+            return now
+        retry_after = error.retry_after if isinstance(error, TransientError) else None
+        wait = policy_for(self.settings.ingest).retry.seconds(self._failures, retry_after)
+        ledger.adoption.still_waiting(
+            waiting, f"{WAITING_REASON}; Wistia could not answer ({error.reason}), tried again"
+        )
+        log.warning(
+            "cannot look in Wistia now; the files wait and it is tried again",
+            error=error.reason,
+            files=len(waiting),
+            retry_in_seconds=round(wait, 1),
+        )
+        self._rest_until = now + wait
+        return self._rest_until
 
     # --- a pass's files -------------------------------------------------------------------
 
     def look_for(self, ledger: Ledger, jobs: list[Job], now: float) -> None:
-        """Look for `jobs` in Wistia, target by target, and move each on."""
+        """Look for `jobs` in Wistia, target by target, and move each on. One job's trouble
+        is that job's (`_contained`); Wistia unable to answer at all ends the pass."""
         log.info("looking for files in Wistia before uploading them", files=len(jobs))
         by_target: dict[str | None, list[Wanted]] = defaultdict(list)
+        folders: dict[str, str] | None = None  # every project, listed once in this pass
+
+        def folder_project(folder: str) -> str | None:
+            nonlocal folders
+            known = ledger.projects.named(folder)
+            if known is not None:
+                return known
+            if folders is None:
+                folders = self.projects.every_project()
+            found = folders.get(folder)
+            if found is not None:
+                ledger.projects.remember(folder, found)
+            return found
+
         for job in jobs:
-            wanted = self._wanted(ledger, job)
+            wanted = self._contained(ledger, job, partial(self._wanted, job, folder_project))
             if isinstance(wanted, str):
                 ledger.adoption.none(job, wanted)
-            else:
+            elif wanted is not None:
                 by_target[wanted.project].append(wanted)
+        # Many projects at once: one listing of the account answers for all of them.
+        everyone = self._account_index(now) if len(by_target) > MANY_PROJECTS else None
         for target, files in by_target.items():
             if self.stop.is_set():
                 return
             try:
-                self._look_in(ledger, target, files, now)
+                index = everyone or self._index_for(target, len(files), now)
             except PermanentError as exc:
                 where = "the account" if target is None else f"the project {target}"
                 for wanted in files:
@@ -294,19 +362,52 @@ class Adopter(PipelineStage):
                         wanted.job,
                         f"could not look in {where} (Wistia said: {exc}); uploaded as usual",
                     )
+                continue
+            self._look_in(ledger, target, files, index)
 
-    def _wanted(self, ledger: Ledger, job: Job) -> Wanted | str:
-        """What to look for, or why the file is not looked for."""
+    def _look_in(
+        self, ledger: Ledger, target: str | None, files: list[Wanted], index: Index | None
+    ) -> None:
+        """The files of one target, each contained (a media found is nobody else's)."""
+        taken: set[str] = set()
+        for wanted in files:
+            if self.stop.is_set():
+                return
+            liveness.beat()
+            look = partial(self._look, ledger, wanted, target, index, taken)
+            found = self._contained(ledger, wanted.job, look)
+            if isinstance(found, Found):
+                taken.add(found.media.hashed_id)
+
+    def _contained(self, ledger: Ledger, job: Job, step: Callable[[], T]) -> T | None:
+        """`step` for one job, its trouble kept to it: Wistia refusing a look at this file
+        (a 403 on its receipt's media, say) uploads it as usual; its own problem (a bad
+        sidecar) or a surprise is decided by the outcome policy, as the upload's would be
+        (held until fixed, when it is looked for again; failed). Wistia unable to answer at
+        all, or the ledger's trouble, ends the pass."""
+        try:
+            return step()
+        except (sqlite3.Error, TransientError, HoldError, Cancelled):
+            raise
+        except PermanentError as exc:
+            ledger.adoption.none(
+                job, f"could not be looked for in Wistia (Wistia said: {exc}); uploaded as usual"
+            )
+        except Exception as exc:
+            with logs.job_context(job):
+                self.guard.outcome(ledger, job, exc)
+        return None
+
+    def _wanted(self, job: Job, folder_project: Callable[[str], str | None]) -> Wanted | str:
+        """What to look for, or why the file is not looked for. A sidecar that cannot be
+        read raises (the job is held until it is fixed, then looked for)."""
         path = Path(job.path)
         watch_dir = self.settings.watch_dir
-        try:
-            metadata = read_metadata(path, watch_dir)
-        except JobInputError as exc:
-            return f"not looked for in Wistia ({exc.reason}); the upload says what is wrong"
+        metadata = read_metadata(path, watch_dir)
         project = metadata.project_id
         folder = folder_of(path, watch_dir) if self.settings.ingest.project_from_folder else None
         if not project and folder is not None:
-            project = self.projects.existing(ledger, folder)
+            project = folder_project(folder)
             if project is None:
                 return (
                     f"not in Wistia yet (no project named {display(folder)} there); "
@@ -325,26 +426,46 @@ class Adopter(PipelineStage):
             description=metadata.description,
         )
 
-    def _look_in(self, ledger: Ledger, target: str | None, files: list[Wanted], now: float) -> None:
-        """The files of one target: its listing, or a look by name each when they are few."""
+    def _account_index(self, now: float) -> Index | None:
+        """The whole account's listing (fresh, or listed now), if it can answer for projects."""
+        listing = self.listings.fresh(None, now)
+        if listing is None:
+            listing = self.listings.listing(None, now)
+        index = Index(listing, whole_account=True)
+        return index if index.knows_projects else None
+
+    def _index_for(self, target: str | None, files: int, now: float) -> Index | None:
+        """The target's listing (fresh, or listed now); None when its few files are cheaper
+        asked for by name. A fresh listing of the whole account answers for any project."""
         listing = self.listings.fresh(target, now)
-        if listing is None and not self.listings.may_ask_by_name(target, len(files)):
-            listing = self.listings.listing(target, now)
-        index = Index(listing) if listing is not None else None
-        taken: set[str] = set()
-        for wanted in files:
-            if self.stop.is_set():
-                return
-            liveness.beat()
-            if index is not None:
-                medias = index.named(wanted.name)
-            else:
-                medias = self.listings.by_name(target, wanted.name)
-            medias = self._with_receipts_media(wanted, medias, index)
-            found = verdict(wanted, medias, taken | self._taken(ledger, wanted, medias))
-            self._decide(ledger, wanted, found, target)
-            if isinstance(found, Found):
-                taken.add(found.media.hashed_id)
+        if listing is not None:
+            return Index(listing, whole_account=target is None)
+        everyone = self.listings.fresh(None, now)
+        if everyone is not None:
+            index = Index(everyone, whole_account=True)
+            if index.knows_projects:
+                return index
+        if self.listings.may_ask_by_name(target, files):
+            return None
+        return Index(self.listings.listing(target, now), whole_account=target is None)
+
+    def _look(
+        self,
+        ledger: Ledger,
+        wanted: Wanted,
+        target: str | None,
+        index: Index | None,
+        taken: set[str],
+    ) -> Found | Several | None:
+        """Look for one file, and move its job on by what was found."""
+        if index is not None:
+            medias = index.named(wanted.name, target)
+        else:
+            medias = self.listings.by_name(target, wanted.name)
+        medias = self._with_receipts_media(wanted, medias, index)
+        found = verdict(wanted, medias, taken | self._taken(ledger, wanted, medias))
+        self._decide(ledger, wanted, found, target)
+        return found
 
     def _with_receipts_media(
         self, wanted: Wanted, medias: list[Listed], index: Index | None
@@ -354,9 +475,9 @@ class Adopter(PipelineStage):
         receipt = wanted.receipt
         if receipt is None or any(m.hashed_id == receipt for m in medias):
             return medias
-        listed = index.with_hashed_id(receipt) if index is not None else None
-        if listed is not None:
-            return [*medias, listed]
+        shown = index.with_hashed_id(receipt) if index is not None else None
+        if shown is not None:
+            return [*medias, shown]
         try:
             return [*medias, listed(self.client.media(receipt))]
         except NotFoundError:

@@ -58,11 +58,18 @@ class FolderProjects:
             ledger.projects.remember(name, project.hashed_id)
             return project.hashed_id
 
-    def existing(self, ledger: Ledger, name: str) -> str | None:
-        """The project for folder `name` if Wistia has one: remembered, else found by name
-        (and remembered); never made (a look, not an upload)."""
-        with self._lock_for(name):
-            return self._known_or_found(ledger, name)
+    def every_project(self) -> dict[str, str]:
+        """Every project's name -> the oldest project of that name, from one walk of the list
+        (adoption asks for many folders at once: one walk, not one per folder)."""
+        found: dict[str, Project] = {}
+        for page in range(1, MAX_PAGES + 1):
+            projects, held = self.client.projects(page)
+            for project in projects:
+                if project.name not in found or project.id < found[project.name].id:
+                    found[project.name] = project
+            if held < PER_PAGE:
+                break
+        return {name: project.hashed_id for name, project in found.items()}
 
     def _known_or_found(self, ledger: Ledger, name: str) -> str | None:
         """Remembered, else found by name in Wistia (and remembered); None: not there."""

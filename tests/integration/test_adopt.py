@@ -259,3 +259,86 @@ def test_status_says_what_it_is_looking_for(daemon_factory, sandbox) -> None:
     all_in(daemon, clips, JobState.DONE, timeout=90)
     assert uploads(daemon) == 4
     assert daemon.status_json()["adoption"] is None
+
+
+def test_a_receipts_media_moved_to_another_project_is_still_found(daemon_factory, sandbox) -> None:
+    """The receipt names a media the target project's listing does not show: it is asked
+    about on its own, and the stage carries on (no error of its own in the log)."""
+    ours = sandbox.store.create_project("Ours")
+    elsewhere = sandbox.store.create_project("Moved there")
+    daemon = daemon_factory(wistia={"project_id": ours.hashed_id})
+    clip = daemon.watch / "moved.mp4"
+    data = write_media(clip, 30_000, seed=11)
+    kept = sandbox.add_media("moved.mp4", data=data, project=elsewhere, created=1_700_000_000)
+    receipt = {"hashed_id": kept.hashed_id, "sha256": sha256(data), "size": len(data)}
+    (daemon.watch / "moved.mp4.wistia.json").write_text(json.dumps(receipt))
+    aged(clip)
+
+    daemon.start()
+    job = daemon.wait_state(clip, JobState.DONE)
+    assert job.hashed_id == kept.hashed_id
+    assert uploads(daemon) == 0
+    assert "Traceback" not in daemon.logs() and "internal error" not in daemon.logs()
+
+
+def test_a_bad_sidecar_holds_the_file_and_once_fixed_it_is_looked_for(daemon_factory, sandbox):
+    """A lost ledger and a broken `_defaults.json`: the file is held with the reason, not
+    uploaded; fixed, it is looked for and adopted."""
+    daemon = daemon_factory()
+    clip = daemon.watch / "lib.mp4"
+    data = write_media(clip, 30_000, seed=12)
+    defaults = daemon.watch / "_defaults.json"
+    defaults.write_text("{not json")
+    aged(clip)
+    there = sandbox.add_media("lib.mp4", data=data, created=1_700_000_000).hashed_id
+
+    daemon.start()
+    held = daemon.wait_state(clip, JobState.HELD)
+    assert "_defaults.json" in held.reason
+    defaults.write_text("{}")
+    job = daemon.wait_state(clip, JobState.DONE, timeout=60)
+    assert job.hashed_id == there
+    assert uploads(daemon) == 0
+
+
+def test_files_for_many_projects_cost_one_listing_of_the_account(daemon_factory, sandbox) -> None:
+    daemon = daemon_factory(ingest={"project_from_folder": True})
+    clips = []
+    for n in range(6):
+        project = sandbox.store.create_project(f"Team {n}")
+        for k in range(3):
+            clip = daemon.watch / f"Team {n}" / f"take{k}.mp4"
+            data = write_media(clip, 10_000 + k, seed=n * 10 + k)
+            aged(clip)
+            clips.append(clip)
+            sandbox.add_media(clip.name, data=data, project=project, created=1_700_000_000)
+    for n in range(150):
+        sandbox.add_media(f"else{n}.mp4", size=10 + n, created=1_700_000_000)
+    medias = len(sandbox.store.medias)
+
+    daemon.start()
+    all_in(daemon, clips, JobState.DONE)
+    assert uploads(daemon) == 0
+    assert len(sandbox.records) <= medias / 100 + 10, [
+        (r.method, r.path, r.query) for r in sandbox.records
+    ]
+
+
+def test_a_look_wistia_never_answers_fails_the_files_and_retry_uploads(daemon_factory, sandbox):
+    daemon = daemon_factory(
+        ingest={"max_attempts": 2, "retry_min_seconds": 0.5, "retry_max_seconds": 1.0}
+    )
+    clip = daemon.watch / "stuck.mp4"
+    write_media(clip, 30_000, seed=13)
+    aged(clip)
+    sandbox.faults.update(list_fail_status=500)
+
+    daemon.start()
+    # Each look is the client's own retries of a GET (15 s), then the stage's.
+    job = daemon.wait_state(clip, JobState.FAILED, timeout=90)
+    assert "could not look for it in Wistia" in job.error and "ingestd retry" in job.error
+    assert uploads(daemon) == 0
+    sandbox.faults.update(list_fail_status=0)
+    assert daemon.cli("retry", str(job.id)).returncode == 0
+    daemon.wait_state(clip, JobState.DONE)
+    assert uploads(daemon) == 1

@@ -39,7 +39,7 @@ def test_terminal_states_have_no_way_out_but_retry() -> None:
         (S.QUEUED, S.UPLOADING, True),
         (S.QUEUED, S.PROCESSING, True),  # a file older than the ledger, found in Wistia
         (S.QUEUED, S.FINISHING, False),
-        (S.QUEUED, S.HELD, False),
+        (S.QUEUED, S.HELD, True),  # its look in Wistia found a sidecar it cannot read
         (S.UPLOADING, S.PROCESSING, True),
         (S.UPLOADING, S.QUEUED, True),
         (S.UPLOADING, S.DONE, False),
