@@ -19,8 +19,9 @@ job is uploaded as usual.
 
 What it costs: the medias of a target are listed once (pages of 100, oldest first) and that
 listing answers for every file of the target for LISTING_FRESH_SECONDS; a target with only a
-few files waiting (at most NAME_LOOKS_PER_LISTING between listings) is asked by name instead,
-one request each, which is cheaper than listing a large project; files bound for many
+few files waiting (at most NAME_LOOKS_PER_LISTING between listings, and fewer than the pages
+its listing could take: the account's media count over 100) is asked by name instead, one
+request each, which is cheaper than listing a large project; files bound for many
 projects at once are answered by one listing of the whole account. So a first start on 1,000
 files already in Wistia costs (medias listed / 100) plus a few requests, and no upload. Every
 request goes through the client's rate limiter with the rest of the work.
@@ -36,6 +37,7 @@ backoff; after `max_attempts` such looks in a row they fail with the last error,
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 from collections import defaultdict
@@ -79,6 +81,8 @@ NAME_LOOKS_PER_LISTING = 5
 MAX_PAGES = 10_000
 # Candidates a failed job's reason names; the rest are counted.
 NAMED_AT_MOST = 5
+# The account's media count `status` shows is taken as it is for this long (wall seconds).
+ACCOUNT_FRESH_SECONDS = 3600.0
 # Files bound for more projects than this in one pass: one listing of the whole account
 # answers for all of them, instead of a listing (or looks by name) per project.
 MANY_PROJECTS = 3
@@ -354,7 +358,7 @@ class Adopter(PipelineStage):
             if self.stop.is_set():
                 return
             try:
-                index = everyone or self._index_for(target, len(files), now)
+                index = everyone or self._index_for(ledger, target, len(files), now)
             except PermanentError as exc:
                 where = "the account" if target is None else f"the project {target}"
                 for wanted in files:
@@ -434,9 +438,12 @@ class Adopter(PipelineStage):
         index = Index(listing, whole_account=True)
         return index if index.knows_projects else None
 
-    def _index_for(self, target: str | None, files: int, now: float) -> Index | None:
+    def _index_for(
+        self, ledger: Ledger, target: str | None, files: int, now: float
+    ) -> Index | None:
         """The target's listing (fresh, or listed now); None when its few files are cheaper
-        asked for by name. A fresh listing of the whole account answers for any project."""
+        asked for by name (fewer than the listing's pages could be). A fresh listing of the
+        whole account answers for any project."""
         listing = self.listings.fresh(target, now)
         if listing is not None:
             return Index(listing, whole_account=target is None)
@@ -445,9 +452,24 @@ class Adopter(PipelineStage):
             index = Index(everyone, whole_account=True)
             if index.knows_projects:
                 return index
-        if self.listings.may_ask_by_name(target, files):
+        if self.listings.may_ask_by_name(target, files) and files < self._pages_at_most(ledger):
             return None
         return Index(self.listings.listing(target, now), whole_account=target is None)
+
+    def _pages_at_most(self, ledger: Ledger) -> int:
+        """How many pages any listing can take: the account's media count over 100, as
+        `status` last saw it (within the hour), else asked now (one request)."""
+        known = ledger.facts.account_media()
+        if known is not None and self.clock.wall() - known.at < ACCOUNT_FRESH_SECONDS:
+            count = known.count
+        else:
+            try:
+                account = self.client.account_media()
+            except PermanentError:
+                return MAX_PAGES  # not told: a listing may be long
+            ledger.facts.set_account_media(account.media_count, account.video_limit)
+            count = account.media_count
+        return MAX_PAGES if count is None else max(1, math.ceil(count / PER_PAGE))
 
     def _look(
         self,
