@@ -185,7 +185,8 @@ class Adoption:
         could not be made is tried again; the log says each time)."""
         with self.db.write():
             self.db.conn.executemany(
-                "UPDATE jobs SET reason = ? WHERE id = ? AND state = 'queued'",
+                """UPDATE jobs SET reason = ? WHERE id = ? AND state = 'queued'
+                   AND id IN (SELECT job_id FROM adoption WHERE checked = 0)""",
                 [(reason, job.id) for job in jobs],
             )
 

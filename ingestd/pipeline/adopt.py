@@ -37,6 +37,7 @@ backoff; after `max_attempts` such looks in a row they fail with the last error,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
@@ -58,7 +59,7 @@ from ingestd.core.errors import (
     PermanentError,
     TransientError,
 )
-from ingestd.core.jobs import HoldRequest, Job, JobState
+from ingestd.core.jobs import HoldRequest, Job, JobState, StaleTransition
 from ingestd.core.names import display, media_name
 from ingestd.core.outcomes import Stage
 from ingestd.folder.sidecars import metadata_digest, read_metadata, read_receipt
@@ -297,14 +298,19 @@ class Adopter(PipelineStage):
         looks in a row that failed, they fail with the last error (a retry uploads)."""
         self._failures += 1
         attempts = self.settings.ingest.max_attempts
+        # Those of the pass still waiting: a file decided before Wistia stopped answering
+        # keeps what was decided.
+        batch = {job.id for job in waiting}
+        waiting = [job for job in ledger.adoption.waiting(LOOK_AT_ONCE) if job.id in batch]
         if self._failures >= attempts:
             self._failures = 0
             for job in waiting:
-                ledger.adoption.gave_up(
-                    job,
-                    f"could not look for it in Wistia ({attempts} tries; the last: "
-                    f"{error.reason}); `ingestd retry {job.id}` uploads it without looking",
-                )
+                with contextlib.suppress(StaleTransition):  # moved meanwhile: its owner's now
+                    ledger.adoption.gave_up(
+                        job,
+                        f"could not look for it in Wistia ({attempts} tries; the last: "
+                        f"{error.reason}); `ingestd retry {job.id}` uploads it without looking",
+                    )
             log.error(
                 "could not look in Wistia; the files waiting for it fail",
                 error=error.reason,

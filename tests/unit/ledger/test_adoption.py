@@ -118,3 +118,13 @@ def test_turned_off_every_waiting_file_is_uploaded(ledger: Ledger) -> None:
     assert ledger.adoption.stop_looking("ingest.adopt is off") == 2
     assert ledger.adoption.waiting() == [] and ledger.adoption.progress() is None
     assert {ledger.uploads.claim().id, ledger.uploads.claim().id} == {j.id for j in jobs}
+
+
+def test_why_files_still_wait_is_written_only_on_those_still_waiting(ledger: Ledger) -> None:
+    decided, waiting = (queued(ledger, f"/w/{n}.mp4", sha=f"s{n}") for n in range(2))
+    ledger.adoption.none(decided, "not in Wistia yet")
+    ledger.adoption.still_waiting([decided, waiting], "waiting; Wistia could not answer")
+    assert ledger.get(decided.id).reason is None
+    assert ledger.get(waiting.id).reason == "waiting; Wistia could not answer"
+    failed = ledger.adoption.gave_up(waiting, "could not look for it in Wistia")
+    assert failed.state == S.FAILED and ledger.adoption.progress() is None
