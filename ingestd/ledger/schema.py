@@ -374,6 +374,17 @@ def _migration_15(db: sqlite3.Connection) -> None:
     )
 
 
+def _migration_16(db: sqlite3.Connection) -> None:
+    # A swap asked without an answer (a crash, a network error) is judged by what Wistia
+    # shows afterwards: the original's file size before the ask, and the replacement's. The
+    # original holding the replacement's size is the swap made (rows from before: unknown).
+    _script(
+        db,
+        """ALTER TABLE swaps ADD COLUMN before_size INTEGER;
+           ALTER TABLE swaps ADD COLUMN replacement_size INTEGER""",
+    )
+
+
 # Migration 11: the thumbnail's records as schema 8 named them -> their stage.
 THUMBNAIL_RECORDS = {
     "thumbnail-sending": "sending",
@@ -416,6 +427,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migration_13,
     _migration_14,
     _migration_15,
+    _migration_16,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

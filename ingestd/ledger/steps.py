@@ -71,7 +71,9 @@ class Swap:
     background_job: str | None = None  # Wistia's job doing the swap
     api: str | None = None  # which API took the swap: "modern" or "v1"
     requested_at: float | None = None  # wall time the swap was asked (Wistia's clock)
-    reason: str | None = None  # why Wistia refused it
+    reason: str | None = None  # why Wistia refused it (or why this version yielded)
+    before_size: int | None = None  # the original's file size before the ask
+    replacement_size: int | None = None  # the replacement's file size
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ class Steps:
     def swap(self, job_id: int) -> Swap | None:
         row = self.db.one(
             """SELECT original, how, stage, project, replacement, background_job, api,
-                      requested_at, reason FROM swaps WHERE job_id = ?""",
+                      requested_at, reason, before_size, replacement_size
+               FROM swaps WHERE job_id = ?""",
             (job_id,),
         )
         return Swap(**row) if row else None
@@ -262,11 +265,22 @@ class Steps:
         return None if row is None else int(row[0])
 
     def swapped_after(self, job: Job, original: str) -> int | None:
-        """A newer version that swapped into `original` already (or is swapping): an older
-        version must not put its bytes back behind it."""
+        """A newer version that swapped into `original` already: an older version must not
+        put its bytes back behind it. (One made by yielding in turn does not count.)"""
         row = self.db.row(
             """SELECT job_id FROM swaps WHERE original = ? AND job_id > ?
-                 AND stage IN ('requesting', 'requested', 'finished', 'cleaned')
+                 AND stage IN ('finished', 'cleaned') AND reason IS NULL
+               ORDER BY job_id DESC LIMIT 1""",
+            (original, job.id),
+        )
+        return None if row is None else int(row[0])
+
+    def swapping_after(self, job: Job, original: str) -> int | None:
+        """A newer version asking Wistia to swap into `original` now: an older version waits
+        to see whether it is made (then it yields) or refused (then it swaps)."""
+        row = self.db.row(
+            """SELECT job_id FROM swaps WHERE original = ? AND job_id > ?
+                 AND stage IN ('requesting', 'requested')
                ORDER BY job_id DESC LIMIT 1""",
             (original, job.id),
         )

@@ -67,7 +67,9 @@ def choose(
     # upload (which becomes a leftover): this version goes to the media the path keeps.
     its_swap = ledger.steps.swap(earlier.id)
     original = earlier.hashed_id
-    if its_swap is not None and its_swap.stage in ("chosen", "requesting", "requested"):
+    # (Also once it is `finished`: until it takes the original's ids, its hashed id is still
+    # its own upload, which is about to be deleted as the leftover.)
+    if its_swap is not None and its_swap.stage not in ("unknown", "refused"):
         original = its_swap.original
     ledger.steps.choose_swap(job, original, how, earlier.project_id)
     return ledger.steps.swap(job.id)

@@ -10,6 +10,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from ingestd.core.jobs import Job, JobState
 from tests.conftest import DaemonProcess, sha256, wait_until, write_media
 
@@ -191,8 +193,18 @@ def _one_swap_and_the_new_bytes(daemon: DaemonProcess, first: Job, data: bytes) 
     assert [m.hashed_id for m in named(daemon, kept.name)] == [first.hashed_id]  # no orphan
 
 
-def test_a_kill_after_wistia_took_the_swap_before_its_answer_swaps_once(daemon_factory) -> None:
+@pytest.mark.parametrize(
+    "reading",
+    [{}, {"swap_keeps_replacement": False}, {"swap_exchanges_files": True}],
+    ids=["replacement-kept", "replacement-removed", "files-exchanged"],
+)
+def test_a_kill_after_wistia_took_the_swap_before_its_answer_swaps_once(
+    daemon_factory, reading: dict
+) -> None:
+    """Whichever way Wistia leaves the replacement after a swap (the facts are unsure), the
+    swap asked just before a kill is found made, never asked twice, and nothing is left."""
     daemon = daemon_factory().start()
+    daemon.sandbox.faults.update(**reading)
     clip, first, data = _two_versions(daemon, "k1.mp4")
     wait_until(lambda: swap_stage(daemon) == "chosen", what="the swap chosen")
     daemon.sandbox.faults.update(slow_seconds=4.0)  # the swap's answer held back

@@ -14,13 +14,19 @@ crash between any two neither swaps twice nor leaves the job without its media:
                 the new version stays a media of its own, and the done job says why
 
 Found `requesting` after a restart (or a network error while asking), nobody knows whether
-Wistia took the swap: the original is watched instead of asked again, and only if it has not
-changed after three times as long as Wistia took to process this version (at least
-UNSURE_WAIT_SECONDS, at most an hour) is the swap asked again. (Should Wistia have taken it
-after all and be slower than that, the second swap puts the same file behind the original
-once more, in the reading of Swap the sandbox serves by default.) A swap into a media an older
-version is still about to swap into waits for it, and an older version never swaps its bytes
-back behind a newer one's: the newest bytes end up behind the kept hashed id.
+Wistia took the swap. What both medias held before the ask (their file sizes) is recorded
+with `requesting`, so what Wistia shows afterwards decides: the original holding the
+replacement's size is the swap made (where the sizes cannot tell: the replacement gone, or the
+original changed since the ask). Not made, the original is watched rather than asked again,
+and only if it has not changed after three times as long as Wistia took to process this
+version (at least UNSURE_WAIT_SECONDS, at most an hour) is the swap asked again; a 404 to that
+ask is judged the same way. A 429 or 503 to the ask turned it away: asked again later.
+
+A swap into a media an older version is still about to swap into waits for it; an older
+version waits while a newer one is asking to swap into the same media, then yields (made: its
+own upload is the leftover, deleted by the same two steps, `finished` then `cleaned`) or swaps
+(refused). The newest bytes end up behind the kept hashed id. A leftover Wistia will not let
+ingestd delete (403) is named in the history; the swap stands.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from ingestd.config.settings import Settings
 from ingestd.core.backoff import Backoff
 from ingestd.core.clock import Clock
 from ingestd.core.errors import NotFoundError, PermanentError, TransientError
-from ingestd.core.jobs import Job, JobState
+from ingestd.core.jobs import Job, JobKind, JobState
 from ingestd.ledger import Ledger, Swap
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
 
@@ -40,6 +46,8 @@ log = logs.get("ingestd.finish")
 # watched at least (and at most) for the swap to show before it is asked again.
 UNSURE_WAIT_SECONDS = 30.0
 UNSURE_WAIT_MAX_SECONDS = 3600.0
+# Answers that turn a request away before anything is done: the swap was not made.
+NOT_TAKEN = (429, 503)
 
 
 class Swaps:
@@ -56,17 +64,12 @@ class Swaps:
             return job
         assert job.hashed_id is not None
         if swap.stage == "chosen":
-            if self._waits_for_an_older_version(ledger, settings, job, swap):
+            if self._waits_for_another_version(ledger, settings, job, swap):
                 return None
             if (newer := ledger.steps.swapped_after(job, swap.original)) is not None:
-                return self._yield_to(ledger, job, swap, newer)
-            swap = ledger.steps.record_swap(
-                job,
-                "requesting",
-                replacement=job.hashed_id,
-                requested_at=self.clock.wall(),
-            )
-            swap = self._ask(ledger, job, swap)
+                swap = self._yield_to(ledger, job, swap, newer)
+            else:
+                swap = self._ask_first(ledger, job, swap)
         elif swap.stage == "requesting":
             swap = self._after_unsure_ask(ledger, settings, job, swap)
         if swap.stage == "requested":
@@ -74,7 +77,10 @@ class Swaps:
         if swap.stage in ("requesting", "requested"):
             return None
         if swap.stage == "finished":
-            job = self._take_original(ledger, job, swap)
+            taken = self._take_original(ledger, job, swap)
+            if taken is None:
+                return ledger.get(job.id) or job  # the original is gone: refused
+            job = taken
             swap = self._clean(ledger, job, swap)
         if swap.stage == "cleaned":
             return ledger.get(job.id) or job
@@ -82,41 +88,73 @@ class Swaps:
 
     # --- before asking ----------------------------------------------------------------------
 
-    def _waits_for_an_older_version(
+    def _waits_for_another_version(
         self, ledger: Ledger, settings: Settings, job: Job, swap: Swap
     ) -> bool:
-        """An older version about to swap into the same media goes first."""
+        """An older version about to swap into the same media goes first; a newer one
+        asking to swap into it now is waited for (made: this one yields; refused: this one
+        swaps)."""
         older = ledger.steps.swap_pending_before(job, swap.original)
-        if older is None:
-            return False
-        why = f"waiting for job {older}, an earlier version, to replace {swap.original} first"
-        self._later(ledger, settings, job, why)
-        return True
+        if older is not None:
+            why = f"waiting for job {older}, an earlier version, to replace {swap.original} first"
+            self._later(ledger, settings, job, why)
+            return True
+        newer = ledger.steps.swapping_after(job, swap.original)
+        if newer is not None:
+            why = f"waiting for job {newer}, a newer version, swapping into {swap.original} now"
+            self._later(ledger, settings, job, why)
+            return True
+        return False
 
-    def _yield_to(self, ledger: Ledger, job: Job, swap: Swap, newer: int) -> Job:
+    def _yield_to(self, ledger: Ledger, job: Job, swap: Swap, newer: int) -> Swap:
         """A newer version replaced the original already: this one's bytes must not go back
-        behind it. Its own upload, made only to be swapped in, is a leftover: deleted."""
+        behind it. The job ends with the original, like a swap made, and its own upload, made
+        only to be swapped in, is the leftover the same steps delete (`finished`, then
+        `cleaned`: a crash between them deletes it after the restart)."""
         why = (
             f"job {newer}, a newer version, replaced {swap.original} already; this version's "
             f"own upload {job.hashed_id} was a leftover"
         )
-        ledger.steps.record_swap(job, "refused", why, reason=why, replacement=job.hashed_id)
-        self._delete_leftover(job.hashed_id)
-        return ledger.update(job, hashed_id=swap.original)
+        return ledger.steps.record_swap(job, "finished", why, reason=why, replacement=job.hashed_id)
 
     # --- asking --------------------------------------------------------------------------------
+
+    def _ask_first(self, ledger: Ledger, job: Job, swap: Swap) -> Swap:
+        """What the original and the replacement hold before asking (what a crash while
+        asking is judged by), recorded with `requesting`; then the ask."""
+        assert job.hashed_id is not None
+        try:
+            before = self.client.media(swap.original).original_size
+        except NotFoundError:
+            return self._refuse(ledger, job, swap, f"{swap.original} is no longer in Wistia")
+        size = job.size if job.kind == JobKind.FILE else None
+        if size is None:  # a URL import: what Wistia made of it
+            size = self.client.media(job.hashed_id).original_size
+        swap = ledger.steps.record_swap(
+            job,
+            "requesting",
+            replacement=job.hashed_id,
+            requested_at=self.clock.wall(),
+            before_size=before,
+            replacement_size=size,
+        )
+        return self._ask(ledger, job, swap)
 
     def _ask(self, ledger: Ledger, job: Job, swap: Swap) -> Swap:
         assert swap.replacement is not None
         try:
             background, api = self.client.swap(swap.original, swap.replacement)
         except TransientError as exc:
-            if exc.status_code is not None:
-                # Wistia answered, and not with a swap: nothing was made; ask again later.
+            if exc.status_code in NOT_TAKEN:
+                # Wistia turned the request away before doing anything: ask again later.
                 ledger.steps.record_swap(job, "chosen")
             raise  # otherwise unsure: `requesting` stays, and the original is watched
-        except NotFoundError:
-            return self._refuse(ledger, job, swap, f"{swap.original} is no longer in Wistia")
+        except NotFoundError as exc:
+            # Which of the two is gone? The original, or the replacement (which a swap that
+            # was made may have taken away): what Wistia shows decides.
+            if self._original_swapped(job, swap):
+                return ledger.steps.record_swap(job, "finished", _made(swap))
+            return self._refuse(ledger, job, swap, f"Wistia answered 404: {exc.reason}")
         except PermanentError as exc:  # 403: the plan lacks Swap; 400: another media type
             return self._refuse(ledger, job, swap, exc.reason)
         note = (
@@ -131,8 +169,7 @@ class Swaps:
     def _after_unsure_ask(self, ledger: Ledger, settings: Settings, job: Job, swap: Swap) -> Swap:
         """`requesting` found again: whether Wistia took the swap shows on the original."""
         if self._original_swapped(job, swap):
-            note = f"the swap of {swap.replacement} into {swap.original} was made"
-            return ledger.steps.record_swap(job, "finished", note)
+            return ledger.steps.record_swap(job, "finished", _made(swap))
         asked = swap.requested_at or 0.0
         if self.clock.wall() - asked < self._unsure_wait(ledger, job):
             self._later(
@@ -155,15 +192,29 @@ class Swaps:
         return min(UNSURE_WAIT_MAX_SECONDS, max(UNSURE_WAIT_SECONDS, 3 * took))
 
     def _original_swapped(self, job: Job, swap: Swap) -> bool:
+        """Whether the swap asked without an answer was made, by what Wistia shows now.
+
+        The original holding the replacement's file size, where that differs from its own
+        before the ask, says so. Where the sizes cannot tell (the same size, or a swap asked
+        by an ingestd that did not record them): the replacement gone (ingestd deletes it
+        only after the swap) says so, and else the original changed since the ask."""
         try:
             original = self.client.media(swap.original)
         except NotFoundError:
             return False
+        before, wanted = swap.before_size, swap.replacement_size
+        if before is not None and wanted is not None and before != wanted:
+            return original.original_size == wanted
+        if swap.replacement is not None:
+            try:
+                self.client.media(swap.replacement)
+            except NotFoundError:
+                return True
         updated = original.updated_epoch
         if updated is None or updated < (swap.requested_at or 0.0) - RECONCILE_MARGIN_SECONDS:
             return False
         size = original.original_size
-        return job.size is None or size is None or size == job.size
+        return wanted is None or size is None or size == wanted
 
     # --- following Wistia's background job ---------------------------------------------------
 
@@ -196,15 +247,21 @@ class Swaps:
 
     # --- after --------------------------------------------------------------------------------
 
-    def _take_original(self, ledger: Ledger, job: Job, swap: Swap) -> Job:
+    def _take_original(self, ledger: Ledger, job: Job, swap: Swap) -> Job | None:
         """The job now carries the original's ids (and its project); the still the earlier
-        version set is this one's to replace."""
-        original = self.client.media(swap.original)
+        version set is this one's to replace. None: the original was deleted in Wistia since
+        the swap (refused: the job keeps its own media)."""
+        try:
+            original = self.client.media(swap.original)
+        except NotFoundError:
+            self._refuse(ledger, job, swap, f"{swap.original} was deleted in Wistia")
+            return None
         changes: dict[str, object] = {"hashed_id": swap.original, "media_id": original.id}
         if original.project_hashed_id:
             changes["project_id"] = original.project_hashed_id
         earlier = ledger.jobs.earlier_version(job)
-        if earlier is not None and earlier.hashed_id == swap.original:
+        yielded = swap.reason is not None  # the newer version's still is its own
+        if not yielded and earlier is not None and earlier.hashed_id == swap.original:
             ledger.steps.inherit_thumbnail(earlier.id, job)
             ledger.note(earlier, f"replaced in place by job {job.id}, a newer version")
         return ledger.update(job, **changes)
@@ -225,6 +282,9 @@ class Swaps:
             self.client.delete_media(hashed_id)
         except NotFoundError:
             return "was gone from Wistia already"
+        except PermanentError as exc:  # 403: the token may not delete; the swap stands
+            log.warning("could not delete the swap's leftover", media=hashed_id, error=exc.reason)
+            return f"could not be deleted (Wistia said: {exc.reason}); delete it in Wistia"
         log.info("deleted the swap's leftover", media=hashed_id)
         return "was deleted"
 
@@ -245,6 +305,11 @@ class Swaps:
 
 
 def swap_reason(ledger: Ledger, job: Job) -> str | None:
-    """What the done job says of its swap: why the earlier media was not replaced."""
+    """What the done job says of its swap: why the earlier media was not replaced (refused),
+    or why this version's own bytes are not behind it (it yielded to a newer one)."""
     swap = ledger.steps.swap(job.id)
-    return swap.reason if swap is not None and swap.stage == "refused" else None
+    return swap.reason if swap is not None and swap.stage != "unknown" else None
+
+
+def _made(swap: Swap) -> str:
+    return f"the swap of {swap.replacement} into {swap.original} was made"
