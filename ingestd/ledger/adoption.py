@@ -153,7 +153,7 @@ class Adoption:
         """More than one media could be the job's file: it fails, naming them."""
         with self.db.write():
             failed = self.jobs.move_in_transaction(
-                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error}
+                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error, "reason": error}
             )
             self._checked(job.id)
         return failed
@@ -174,7 +174,7 @@ class Adoption:
         retry uploads it without looking)."""
         with self.db.write():
             failed = self.jobs.move_in_transaction(
-                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error}
+                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error, "reason": error}
             )
             self._checked(job.id)
         return failed
