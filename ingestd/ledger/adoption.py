@@ -101,12 +101,14 @@ class Adoption:
     def progress(self) -> Progress | None:
         """The round of looking under way, if any (for `status`)."""
         row = self.db.row(
-            """SELECT count(*), coalesce(sum(a.checked = 0 AND j.state = 'queued'), 0)
+            """SELECT coalesce(sum(a.checked = 1), 0),
+                      coalesce(sum(a.checked = 0 AND j.state = 'queued'), 0)
                FROM adoption a JOIN jobs j ON j.id = a.job_id"""
         )
         if row is None or not row[1]:
             return None  # nothing waits (a job held or failed meanwhile waits no more)
-        return Progress(int(row[0]), int(row[0]) - int(row[1]))
+        checked, waiting = int(row[0]), int(row[1])
+        return Progress(checked + waiting, checked)
 
     @retried_write
     def found(self, job: Job, media: Adopted) -> Job:
@@ -211,12 +213,13 @@ class Adoption:
         )
 
     def _checked(self, job_id: int) -> None:
-        """The job's look is over; so is the round, when it was the last one waiting (or when
-        those left waiting are no longer queued: moved on by someone else)."""
+        """The job's look is over; so is the round, when it was the last one queued waiting.
+        The round's checked rows go then; a job held (or failed) before its look keeps its
+        row: back in the queue (fixed, retried), it is looked for then."""
         self.db.conn.execute("UPDATE adoption SET checked = 1 WHERE job_id = ?", (job_id,))
         left = self.db.row(
             """SELECT 1 FROM adoption a JOIN jobs j ON j.id = a.job_id
                WHERE a.checked = 0 AND j.state = 'queued' LIMIT 1"""
         )
         if left is None:
-            self.db.conn.execute("DELETE FROM adoption")
+            self.db.conn.execute("DELETE FROM adoption WHERE checked = 1")

@@ -285,16 +285,22 @@ def test_a_bad_sidecar_holds_the_file_and_once_fixed_it_is_looked_for(daemon_fac
     """A lost ledger and a broken `_defaults.json`: the file is held with the reason, not
     uploaded; fixed, it is looked for and adopted."""
     daemon = daemon_factory()
-    clip = daemon.watch / "lib.mp4"
+    clip = daemon.watch / "sub" / "lib.mp4"
     data = write_media(clip, 30_000, seed=12)
-    defaults = daemon.watch / "_defaults.json"
+    defaults = daemon.watch / "sub" / "_defaults.json"
     defaults.write_text("{not json")
     aged(clip)
     there = sandbox.add_media("lib.mp4", data=data, created=1_700_000_000).hashed_id
+    # Another old file, fine, whose look ends the round while the first is held.
+    other = daemon.watch / "other.mp4"
+    other_data = write_media(other, 20_000, seed=14)
+    aged(other)
+    also = sandbox.add_media("other.mp4", data=other_data, created=1_700_000_000).hashed_id
 
     daemon.start()
     held = daemon.wait_state(clip, JobState.HELD)
     assert "_defaults.json" in held.reason
+    assert daemon.wait_state(other, JobState.DONE).hashed_id == also
     defaults.write_text("{}")
     job = daemon.wait_state(clip, JobState.DONE, timeout=60)
     assert job.hashed_id == there

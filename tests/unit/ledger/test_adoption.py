@@ -128,3 +128,18 @@ def test_why_files_still_wait_is_written_only_on_those_still_waiting(ledger: Led
     assert ledger.get(waiting.id).reason == "waiting; Wistia could not answer"
     failed = ledger.adoption.gave_up(waiting, "could not look for it in Wistia")
     assert failed.state == S.FAILED and ledger.adoption.progress() is None
+
+
+def test_a_file_held_before_its_look_is_looked_for_once_back_in_the_queue(ledger: Ledger) -> None:
+    """Its sidecar could not be read: held. The round ends with the other file, but the held
+    one keeps its look: back in the queue, it waits for it (never uploaded blind)."""
+    held, other = (queued(ledger, f"/w/{n}.mp4", sha=f"s{n}") for n in range(2))
+    held = ledger.move(held, S.HELD, "clip.json, line 1: not JSON")
+    ledger.adoption.none(other, "not in Wistia yet")
+    assert ledger.adoption.progress() is None
+    back = ledger.move(held, S.QUEUED, "fixed")
+    assert [j.id for j in ledger.adoption.waiting()] == [back.id]
+    assert ledger.adoption.progress() == (1, 0)
+    claimed = ledger.uploads.claim()
+    assert claimed is not None and claimed.id == other.id  # the held one is not taken
+    assert ledger.uploads.claim() is None
