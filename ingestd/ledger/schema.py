@@ -376,11 +376,13 @@ def _migration_15(db: sqlite3.Connection) -> None:
 
 def _migration_16(db: sqlite3.Connection) -> None:
     # A swap asked without an answer (a crash, a network error) is judged by what Wistia
-    # shows afterwards: the original's file size before the ask, and the replacement's. The
-    # original holding the replacement's size is the swap made (rows from before: unknown).
+    # shows afterwards: the original's file size and last change (Wistia's clock) before the
+    # ask, and the replacement's size. The original holding the replacement's size is the swap
+    # made; where the sizes are the same, its change since (rows from before: unknown).
     _script(
         db,
         """ALTER TABLE swaps ADD COLUMN before_size INTEGER;
+           ALTER TABLE swaps ADD COLUMN before_updated REAL;
            ALTER TABLE swaps ADD COLUMN replacement_size INTEGER""",
     )
 

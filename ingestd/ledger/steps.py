@@ -73,6 +73,7 @@ class Swap:
     requested_at: float | None = None  # wall time the swap was asked (Wistia's clock)
     reason: str | None = None  # why Wistia refused it (or why this version yielded)
     before_size: int | None = None  # the original's file size before the ask
+    before_updated: float | None = None  # its last change then, by Wistia's clock
     replacement_size: int | None = None  # the replacement's file size
 
 
@@ -188,7 +189,7 @@ class Steps:
     def swap(self, job_id: int) -> Swap | None:
         row = self.db.one(
             """SELECT original, how, stage, project, replacement, background_job, api,
-                      requested_at, reason, before_size, replacement_size
+                      requested_at, reason, before_size, before_updated, replacement_size
                FROM swaps WHERE job_id = ?""",
             (job_id,),
         )
@@ -277,11 +278,13 @@ class Steps:
 
     def swapping_after(self, job: Job, original: str) -> int | None:
         """A newer version asking Wistia to swap into `original` now: an older version waits
-        to see whether it is made (then it yields) or refused (then it swaps)."""
+        to see whether it is made (then it yields) or refused (then it swaps). One whose job
+        no longer finishes (failed, held) is not waited for."""
         row = self.db.row(
-            """SELECT job_id FROM swaps WHERE original = ? AND job_id > ?
-                 AND stage IN ('requesting', 'requested')
-               ORDER BY job_id DESC LIMIT 1""",
+            """SELECT swaps.job_id FROM swaps JOIN jobs ON jobs.id = swaps.job_id
+               WHERE swaps.original = ? AND swaps.job_id > ?
+                 AND swaps.stage IN ('requesting', 'requested') AND jobs.state = 'finishing'
+               ORDER BY swaps.job_id DESC LIMIT 1""",
             (original, job.id),
         )
         return None if row is None else int(row[0])

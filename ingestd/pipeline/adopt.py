@@ -21,18 +21,21 @@ What it costs: the medias of a target are listed once (pages of 100, oldest firs
 listing answers for every file of the target for LISTING_FRESH_SECONDS; a target with only a
 few files waiting (at most NAME_LOOKS_PER_LISTING between listings, and fewer than the pages
 its listing could take: the account's media count over 100) is asked by name instead, one
-request each, which is cheaper than listing a large project; files bound for many
-projects at once are answered by one listing of the whole account. So a first start on 1,000
-files already in Wistia costs (medias listed / 100) plus a few requests, and no upload. Every
-request goes through the client's rate limiter with the rest of the work.
+request each, which is cheaper than listing a large project; files bound for several
+projects at once are answered by one listing of the whole account where that takes no more
+pages than there are projects. So a first start on 1,000 files already in Wistia costs
+(medias listed / 100) plus a few requests, and no upload. Every request goes through the
+client's rate limiter with the rest of the work.
 
 One job's trouble is that job's (`_contained`): Wistia refusing a look at one file (a 4xx
-other than 401) uploads that file as usual, with a note; a sidecar it cannot read holds it
-(back in the queue once fixed, it is looked for then); a surprise fails it, by the outcome
-policy. A look Wistia cannot answer at all (unreachable, 5xx, 429) ends the pass: the files
-wait (uploading them instead could make duplicates) and it is tried again with the retries'
-backoff; after `max_attempts` such looks in a row they fail with the last error, and
-`ingestd retry` uploads them without looking. A 401 starts the auth hold.
+other than 401) uploads that file as usual, with a note; Wistia unable to answer for one file
+(a 5xx on its name or its receipt's media) skips it for the pass, and after `max_attempts`
+such looks in a row (counted while the daemon runs) fails it; a sidecar it cannot read holds
+it (back in the queue once fixed, it is looked for then); a surprise fails it, by the outcome
+policy. A listing Wistia cannot answer (unreachable, 5xx, 429) ends the pass: the files wait
+(uploading them instead could make duplicates) and it is tried again with the retries'
+backoff; after `max_attempts` such passes in a row the files still waiting fail with the
+last error, and `ingestd retry` uploads them without looking. A 401 starts the auth hold.
 """
 
 from __future__ import annotations
@@ -84,9 +87,6 @@ MAX_PAGES = 10_000
 NAMED_AT_MOST = 5
 # The account's media count `status` shows is taken as it is for this long (wall seconds).
 ACCOUNT_FRESH_SECONDS = 3600.0
-# Files bound for more projects than this in one pass: one listing of the whole account
-# answers for all of them, instead of a listing (or looks by name) per project.
-MANY_PROJECTS = 3
 
 T = TypeVar("T")
 
@@ -244,7 +244,9 @@ class Adopter(PipelineStage):
         self.client = client
         self.projects = projects
         self.listings = Listings(client)
-        self._failures = 0  # looks in a row that could not be made
+        self._failures = 0  # looks in a row that could not be made (a listing, all files)
+        self._file_failures: dict[int, int] = {}  # job -> its own looks in a row that failed
+        self._skipped = 0  # this pass: the most failures of a file skipped (0: none)
         self._rest_until = 0.0
 
     def reload(self, fresh: Settings) -> None:
@@ -274,6 +276,7 @@ class Adopter(PipelineStage):
         waiting = ledger.adoption.waiting(LOOK_AT_ONCE)
         if not waiting:
             return None
+        self._skipped = 0
         try:
             self.look_for(ledger, waiting, now)
         except Cancelled:
@@ -285,6 +288,10 @@ class Adopter(PipelineStage):
         except (TransientError, HoldError) as exc:
             return self._could_not_look(ledger, waiting, exc, now)
         self._failures = 0
+        if self._skipped:  # files Wistia could not answer for: they wait their backoff
+            wait = policy_for(self.settings.ingest).retry.seconds(self._skipped)
+            self._rest_until = now + wait
+            return self._rest_until
         left = {job.id for job in ledger.adoption.waiting(LOOK_AT_ONCE)}
         if left and left <= {job.id for job in waiting}:
             return now + LONGEST_IDLE_SECONDS  # nothing decided (a stop): never a busy loop
@@ -339,14 +346,21 @@ class Adopter(PipelineStage):
         log.info("looking for files in Wistia before uploading them", files=len(jobs))
         by_target: dict[str | None, list[Wanted]] = defaultdict(list)
         folders: dict[str, str] | None = None  # every project, listed once in this pass
+        refused: PermanentError | None = None  # or Wistia's refusal to list them, once
 
         def folder_project(folder: str) -> str | None:
-            nonlocal folders
+            nonlocal folders, refused
             known = ledger.projects.named(folder)
             if known is not None:
                 return known
+            if refused is not None:
+                raise refused
             if folders is None:
-                folders = self.projects.every_project()
+                try:
+                    folders = self.projects.every_project()
+                except PermanentError as exc:
+                    refused = exc
+                    raise
             found = folders.get(folder)
             if found is not None:
                 ledger.projects.remember(folder, found)
@@ -358,8 +372,7 @@ class Adopter(PipelineStage):
                 ledger.adoption.none(job, wanted)
             elif wanted is not None:
                 by_target[wanted.project].append(wanted)
-        # Many projects at once: one listing of the account answers for all of them.
-        everyone = self._account_index(now) if len(by_target) > MANY_PROJECTS else None
+        everyone = self._account_index(ledger, len(by_target), now)
         for target, files in by_target.items():
             if self.stop.is_set():
                 return
@@ -378,16 +391,41 @@ class Adopter(PipelineStage):
     def _look_in(
         self, ledger: Ledger, target: str | None, files: list[Wanted], index: Index | None
     ) -> None:
-        """The files of one target, each contained (a media found is nobody else's)."""
+        """The files of one target, each contained (a media found is nobody else's). A look
+        at one file Wistia cannot answer now (its name, its receipt's media) skips that file
+        for this pass, not the others: after `max_attempts` such looks it fails."""
         taken: set[str] = set()
         for wanted in files:
             if self.stop.is_set():
                 return
             liveness.beat()
             look = partial(self._look, ledger, wanted, target, index, taken)
-            found = self._contained(ledger, wanted.job, look)
+            try:
+                found = self._contained(ledger, wanted.job, look)
+            except TransientError as exc:
+                self._skip(ledger, wanted.job, exc)
+                continue
+            self._file_failures.pop(wanted.job.id, None)
             if isinstance(found, Found):
                 taken.add(found.media.hashed_id)
+
+    def _skip(self, ledger: Ledger, job: Job, error: TransientError) -> None:
+        failures = self._file_failures.get(job.id, 0) + 1
+        self._file_failures[job.id] = failures
+        attempts = self.settings.ingest.max_attempts
+        if failures < attempts:
+            ledger.adoption.still_waiting(
+                [job], f"{WAITING_REASON}; Wistia could not answer ({error.reason}), tried again"
+            )
+            self._skipped = max(self._skipped, failures)
+            return
+        del self._file_failures[job.id]
+        with contextlib.suppress(StaleTransition):
+            ledger.adoption.gave_up(
+                job,
+                f"could not look for it in Wistia ({attempts} tries; the last: {error.reason}); "
+                f"`ingestd retry {job.id}` uploads it without looking",
+            )
 
     def _contained(self, ledger: Ledger, job: Job, step: Callable[[], T]) -> T | None:
         """`step` for one job, its trouble kept to it: Wistia refusing a look at this file
@@ -436,11 +474,22 @@ class Adopter(PipelineStage):
             description=metadata.description,
         )
 
-    def _account_index(self, now: float) -> Index | None:
-        """The whole account's listing (fresh, or listed now), if it can answer for projects."""
+    def _account_index(self, ledger: Ledger, projects: int, now: float) -> Index | None:
+        """Files bound for many projects at once: one listing of the whole account answers
+        for all of them, where it costs no more pages than there are projects (each costs a
+        request at least). None: each project is looked in on its own (also when Wistia
+        refuses the account's listing, or its medias do not say their project)."""
+        if projects <= 1:
+            return None
         listing = self.listings.fresh(None, now)
         if listing is None:
-            listing = self.listings.listing(None, now)
+            if self._pages_at_most(ledger) > projects:
+                return None
+            try:
+                listing = self.listings.listing(None, now)
+            except PermanentError as exc:
+                log.warning("Wistia refused the account's listing", error=exc.reason)
+                return None
         index = Index(listing, whole_account=True)
         return index if index.knows_projects else None
 

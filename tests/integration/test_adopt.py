@@ -348,3 +348,24 @@ def test_a_look_wistia_never_answers_fails_the_files_and_retry_uploads(daemon_fa
     assert daemon.cli("retry", str(job.id)).returncode == 0
     daemon.wait_state(clip, JobState.DONE)
     assert uploads(daemon) == 1
+
+
+def test_listings_wistia_refuses_upload_the_files_as_usual(daemon_factory, sandbox) -> None:
+    """Four projects, and Wistia refuses every media listing (403): the account's listing
+    and each project's are refused, the files are uploaded with a note, and the stage runs on
+    (it used to die on the account's refusal, leaving the files waiting)."""
+    daemon = daemon_factory(ingest={"project_from_folder": True})
+    clips = []
+    for n in range(4):
+        sandbox.store.create_project(f"Crew {n}")
+        clip = daemon.watch / f"Crew {n}" / "cut.mp4"
+        write_media(clip, 10_000 + n, seed=40 + n)
+        aged(clip)
+        clips.append(clip)
+    sandbox.faults.update(forbidden=("medias_list",))
+
+    daemon.start()
+    all_in(daemon, clips, JobState.DONE)
+    assert uploads(daemon) == 4
+    assert "could not look in the project" in history(daemon, clips[0])
+    assert "Traceback" not in daemon.logs()

@@ -14,13 +14,14 @@ crash between any two neither swaps twice nor leaves the job without its media:
                 the new version stays a media of its own, and the done job says why
 
 Found `requesting` after a restart (or a network error while asking), nobody knows whether
-Wistia took the swap. What both medias held before the ask (their file sizes) is recorded
-with `requesting`, so what Wistia shows afterwards decides: the original holding the
-replacement's size is the swap made (where the sizes cannot tell: the replacement gone, or the
-original changed since the ask). Not made, the original is watched rather than asked again,
-and only if it has not changed after three times as long as Wistia took to process this
-version (at least UNSURE_WAIT_SECONDS, at most an hour) is the swap asked again; a 404 to that
-ask is judged the same way. A 429 or 503 to the ask turned it away: asked again later.
+Wistia took the swap. What both medias held before the ask (their file sizes, and the
+original's last change by Wistia's clock) is recorded with `requesting`, so what Wistia shows
+afterwards decides: the original holding the replacement's size is the swap made (where the
+sizes are the same: the original changed since that moment, or the replacement gone). Not
+made, the original is watched rather than asked again, and only if it has not changed after
+three times as long as Wistia took to process this version (at least UNSURE_WAIT_SECONDS, at
+most an hour) is the swap asked again; a 404 to that ask is judged the same way. A 429 or
+503 to the ask turned it away: asked again later.
 
 A swap into a media an older version is still about to swap into waits for it; an older
 version waits while a newer one is asking to swap into the same media, then yields (made: its
@@ -124,7 +125,7 @@ class Swaps:
         asking is judged by), recorded with `requesting`; then the ask."""
         assert job.hashed_id is not None
         try:
-            before = self.client.media(swap.original).original_size
+            original = self.client.media(swap.original)
         except NotFoundError:
             return self._refuse(ledger, job, swap, f"{swap.original} is no longer in Wistia")
         size = job.size if job.kind == JobKind.FILE else None
@@ -135,7 +136,8 @@ class Swaps:
             "requesting",
             replacement=job.hashed_id,
             requested_at=self.clock.wall(),
-            before_size=before,
+            before_size=original.original_size,
+            before_updated=original.updated_epoch,
             replacement_size=size,
         )
         return self._ask(ledger, job, swap)
@@ -195,9 +197,10 @@ class Swaps:
         """Whether the swap asked without an answer was made, by what Wistia shows now.
 
         The original holding the replacement's file size, where that differs from its own
-        before the ask, says so. Where the sizes cannot tell (the same size, or a swap asked
-        by an ingestd that did not record them): the replacement gone (ingestd deletes it
-        only after the swap) says so, and else the original changed since the ask."""
+        before the ask, says so. Where the sizes cannot tell (the same size): the original
+        changed since the moment before the ask, by Wistia's own clock, or the replacement
+        gone (ingestd deletes it only after the swap). A swap asked by an ingestd that did not
+        record what the original held: the original changed around the ask, as before."""
         try:
             original = self.client.media(swap.original)
         except NotFoundError:
@@ -205,16 +208,26 @@ class Swaps:
         before, wanted = swap.before_size, swap.replacement_size
         if before is not None and wanted is not None and before != wanted:
             return original.original_size == wanted
-        if swap.replacement is not None:
-            try:
-                self.client.media(swap.replacement)
-            except NotFoundError:
-                return True
         updated = original.updated_epoch
+        if swap.before_updated is not None:
+            if updated is not None and updated > swap.before_updated:
+                return True
+            return self._replacement_gone(swap)
+        if self._replacement_gone(swap):
+            return True
         if updated is None or updated < (swap.requested_at or 0.0) - RECONCILE_MARGIN_SECONDS:
             return False
         size = original.original_size
         return wanted is None or size is None or size == wanted
+
+    def _replacement_gone(self, swap: Swap) -> bool:
+        if swap.replacement is None:
+            return False
+        try:
+            self.client.media(swap.replacement)
+        except NotFoundError:
+            return True
+        return False
 
     # --- following Wistia's background job ---------------------------------------------------
 

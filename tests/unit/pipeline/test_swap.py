@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from ingestd.core.jobs import Job
+from ingestd.core.jobs import Job, JobState
 from ingestd.folder.sidecars import Metadata
 from ingestd.pipeline import versions
 from ingestd.pipeline.finish.swap import UNSURE_WAIT_SECONDS, Swaps
@@ -91,6 +91,7 @@ def asking(world: World, job: Job, wistia: Account) -> None:
         replacement="h1",
         requested_at=world.clock.wall(),
         before_size=wistia.old_size,
+        before_updated=wistia.original_updated,
         replacement_size=wistia.size,
     )
 
@@ -255,3 +256,35 @@ def test_a_version_chosen_while_the_earlier_swap_ends_replaces_the_kept_media(
     newer = world.ledger.settling.settle(newer, "sha-newer")
     swap = versions.choose(world.ledger, world.settings, world.client, newer, Metadata())
     assert swap is not None and swap.original == "K"
+
+
+def test_with_the_same_size_an_edit_before_the_ask_is_not_taken_for_a_swap(world: World) -> None:
+    """The new version has the original's very size; a re-sync changed the original two
+    minutes before the ask. Killed while asking: the original has not changed since the
+    moment before the ask (Wistia's clock), so it was not swapped; nothing is deleted."""
+    swaps, job, wistia = chosen(world)
+    wistia.old_size = wistia.size
+    wistia.original_updated = world.clock.wall() - 120
+    asking(world, job, wistia)
+    assert swaps.carry_out(world.ledger, world.settings, job) is None
+    assert wistia.asked("DELETE", "") == 0 and wistia.asked("PUT", "/swap") == 0
+
+
+def test_with_the_same_size_a_change_since_the_ask_is_the_swap_made(world: World) -> None:
+    swaps, job, wistia = chosen(world)
+    wistia.old_size = wistia.size
+    asking(world, job, wistia)
+    wistia.original_updated = world.clock.wall() + 5  # Wistia put the new file behind it
+    done = swaps.carry_out(world.ledger, world.settings, job)
+    assert done is not None and done.hashed_id == "K"
+    assert wistia.asked("PUT", "/swap") == 0
+
+
+def test_an_older_version_does_not_wait_for_a_newer_one_that_failed(world: World) -> None:
+    swaps, older, wistia = chosen(world)
+    _, newer = finishing_job(world, "clip2.mp4")
+    world.ledger.steps.choose_swap(newer, "K", "path", None)
+    world.ledger.steps.record_swap(newer, "requesting")
+    world.ledger.move(newer, JobState.FAILED, "gave up", error="gave up")
+    assert swaps.carry_out(world.ledger, world.settings, older) is None
+    assert wistia.asked("PUT", "/swap") == 1  # it asked, rather than wait forever
