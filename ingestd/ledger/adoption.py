@@ -9,7 +9,7 @@ and ends its wait, in the same transaction as what it found:
     found       queued -> processing (-> finishing, if Wistia says it is ready), with the media
     several     queued -> failed, naming them (`ingestd retry` uploads it anyway)
     none        a note; the job stays queued and is uploaded as usual
-    gave up     queued -> failed: Wistia could not answer, `max_attempts` looks in a row
+    no answer   queued -> failed: Wistia could not answer, `max_attempts` looks in a row
 
 A job held meanwhile (a sidecar it cannot read) keeps its row: back in the queue once fixed,
 it is looked for then.
@@ -151,8 +151,10 @@ class Adoption:
         return moved
 
     @retried_write
-    def several(self, job: Job, error: str) -> Job:
-        """More than one media could be the job's file: it fails, naming them."""
+    def failed(self, job: Job, error: str) -> Job:
+        """The look ends the job `failed`: more than one media could be its file (`error`
+        names them), or Wistia could not answer, try after try (the last error). A retry
+        uploads it without looking."""
         with self.db.write():
             failed = self.jobs.move_in_transaction(
                 job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error, "reason": error}
@@ -169,17 +171,6 @@ class Adoption:
                 self._clear_reason(job.id)
             self._checked(job.id)
             self.db.entered.add(JobState.QUEUED)  # the uploader may take it now
-
-    @retried_write
-    def gave_up(self, job: Job, error: str) -> Job:
-        """Wistia could not answer its look, try after try: it fails with the last error (a
-        retry uploads it without looking)."""
-        with self.db.write():
-            failed = self.jobs.move_in_transaction(
-                job.id, JobState.QUEUED, JobState.FAILED, error, {"error": error, "reason": error}
-            )
-            self._checked(job.id)
-        return failed
 
     @retried_write
     def still_waiting(self, jobs: list[Job], reason: str) -> None:

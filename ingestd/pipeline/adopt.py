@@ -68,7 +68,7 @@ from ingestd.core.outcomes import Stage
 from ingestd.folder.sidecars import metadata_digest, read_metadata, read_receipt
 from ingestd.ledger import Adopted, Ledger, Ledgers
 from ingestd.ledger.adoption import WAITING_REASON
-from ingestd.pipeline.loop import LONGEST_IDLE_SECONDS, PipelineStage, policy_for, run_stage
+from ingestd.pipeline.loop import LONGEST_IDLE_SECONDS, WistiaStage, policy_for, run_stage
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
@@ -225,7 +225,7 @@ class Listings:
         return medias
 
 
-class Adopter(PipelineStage):
+class Adopter(WistiaStage):
     """The stage: looks for the queued jobs waiting for it, many at once. (A queued job's
     outcomes are the upload stage's; this stage leaves every trouble but its own looks to
     the upload, as the module says.)"""
@@ -240,8 +240,7 @@ class Adopter(PipelineStage):
         stop: threading.Event,
         projects: FolderProjects,
     ) -> None:
-        super().__init__(settings, ledgers, stop)
-        self.client = client
+        super().__init__(settings, ledgers, client, stop)
         self.projects = projects
         self.listings = Listings(client)
         self._failures = 0  # looks in a row that could not be made (a listing, all files)
@@ -312,12 +311,7 @@ class Adopter(PipelineStage):
         if self._failures >= attempts:
             self._failures = 0
             for job in waiting:
-                with contextlib.suppress(StaleTransition):  # moved meanwhile: its owner's now
-                    ledger.adoption.gave_up(
-                        job,
-                        f"could not look for it in Wistia ({attempts} tries; the last: "
-                        f"{error.reason}); `ingestd retry {job.id}` uploads it without looking",
-                    )
+                self._give_up(ledger, job, error)
             log.error(
                 "could not look in Wistia; the files waiting for it fail",
                 error=error.reason,
@@ -326,9 +320,7 @@ class Adopter(PipelineStage):
             return now
         retry_after = error.retry_after if isinstance(error, TransientError) else None
         wait = policy_for(self.settings.ingest).retry.seconds(self._failures, retry_after)
-        ledger.adoption.still_waiting(
-            waiting, f"{WAITING_REASON}; Wistia could not answer ({error.reason}), tried again"
-        )
+        ledger.adoption.still_waiting(waiting, _no_answer(error))
         log.warning(
             "cannot look in Wistia now; the files wait and it is tried again",
             error=error.reason,
@@ -414,14 +406,17 @@ class Adopter(PipelineStage):
         self._file_failures[job.id] = failures
         attempts = self.settings.ingest.max_attempts
         if failures < attempts:
-            ledger.adoption.still_waiting(
-                [job], f"{WAITING_REASON}; Wistia could not answer ({error.reason}), tried again"
-            )
+            ledger.adoption.still_waiting([job], _no_answer(error))
             self._skipped = max(self._skipped, failures)
             return
         del self._file_failures[job.id]
-        with contextlib.suppress(StaleTransition):
-            ledger.adoption.gave_up(
+        self._give_up(ledger, job, error)
+
+    def _give_up(self, ledger: Ledger, job: Job, error: TransientError | HoldError) -> None:
+        """After `max_attempts` looks Wistia could not answer: failed with the last error."""
+        attempts = self.settings.ingest.max_attempts
+        with contextlib.suppress(StaleTransition):  # moved meanwhile: its owner's now
+            ledger.adoption.failed(
                 job,
                 f"could not look for it in Wistia ({attempts} tries; the last: {error.reason}); "
                 f"`ingestd retry {job.id}` uploads it without looking",
@@ -595,7 +590,7 @@ class Adopter(PipelineStage):
                     f"{job.id}` uploads it anyway; or delete the extra medias in Wistia, "
                     "then retry)"
                 )
-                ledger.adoption.several(job, error)
+                ledger.adoption.failed(job, error)
                 log.warning("more than one media in Wistia could be this file", medias=ids)
             else:
                 ledger.adoption.none(
@@ -622,3 +617,8 @@ class Adopter(PipelineStage):
             note=f"already in Wistia as {media.hashed_id} ({found.how}); not uploaded again",
             metadata_digest=metadata_digest({"name": name}) if unchanged else None,
         )
+
+
+def _no_answer(error: TransientError | HoldError) -> str:
+    """Why a file still waits for its look, for `status`."""
+    return f"{WAITING_REASON}; Wistia could not answer ({error.reason}), tried again"

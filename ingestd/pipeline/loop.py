@@ -11,7 +11,7 @@ re-sync, notifications): beat the heartbeat, clear the wake-up, look (a pass of 
 own work, which says when it must look again), and wait until then, until a job enters its
 state (ledger.wakeups) or for at most LONGEST_IDLE_SECONDS: never busy. `work_through_due` is
 the pass of the stages that take due jobs one by one (finisher, held jobs, re-sync).
-`PipelineStage` is what every stage is made of.
+`PipelineStage` is what every stage is made of; `WistiaStage` one that talks to Wistia.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ingestd.core.jobs import Job, JobState, StaleTransition
 from ingestd.core.names import display
 from ingestd.core.outcomes import Policy, Stage, decide
 from ingestd.ledger import Ledger, Ledgers
+from ingestd.wistia.client import WistiaClient
 
 # An idle stage looks again at least this often, and never sooner than the shortest wait.
 LONGEST_IDLE_SECONDS = 5.0
@@ -211,3 +212,17 @@ class PipelineStage:
                     pause_under_auth_hold=pause_under_auth_hold,
                 ),
             )
+
+
+class WistiaStage(PipelineStage):
+    """A stage that talks to Wistia: a PipelineStage with the daemon's one client."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledgers: Ledgers,
+        client: WistiaClient,
+        stop: threading.Event,
+    ) -> None:
+        super().__init__(settings, ledgers, stop)
+        self.client = client

@@ -31,7 +31,7 @@ from ingestd.core.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.core.jobs import Job, JobState
 from ingestd.core.outcomes import Stage
 from ingestd.ledger import Ledger, Ledgers
-from ingestd.pipeline.loop import PipelineStage, policy_for, run_stage
+from ingestd.pipeline.loop import WistiaStage, policy_for, run_stage
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
 
@@ -47,7 +47,7 @@ MAX_PAGES = 10
 LIST_REST_SECONDS = 300.0
 
 
-class Poller(PipelineStage):
+class Poller(WistiaStage):
     kind = Stage.POLL
 
     def __init__(
@@ -57,8 +57,7 @@ class Poller(PipelineStage):
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        super().__init__(settings, ledgers, stop)
-        self.client = client
+        super().__init__(settings, ledgers, client, stop)
         self._lists_after = 0.0  # no list before this moment (one failed)
 
     def run(self) -> None:

@@ -31,7 +31,7 @@ from ingestd.ledger import Ledger, Ledgers
 from ingestd.pipeline.finish import receipt
 from ingestd.pipeline.finish.sync import SidecarSync, refusals
 from ingestd.pipeline.finish.thumbnail import waiting_for
-from ingestd.pipeline.loop import PipelineStage
+from ingestd.pipeline.loop import WistiaStage
 from ingestd.wistia.client import WistiaClient
 
 log = logs.get("ingestd.resync")
@@ -47,7 +47,7 @@ def enabled(settings: Settings) -> bool:
     return settings.ingest.resync and settings.ingest.after_upload == "keep"
 
 
-class Resync(PipelineStage):
+class Resync(WistiaStage):
     kind = Stage.RESYNC
 
     def __init__(
@@ -57,8 +57,7 @@ class Resync(PipelineStage):
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        super().__init__(settings, ledgers, stop)
-        self.client = client
+        super().__init__(settings, ledgers, client, stop)
         self.sync = SidecarSync(client, self.clock)
 
     def run(self) -> None:

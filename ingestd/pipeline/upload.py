@@ -56,7 +56,7 @@ from ingestd.folder.sidecars import (
 from ingestd.folder.urlimport import media_name_of, read_url_file
 from ingestd.ledger import Hold, Ledger, Ledgers
 from ingestd.pipeline import versions
-from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, PipelineStage, run_stage
+from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, WistiaStage, run_stage
 from ingestd.pipeline.probe import HoldProbes
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
@@ -94,7 +94,7 @@ def hold_error(hold: Hold) -> HoldError:
     return AuthError(hold.reason) if hold.kind == "auth" else VideoLimitError(hold.reason)
 
 
-class Uploader(PipelineStage):
+class Uploader(WistiaStage):
     kind = Stage.UPLOAD
 
     def __init__(
@@ -104,8 +104,7 @@ class Uploader(PipelineStage):
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        super().__init__(settings, ledgers, stop)
-        self.client = client
+        super().__init__(settings, ledgers, client, stop)
         # Jobs a worker of this daemon is sending now; the claim and the orphan check share
         # the lock, so a job just claimed is never taken for an orphan.
         self._in_flight: set[int] = set()

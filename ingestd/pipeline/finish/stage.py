@@ -34,13 +34,13 @@ from ingestd.pipeline.finish.partial import replace_partial
 from ingestd.pipeline.finish.swap import Swaps, swap_reason
 from ingestd.pipeline.finish.sync import SidecarSync, refusals
 from ingestd.pipeline.finish.thumbnail import waiting_for
-from ingestd.pipeline.loop import PipelineStage
+from ingestd.pipeline.loop import WistiaStage
 from ingestd.wistia.client import WistiaClient
 
 log = logs.get("ingestd.finish")
 
 
-class Finisher(PipelineStage):
+class Finisher(WistiaStage):
     kind = Stage.FINISH
 
     def __init__(
@@ -50,8 +50,7 @@ class Finisher(PipelineStage):
         client: WistiaClient,
         stop: threading.Event,
     ) -> None:
-        super().__init__(settings, ledgers, stop)
-        self.client = client
+        super().__init__(settings, ledgers, client, stop)
         self.sync = SidecarSync(client, self.clock)
         self.swaps = Swaps(client, self.clock)
 

@@ -92,7 +92,7 @@ def test_found_goes_on_from_the_media_and_records_what_it_has(ledger: Ledger) ->
 
 def test_several_fail_the_job_and_a_retry_uploads_it(ledger: Ledger) -> None:
     job = queued(ledger, "/w/a.mp4")
-    failed = ledger.adoption.several(job, "already in Wistia 2 times: a, b")
+    failed = ledger.adoption.failed(job, "already in Wistia 2 times: a, b")
     assert failed.state == S.FAILED and failed.error == "already in Wistia 2 times: a, b"
     retried = ledger.jobs.retry(failed)
     assert retried.state == S.QUEUED
@@ -126,7 +126,7 @@ def test_why_files_still_wait_is_written_only_on_those_still_waiting(ledger: Led
     ledger.adoption.still_waiting([decided, waiting], "waiting; Wistia could not answer")
     assert ledger.get(decided.id).reason is None
     assert ledger.get(waiting.id).reason == "waiting; Wistia could not answer"
-    failed = ledger.adoption.gave_up(waiting, "could not look for it in Wistia")
+    failed = ledger.adoption.failed(waiting, "could not look for it in Wistia")
     assert failed.state == S.FAILED and ledger.adoption.progress() is None
 
 
