@@ -68,7 +68,7 @@ from ingestd.core.outcomes import Stage
 from ingestd.folder.sidecars import metadata_digest, read_metadata, read_receipt
 from ingestd.ledger import Adopted, Ledger, Ledgers
 from ingestd.ledger.adoption import WAITING_REASON
-from ingestd.pipeline.loop import LONGEST_IDLE_SECONDS, WistiaStage, policy_for, run_stage
+from ingestd.pipeline.loop import LONGEST_IDLE_SECONDS, WistiaStage, policy_for
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
@@ -253,11 +253,7 @@ class Adopter(WistiaStage):
         self.listings.forget()  # the projects may differ now
 
     def run(self) -> None:
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(JobState.QUEUED) as wake,
-        ):
-            run_stage(self.stop, wake, self.clock, lambda now: self._pass(ledger, now))
+        self.run_passes(self._pass, JobState.QUEUED)
 
     def _pass(self, ledger: Ledger, now: float) -> float | None:
         if not self.settings.ingest.adopt:
@@ -517,7 +513,7 @@ class Adopter(WistiaStage):
                 account = self.client.account_media()
             except PermanentError:
                 return MAX_PAGES  # not told: a listing may be long
-            ledger.facts.set_account_media(account.media_count, account.video_limit)
+            ledger.facts.set_account_media(account.media_count, account.limit)
             count = account.media_count
         return MAX_PAGES if count is None else max(1, math.ceil(count / PER_PAGE))
 

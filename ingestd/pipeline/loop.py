@@ -181,6 +181,27 @@ class PipelineStage:
         """A config reload: what this stage reads from now on (daemon.reload)."""
         self.settings = fresh
 
+    def run_passes(
+        self,
+        one_pass: Callable[[Ledger, float], float | None],
+        *woken_by: JobState,
+        wake: threading.Event | None = None,
+        retire: threading.Event | None = None,
+    ) -> None:
+        """Run the stage's loop (`run_stage`) on a ledger of this thread's own, woken when a
+        job enters one of `woken_by` (or when `wake` is set)."""
+        with (
+            self.ledgers.opened() as ledger,
+            self.ledgers.wakeups.arrivals_while(*woken_by) as arrivals,
+        ):
+            run_stage(
+                self.stop,
+                wake or arrivals,
+                self.clock,
+                lambda now: one_pass(ledger, now),
+                retire=retire,
+            )
+
     def run_through_due(
         self,
         due: Callable[[Ledger, float], list[Job]],
@@ -193,25 +214,20 @@ class PipelineStage:
     ) -> None:
         """Run the stage as one that takes its due jobs one by one, woken when a job enters
         one of `woken_by` (or when `wake` is set)."""
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(*woken_by) as arrivals,
-        ):
-            run_stage(
+        self.run_passes(
+            lambda ledger, now: work_through_due(
+                ledger,
+                now,
+                self.guard,
                 self.stop,
-                wake or arrivals,
-                self.clock,
-                lambda now: work_through_due(
-                    ledger,
-                    now,
-                    self.guard,
-                    self.stop,
-                    due,
-                    step,
-                    soonest,
-                    pause_under_auth_hold=pause_under_auth_hold,
-                ),
-            )
+                due,
+                step,
+                soonest,
+                pause_under_auth_hold=pause_under_auth_hold,
+            ),
+            *woken_by,
+            wake=wake,
+        )
 
 
 class WistiaStage(PipelineStage):

@@ -31,7 +31,7 @@ from ingestd.core.errors import Cancelled, HoldError, MediaFailed, WistiaError
 from ingestd.core.jobs import Job, JobState
 from ingestd.core.outcomes import Stage
 from ingestd.ledger import Ledger, Ledgers
-from ingestd.pipeline.loop import WistiaStage, policy_for, run_stage
+from ingestd.pipeline.loop import WistiaStage, policy_for
 from ingestd.wistia.client import WistiaClient
 from ingestd.wistia.models import PER_PAGE, Media
 
@@ -61,11 +61,7 @@ class Poller(WistiaStage):
         self._lists_after = 0.0  # no list before this moment (one failed)
 
     def run(self) -> None:
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(JobState.PROCESSING) as wake,
-        ):
-            run_stage(self.stop, wake, self.clock, lambda now: self._pass(ledger, now))
+        self.run_passes(self._pass, JobState.PROCESSING)
 
     def _pass(self, ledger: Ledger, now: float) -> float | None:
         hold = ledger.hold.current()

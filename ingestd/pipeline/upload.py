@@ -56,7 +56,7 @@ from ingestd.folder.sidecars import (
 from ingestd.folder.urlimport import media_name_of, read_url_file
 from ingestd.ledger import Hold, Ledger, Ledgers
 from ingestd.pipeline import versions
-from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, WistiaStage, run_stage
+from ingestd.pipeline.loop import SHORTEST_WAIT_SECONDS, WistiaStage
 from ingestd.pipeline.probe import HoldProbes
 from ingestd.pipeline.projects import FolderProjects, folder_of
 from ingestd.wistia.client import RECONCILE_MARGIN_SECONDS, WistiaClient
@@ -117,13 +117,7 @@ class Uploader(WistiaStage):
 
     def run_worker(self, retire: threading.Event) -> None:
         """Claim and send jobs until the daemon stops or this worker is retired (reload)."""
-        with (
-            self.ledgers.opened() as ledger,
-            self.ledgers.wakeups.arrivals_while(JobState.QUEUED) as wake,
-        ):
-            run_stage(
-                self.stop, wake, self.clock, lambda now: self._pass(ledger, now), retire=retire
-            )
+        self.run_passes(self._pass, JobState.QUEUED, retire=retire)
 
     def _pass(self, ledger: Ledger, now: float) -> float | None:
         """One job sent (then look again at once), or when the next may be."""

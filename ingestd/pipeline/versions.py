@@ -20,6 +20,7 @@ from ingestd.core.errors import JobInputError, NotFoundError
 from ingestd.core.jobs import Job
 from ingestd.folder.sidecars import Metadata
 from ingestd.ledger import Ledger, Swap
+from ingestd.ledger.steps import SwapHow
 from ingestd.wistia.client import WistiaClient
 
 
@@ -54,13 +55,14 @@ def choose(
         return ledger.steps.swap(job.id)
     earlier = ledger.jobs.earlier_version(job)
     ingest = settings.ingest
-    if earlier is None or earlier.hashed_id is None:
-        how = None
-    elif job.replaces == earlier.id:  # this version proves that upload partial
-        how = "partial" if ingest.replace_partial and ingest.new_version == "replace" else None
-    else:
-        how = "path" if ingest.new_version == "replace" else None
-    if how is None or earlier is None or earlier.hashed_id is None:
+    how: SwapHow | None = None  # None: nothing in Wistia to replace, or not to be replaced
+    if earlier is not None and earlier.hashed_id is not None:
+        if job.replaces == earlier.id:  # this version proves that upload partial
+            partial = ingest.replace_partial and ingest.new_version == "replace"
+            how = "partial" if partial else None
+        elif ingest.new_version == "replace":
+            how = "path"
+    if how is None or earlier is None:
         ledger.steps.forget_swap(job)
         return None
     # An earlier version still on its way into the kept media replaces that one, not its own

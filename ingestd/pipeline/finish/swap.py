@@ -288,9 +288,7 @@ class Swaps:
             job, "cleaned", f"the leftover media {swap.replacement} {gone}"
         )
 
-    def _delete_leftover(self, hashed_id: str | None) -> str:
-        if hashed_id is None:
-            return "was not there"
+    def _delete_leftover(self, hashed_id: str) -> str:
         try:
             self.client.delete_media(hashed_id)
         except NotFoundError:
