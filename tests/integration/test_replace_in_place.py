@@ -188,6 +188,12 @@ def _two_versions(daemon: DaemonProcess, name: str) -> tuple[Path, Job, bytes]:
 def _one_swap_and_the_new_bytes(daemon: DaemonProcess, first: Job, data: bytes) -> None:
     swaps = list(daemon.sandbox.store.jobs.values())
     assert len(swaps) == 1, swaps
+    records = daemon.sandbox.records
+    asked = [r for r in records if r.method == "PUT" and r.path.endswith("/swap")]
+    assert len(asked) == 1, [(r.path, r.status) for r in asked]  # asked once, whatever answered
+    leftover = swaps[0].replacement
+    deletes = [r for r in records if r.method == "DELETE" and leftover in r.path]
+    assert len(deletes) <= 1, [(r.path, r.status) for r in deletes]  # deleted once at most
     kept = daemon.sandbox.store.medias[first.hashed_id]
     assert kept.sha256 == sha256(data)
     assert [m.hashed_id for m in named(daemon, kept.name)] == [first.hashed_id]  # no orphan

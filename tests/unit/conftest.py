@@ -96,6 +96,14 @@ class World:
 
 
 @pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    """A fresh ledger on real SQLite, closed after the test."""
+    opened = Ledger(tmp_path / "ledger.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     watch = tmp_path / "inbox"
     watch.mkdir()

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ingestd.core.jobs import TERMINAL, TRANSITIONS, JobState, can_move, resume_state
 from ingestd.ledger import Ledger
 
 S = JobState
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    opened = Ledger(tmp_path / "ledger.db")
-    yield opened
-    opened.close()
 
 
 def queued(ledger: Ledger, name: str = "/w/a.mp4", sha: str = "aa"):

@@ -17,13 +17,6 @@ from ingestd.ledger import SCHEMA_VERSION, InvalidTransition, Ledger, StaleTrans
 S = JobState
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    opened = Ledger(tmp_path / "ledger.db")
-    yield opened
-    opened.close()
-
-
 def queued(ledger: Ledger, name: str = "/w/a.mp4", sha: str = "aa"):
     job = ledger.settling.add(name, "file", 10, 1)
     return ledger.settling.settle(job, sha)

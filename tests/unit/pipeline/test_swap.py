@@ -32,11 +32,17 @@ class Account:
         self.original_gone = False
         self.replacement_gone = False
         self.delete_answer = 200
+        # The swap asked before is made just as it is asked again, and the replacement
+        # removed with it (one reading of Swap): the second ask is answered 404.
+        self.made_while_asked_again = False
         world.wistia.answer = self
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if request.method == "PUT" and path.endswith("/swap"):
+            if self.made_while_asked_again:
+                self.swapped = self.replacement_gone = True
+                return httpx.Response(404, json={"error": "Media not found"})
             if self.swap_answer != 200:
                 return httpx.Response(self.swap_answer, json={"error": "Swap is not on your plan"})
             self.swapped = self.job_status == "finished"
@@ -183,9 +189,10 @@ def test_asked_again_after_wistia_took_the_replacement_away_is_a_swap_made(world
     removed): asked again, Wistia answers 404, and what it shows says the swap was made."""
     swaps, job, wistia = chosen(world)
     asking(world, job, wistia)
-    wistia.swapped, wistia.replacement_gone = True, True
-    wistia.job_status = "finished"
+    wistia.made_while_asked_again = True
+    world.clock.t += UNSURE_WAIT_SECONDS + 1  # nothing showed: it is asked again
     done = swaps.carry_out(world.ledger, world.settings, job)
+    assert wistia.asked("PUT", "/swap") == 1
     assert done is not None and done.hashed_id == "K"
     assert world.ledger.steps.swap(job.id).stage == "cleaned"
 

@@ -13,6 +13,7 @@ import pytest
 
 from ingestd.redact import redact
 from ingestd.telling.notify import people
+from tests.conftest import wait_until
 from tests.receivers import HttpReceiver
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#general"
@@ -131,10 +132,9 @@ def test_an_attempt_ends_at_its_deadline_and_a_hung_one_is_not_joined_by_another
         answer = messenger.send(receiver, "t", "b", 0.5)
         return answer is not None and "the last attempt has not ended" in answer
 
-    deadline = time.monotonic() + 10
-    while still_hung():
-        assert time.monotonic() < deadline, "the abandoned attempt never ended"
-        time.sleep(0.2)
+    wait_until(
+        lambda: not still_hung(), timeout=10, interval=0.2, what="the abandoned attempt ended"
+    )
 
 
 def test_every_piece_of_a_url_apprise_cannot_read_is_a_secret() -> None:
