@@ -32,6 +32,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from ingestd.config.file import (
     CREDENTIAL_NAME,
+    DEFAULT_LEDGER,
     MAX_TOKEN_BYTES,
     read_config_file,
     read_small_file,
@@ -329,7 +330,7 @@ class Settings(BaseSettings):
     )
 
     watch_dir: Path
-    ledger: Path = Path("/var/lib/ingestd/ledger.db")
+    ledger: Path = DEFAULT_LEDGER
     wistia: WistiaSettings = Field(default_factory=WistiaSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)

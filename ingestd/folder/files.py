@@ -128,7 +128,9 @@ def _enter(folder: int, part: str, name: str, create: bool) -> int:
             except OSError:
                 mode = 0
             if stat.S_ISLNK(mode):
-                raise NotRegularFile(name, f"inside a symbolic link to a folder ({part})") from None
+                raise NotRegularFile(
+                    name, f"inside a symbolic link to a folder ({display(part)})"
+                ) from None
             if create:
                 raise NotRegularFile(display(part), kind_of(mode)) from None
             raise FileNotFoundError(errno.ENOENT, "not a folder", part) from None
@@ -231,21 +233,40 @@ class Folder:
         source = self.entry(name)
         if source is None:
             return  # moved already
+        mine = (source.st_dev, source.st_ino)
         try:
             os.link(name, new_name, src_dir_fd=self.fd, dst_dir_fd=target.fd, follow_symlinks=False)
         except FileExistsError:
             there = target.entry(new_name)
-            if there is None or (there.st_dev, there.st_ino) != (source.st_dev, source.st_ino):
+            if there is None or (there.st_dev, there.st_ino) != mine:
                 raise  # something else is there: no overwrite, ever
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
                 raise
-            self._copy(name, target, new_name, beat)
-        os.unlink(name, dir_fd=self.fd)
+            if not self._copy(name, mine, target, new_name, beat):
+                return  # a newer version took its name meanwhile: this one is gone already
+        # Only the file moved: a newer version renamed over it meanwhile (an rsync during a
+        # long copy) is a file of its own, never deleted here.
+        now = self.entry(name)
+        if now is not None and (now.st_dev, now.st_ino) == mine:
+            os.unlink(name, dir_fd=self.fd)
 
-    def _copy(self, name: str, target: Folder, new_name: str, beat: Callable[[], None]) -> None:
+    def _copy(
+        self,
+        name: str,
+        mine: tuple[int, int],
+        target: Folder,
+        new_name: str,
+        beat: Callable[[], None],
+    ) -> bool:
+        """Copy `name` (the file `mine` identifies) to `target`; False when `name` is another
+        file now, and nothing was copied."""
         partial = f".ingestd-partial-{secrets.token_hex(6)}"  # short: any name length works
         source = _open_leaf(self.fd, name, display(name))
+        opened = os.fstat(source)
+        if (opened.st_dev, opened.st_ino) != mine:
+            os.close(source)
+            return False
         try:
             made = os.open(
                 partial,
@@ -268,6 +289,7 @@ class Folder:
                 target.unlink(partial)
         finally:
             os.close(source)
+        return True
 
 
 def is_this_version(job: Job) -> bool:

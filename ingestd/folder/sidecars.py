@@ -108,8 +108,6 @@ def read_text(path: Path, root: Path, limit: int, what: str) -> str | None:
         raw = read_bounded(path, root, limit, what)
     except FileNotFoundError:
         return None
-    except SidecarError:
-        raise
     except JobInputError as exc:
         raise SidecarError(exc.reason, exc.hint) from None
     name = display(path.name)

@@ -133,14 +133,14 @@ class Ledger:
         self.clock = self.db.clock
         self.outbox = OutboxPart(self.db, outbox if outbox is not None else Outbox())
         self.jobs = Jobs(self.db, self.outbox)
-        self.adoption = Adoption(self.db, self.jobs)
+        self.facts = Facts(self.db)
+        self.adoption = Adoption(self.db, self.jobs, self.facts)
         self.settling = Settling(self.db, self.jobs, self.adoption)
         self.uploads = Uploads(self.db)
         self.hold = HoldPart(self.db)
         self.steps = Steps(self.db)
         self.resync = ResyncMarks(self.db)
         self.projects = Projects(self.db)
-        self.facts = Facts(self.db)
         self.dues = Dues(self.db)
 
     def close(self) -> None:

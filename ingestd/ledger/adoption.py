@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from ingestd.core.jobs import Job, JobState
 from ingestd.ledger.db import JOB_COLUMNS, Db, path_columns, retried_write, to_job
+from ingestd.ledger.facts import Facts
 from ingestd.ledger.jobs import Jobs
 
 LEDGER_CREATED_AT = "ledger_created_at"
@@ -55,17 +56,22 @@ class Adopted:
 
 
 class Adoption:
-    def __init__(self, db: Db, jobs: Jobs) -> None:
+    def __init__(self, db: Db, jobs: Jobs, facts: Facts) -> None:
         self.db = db
         self.jobs = jobs
+        self.facts = facts
+        self._created_at: float | None = None
 
     def created_at(self) -> float | None:
-        """When the ledger was created (wall time)."""
-        row = self.db.row("SELECT value FROM facts WHERE name = ?", (LEDGER_CREATED_AT,))
-        try:
-            return None if row is None else float(row[0])
-        except ValueError:
-            return None
+        """When the ledger was created (wall time): written once, by its migration, so read
+        once per connection (settling asks for every file it queues)."""
+        if self._created_at is None:
+            recorded = self.facts.get(LEDGER_CREATED_AT)
+            try:
+                self._created_at = None if recorded is None else float(recorded)
+            except ValueError:
+                return None
+        return self._created_at
 
     def wait_in_transaction(self, job: Job) -> bool:
         """A file just queued (inside settling's transaction): whether it waits for a look,

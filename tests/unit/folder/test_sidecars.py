@@ -254,6 +254,29 @@ def test_move_to_another_file_system_copies_whole_and_follows_no_link(tmp_path: 
         shutil.rmtree(archive)
 
 
+def test_a_newer_version_renamed_in_during_a_long_copy_is_never_deleted(tmp_path: Path) -> None:
+    """An rsync renames a new version over the file while it is copied to another file
+    system: the old bytes are archived, and the new version stays in the folder."""
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to move to")
+    archive = Path(tempfile.mkdtemp(dir=other))
+    try:
+        source = write(tmp_path / "clip.mp4", "v1" * 100_000)
+
+        def newer_version_arrives() -> None:
+            if not (tmp_path / "clip.mp4").read_text().startswith("v2"):
+                write(tmp_path / "new.tmp", "v2, the newer version")
+                os.rename(tmp_path / "new.tmp", source)
+
+        with Folder(tmp_path, tmp_path) as src, Folder(archive, archive) as dst:
+            src.move_to(source.name, dst, source.name, newer_version_arrives)
+        assert (archive / "clip.mp4").read_text() == "v1" * 100_000
+        assert source.read_text() == "v2, the newer version"
+    finally:
+        shutil.rmtree(archive)
+
+
 def test_a_folder_swapped_for_a_link_is_never_gone_through(tmp_path: Path) -> None:
     root, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
     write(elsewhere / "victim.mp4", "theirs")
